@@ -1,0 +1,158 @@
+#include "shoal/crypto/shamir.h"
+
+#include <sodium.h>
+
+#include <string>
+
+#include "sodium_init.h"
+
+namespace shoal::crypto {
+namespace {
+
+constexpr std::size_t kElements = kShamirSecretBytes / 2;  // 16-bit field elements per secret
+// x^16 + x^12 + x^3 + x + 1, a primitive polynomial over GF(2).
+constexpr std::uint32_t kFieldPolynomial = 0x1100B;
+
+// Carry-less multiply then reduce, with masks instead of branches so the
+// running time does not depend on the operands.
+std::uint16_t gf_multiply(std::uint16_t a, std::uint16_t b) {
+  std::uint32_t product = 0;
+  for (int bit = 0; bit < 16; ++bit) {
+    product ^= (static_cast<std::uint32_t>(a) << bit) & (0u - ((b >> bit) & 1u));
+  }
+  for (int bit = 30; bit >= 16; --bit) {
+    product ^= (kFieldPolynomial << (bit - 16)) & (0u - ((product >> bit) & 1u));
+  }
+  return static_cast<std::uint16_t>(product);
+}
+
+// a^(2^16 - 2) = a^-1 for a != 0 (Fermat); the exponent is public, so the
+// square-and-multiply sequence is fixed.
+std::uint16_t gf_inverse(std::uint16_t a) {
+  std::uint16_t result = 1;
+  std::uint16_t power = a;
+  for (std::uint32_t exponent = 0xFFFE; exponent != 0; exponent >>= 1) {
+    if (exponent & 1u) result = gf_multiply(result, power);
+    power = gf_multiply(power, power);
+  }
+  return result;
+}
+
+std::uint16_t element_at(const std::uint8_t* bytes, std::size_t e) {
+  return static_cast<std::uint16_t>(bytes[2 * e] | bytes[2 * e + 1] << 8);
+}
+
+void store_element(std::uint8_t* bytes, std::size_t e, std::uint16_t value) {
+  bytes[2 * e] = static_cast<std::uint8_t>(value);
+  bytes[2 * e + 1] = static_cast<std::uint8_t>(value >> 8);
+}
+
+Error shamir_error(const std::string& what) {
+  return make_error(ErrorCode::invalid_argument, "Shamir: " + what);
+}
+
+}  // namespace
+
+SecretBytes<kShamirShareBytes> ShamirShare::to_bytes() const {
+  SecretBytes<kShamirShareBytes> out;
+  out.data()[0] = static_cast<std::uint8_t>(index);
+  out.data()[1] = static_cast<std::uint8_t>(index >> 8);
+  out.data()[2] = static_cast<std::uint8_t>(threshold);
+  out.data()[3] = static_cast<std::uint8_t>(threshold >> 8);
+  std::copy(value.span().begin(), value.span().end(), out.data() + 4);
+  return out;
+}
+
+Result<ShamirShare> ShamirShare::from_bytes(std::span<const std::uint8_t> bytes) {
+  if (bytes.size() != kShamirShareBytes) {
+    return make_error(ErrorCode::corrupt, "Shamir share is " + std::to_string(bytes.size()) +
+                                              " bytes, expected " + std::to_string(kShamirShareBytes));
+  }
+  ShamirShare share;
+  share.index = static_cast<std::uint16_t>(bytes[0] | bytes[1] << 8);
+  share.threshold = static_cast<std::uint16_t>(bytes[2] | bytes[3] << 8);
+  if (share.index == 0) return make_error(ErrorCode::corrupt, "Shamir share has index 0");
+  if (share.threshold == 0) return make_error(ErrorCode::corrupt, "Shamir share has threshold 0");
+  std::copy(bytes.begin() + 4, bytes.end(), share.value.data());
+  return share;
+}
+
+Result<std::vector<ShamirShare>> shamir_split(const ShamirSecret& secret, unsigned threshold,
+                                              unsigned share_count) {
+  detail::ensure_sodium();
+  if (threshold == 0) return shamir_error("threshold must be at least 1");
+  if (share_count > kShamirMaxShares) {
+    return shamir_error(std::to_string(share_count) + " shares requested, at most " +
+                        std::to_string(kShamirMaxShares) + " are possible");
+  }
+  if (threshold > share_count) {
+    return shamir_error("threshold " + std::to_string(threshold) + " exceeds the " +
+                        std::to_string(share_count) + " shares requested");
+  }
+  // coefficients[e * threshold + k] is the x^k coefficient of element e's polynomial.
+  std::vector<std::uint16_t> coefficients(kElements * threshold);
+  randombytes_buf(coefficients.data(), coefficients.size() * sizeof(std::uint16_t));
+  std::uint16_t* coefficient_words = coefficients.data();
+  for (std::size_t e = 0; e < kElements; ++e) {
+    coefficient_words[e * threshold] = element_at(secret.data(), e);
+  }
+  std::vector<ShamirShare> shares(share_count);
+  for (unsigned i = 0; i < share_count; ++i) {
+    const auto x = static_cast<std::uint16_t>(i + 1);
+    shares[i].index = x;
+    shares[i].threshold = static_cast<std::uint16_t>(threshold);
+    for (std::size_t e = 0; e < kElements; ++e) {
+      const std::uint16_t* poly = coefficient_words + e * threshold;
+      std::uint16_t y = poly[threshold - 1];
+      for (unsigned k = threshold - 1; k-- > 0;) y = gf_multiply(y, x) ^ poly[k];  // Horner
+      store_element(shares[i].value.data(), e, y);
+    }
+  }
+  wipe(coefficients.data(), coefficients.size() * sizeof(std::uint16_t));
+  return shares;
+}
+
+Result<ShamirSecret> shamir_combine(std::span<const ShamirShare> shares) {
+  if (shares.empty()) return shamir_error("no shares given");
+  const unsigned threshold = shares[0].threshold;
+  if (threshold == 0) return shamir_error("share " + std::to_string(shares[0].index) + " has threshold 0");
+  std::vector<bool> seen(kShamirMaxShares + 1, false);
+  for (const auto& share : shares) {
+    if (share.threshold != threshold) {
+      return shamir_error("shares disagree on the threshold (" + std::to_string(threshold) + " and " +
+                          std::to_string(share.threshold) + "): they come from different splits");
+    }
+    if (share.index == 0) return shamir_error("a share has index 0, which would be the secret itself");
+    if (seen[share.index]) {
+      return shamir_error("two shares have index " + std::to_string(share.index));
+    }
+    seen[share.index] = true;
+  }
+  if (shares.size() < threshold) {
+    return shamir_error(std::to_string(shares.size()) + " shares given, " + std::to_string(threshold) +
+                        " needed to reconstruct");
+  }
+  // Lagrange interpolation at x = 0 over the first `threshold` shares; in
+  // characteristic 2, x_j - x_i is x_j ^ x_i.
+  const auto used = shares.first(threshold);
+  ShamirSecret secret;
+  std::uint16_t accumulated[kElements] = {};
+  for (std::size_t i = 0; i < used.size(); ++i) {
+    std::uint16_t numerator = 1;
+    std::uint16_t denominator = 1;
+    for (std::size_t j = 0; j < used.size(); ++j) {
+      if (j == i) continue;
+      numerator = gf_multiply(numerator, used[j].index);
+      denominator = gf_multiply(denominator, used[j].index ^ used[i].index);
+    }
+    const std::uint16_t basis = gf_multiply(numerator, gf_inverse(denominator));
+    for (std::size_t e = 0; e < kElements; ++e) {
+      accumulated[e] ^= gf_multiply(basis, element_at(used[i].value.data(), e));
+    }
+  }
+  for (std::size_t e = 0; e < kElements; ++e) store_element(secret.data(), e, accumulated[e]);
+  wipe(accumulated, sizeof accumulated);
+  return secret;
+}
+
+}  // namespace shoal::crypto

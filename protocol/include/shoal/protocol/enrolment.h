@@ -1,0 +1,49 @@
+// The enrolment list: the device public keys a server admits.
+//
+// Its source is either a file with one key per line
+//
+//   # comment
+//   ed25519:<64 hex digits>  optional-name
+//
+// or a directory in which every *.pub file is a shoal public key file (role
+// device). The ZAP authenticator matches a connecting peer's CurveZMQ key
+// against the Curve25519 form of each enrolled key.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "shoal/crypto/identity.h"
+#include "shoal/crypto/result.h"
+
+namespace shoal::protocol {
+
+struct EnrolledDevice {
+  crypto::PublicIdentity identity;
+  std::string name;  // from the list line or the file name; may be empty
+};
+
+class EnrolmentList {
+ public:
+  // Loads a list file or a directory of .pub files; errors name the file and line.
+  static Result<EnrolmentList> load(const std::filesystem::path& source);
+  // Parses list-file text; `source` names it in errors.
+  static Result<EnrolmentList> parse(std::string_view text, std::string_view source);
+
+  // The device whose CurveZMQ public key is `key`, or nullptr.
+  const EnrolledDevice* find(const crypto::Curve25519PublicKey& key) const;
+  std::size_t size() const { return devices_.size(); }
+
+ private:
+  Status add(EnrolledDevice device, const std::string& where);
+  std::map<crypto::Curve25519PublicKey, EnrolledDevice> devices_;
+};
+
+// A value that changes whenever the source's contents may have changed
+// (modification times and sizes of the file, or of the directory and its
+// entries). The authenticator reloads the list when it differs.
+std::string enrolment_source_fingerprint(const std::filesystem::path& source);
+
+}  // namespace shoal::protocol

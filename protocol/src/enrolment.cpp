@@ -1,0 +1,110 @@
+#include "shoal/protocol/enrolment.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "shoal/crypto/durable_file.h"
+#include "shoal/crypto/key_file.h"
+
+namespace shoal::protocol {
+namespace {
+
+constexpr std::size_t kMaxListBytes = std::size_t{64} << 20;
+
+std::string_view trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r");
+  return s.substr(first, last - first + 1);
+}
+
+std::vector<std::filesystem::path> public_key_files(const std::filesystem::path& directory,
+                                                    std::error_code& error) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
+    if (entry.path().extension() == ".pub") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+Status EnrolmentList::add(EnrolledDevice device, const std::string& where) {
+  const auto key = device.identity.curve25519();
+  if (devices_.contains(key)) {
+    return make_error(ErrorCode::corrupt, where + ": key " + device.identity.key_id() + " is enrolled twice");
+  }
+  devices_.emplace(key, std::move(device));
+  return ok_status();
+}
+
+Result<EnrolmentList> EnrolmentList::parse(std::string_view text, std::string_view source) {
+  EnrolmentList list;
+  int line_number = 0;
+  while (!text.empty()) {
+    ++line_number;
+    const auto end = text.find('\n');
+    const std::string_view line = trim(text.substr(0, end));
+    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    if (line.empty() || line.front() == '#') continue;
+    const std::string where = "enrolment list '" + std::string(source) + "' line " + std::to_string(line_number);
+    const auto space = line.find_first_of(" \t");
+    const std::string_view key_text = line.substr(0, space);
+    const std::string_view name = space == std::string_view::npos ? std::string_view{} : trim(line.substr(space));
+    auto identity = crypto::parse_ed25519_public(key_text, where);
+    if (!identity) return identity.error();
+    if (auto status = list.add({*identity, std::string(name)}, where); !status) return status.error();
+  }
+  return list;
+}
+
+Result<EnrolmentList> EnrolmentList::load(const std::filesystem::path& source) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(source, error)) {
+    auto text = crypto::read_file(source, kMaxListBytes);
+    if (!text) return make_error(text.error().code, "enrolment list: " + text.error().message);
+    return parse(*text, source.string());
+  }
+  const auto files = public_key_files(source, error);
+  if (error) {
+    return make_error(ErrorCode::io, "cannot list enrolment directory '" + source.string() + "': " + error.message());
+  }
+  EnrolmentList list;
+  for (const auto& file : files) {
+    auto key = crypto::load_public_key(file);
+    if (!key) return make_error(key.error().code, "enrolment directory: " + key.error().message);
+    if (key->role != crypto::KeyRole::device) {
+      return make_error(ErrorCode::invalid_argument, "enrolment directory: '" + file.string() + "' holds a " +
+                                                         crypto::to_string(key->role) + " key, not a device key");
+    }
+    if (auto status = list.add({key->identity, file.stem().string()}, "'" + file.string() + "'"); !status) {
+      return status.error();
+    }
+  }
+  return list;
+}
+
+const EnrolledDevice* EnrolmentList::find(const crypto::Curve25519PublicKey& key) const {
+  auto it = devices_.find(key);
+  return it == devices_.end() ? nullptr : &it->second;
+}
+
+std::string enrolment_source_fingerprint(const std::filesystem::path& source) {
+  auto describe = [](const std::filesystem::path& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return path.string() + ":missing;";
+    return path.string() + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+           std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ";";
+  };
+  std::string fingerprint = describe(source);
+  std::error_code error;
+  if (std::filesystem::is_directory(source, error)) {
+    for (const auto& file : public_key_files(source, error)) fingerprint += describe(file);
+  }
+  return fingerprint;
+}
+
+}  // namespace shoal::protocol

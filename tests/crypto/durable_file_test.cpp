@@ -1,0 +1,51 @@
+#include "shoal/crypto/durable_file.h"
+
+#include <catch2/catch.hpp>
+
+#include "temp_dir.h"
+
+using namespace shoal::crypto;
+using shoal::testing::TempDir;
+
+TEST_CASE("a durable write replaces the old contents and leaves no temporary file") {
+  TempDir dir;
+  REQUIRE(write_file_durably(dir / "state", std::string_view("first")));
+  REQUIRE(write_file_durably(dir / "state", std::string_view("second, longer")));
+  CHECK(*read_file(dir / "state", 100) == "second, longer");
+  int entries = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path())) ++entries;
+  CHECK(entries == 1);
+}
+
+TEST_CASE("a failed durable write keeps the previous file intact") {
+  TempDir dir;
+  REQUIRE(write_file_durably(dir / "state", std::string_view("precious")));
+  // A directory in the way of the rename makes the final step fail.
+  std::filesystem::create_directory(dir / "blocked");
+  std::filesystem::create_directory(dir / "blocked" / "child");
+  auto status = write_file_durably(dir / "blocked", std::string_view("new"));
+  REQUIRE_FALSE(status);
+  CHECK(status.error().message.find("blocked") != std::string::npos);
+  CHECK(*read_file(dir / "state", 100) == "precious");
+  CHECK(std::filesystem::is_directory(dir / "blocked" / "child"));
+}
+
+TEST_CASE("writing into a missing directory names the path") {
+  TempDir dir;
+  auto status = write_file_durably(dir / "no" / "such" / "file", std::string_view("x"));
+  REQUIRE_FALSE(status);
+  CHECK(status.error().code == shoal::ErrorCode::not_found);
+  CHECK(status.error().message.find("no/such") != std::string::npos);
+}
+
+TEST_CASE("read_file refuses files over the limit and non-regular files") {
+  TempDir dir;
+  REQUIRE(write_file_durably(dir / "big", std::string(100, 'x')));
+  auto big = read_file(dir / "big", 99);
+  REQUIRE_FALSE(big);
+  CHECK(big.error().message.find("limit of 99") != std::string::npos);
+  CHECK(read_file(dir / "big", 100)->size() == 100);
+  auto directory = read_file(dir.path(), 100);
+  REQUIRE_FALSE(directory);
+  CHECK(directory.error().message.find("not a regular file") != std::string::npos);
+}

@@ -1,0 +1,51 @@
+#include "shoal/crypto/hash.h"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <random>
+
+#include "shoal/crypto/encoding.h"
+#include "temp_dir.h"
+
+using namespace shoal::crypto;
+
+TEST_CASE("BLAKE2b-256 of the empty string matches the published value") {
+  CHECK(to_hex(blake2b256({})) == "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
+}
+
+TEST_CASE("hashing in chunks equals hashing at once") {
+  std::vector<std::uint8_t> data(100000);
+  std::mt19937 rng(7);
+  for (auto& b : data) b = static_cast<std::uint8_t>(rng());
+  Blake2b256 streaming;
+  for (std::size_t offset = 0; offset < data.size(); offset += 777) {
+    streaming.update(std::span(data).subspan(offset, std::min<std::size_t>(777, data.size() - offset)));
+  }
+  CHECK(streaming.finish() == blake2b256(data));
+}
+
+TEST_CASE("hash_file streams a multi-chunk file to the same digest as its bytes") {
+  shoal::testing::TempDir dir;
+  std::vector<std::uint8_t> data((3 << 20) + 12345);
+  std::mt19937 rng(11);
+  for (auto& b : data) b = static_cast<std::uint8_t>(rng());
+  std::ofstream(dir / "blob", std::ios::binary).write(reinterpret_cast<const char*>(data.data()), data.size());
+  auto digest = hash_file(dir / "blob");
+  REQUIRE(digest);
+  CHECK(*digest == blake2b256(data));
+}
+
+TEST_CASE("hash_file names a missing file") {
+  shoal::testing::TempDir dir;
+  auto digest = hash_file(dir / "absent.weights");
+  REQUIRE_FALSE(digest);
+  CHECK(digest.error().code == shoal::ErrorCode::not_found);
+  CHECK(digest.error().message.find("absent.weights") != std::string::npos);
+}
+
+TEST_CASE("finishing a hash twice is a programming error") {
+  Blake2b256 hasher;
+  (void)hasher.finish();
+  CHECK_THROWS_AS(hasher.finish(), std::logic_error);
+}

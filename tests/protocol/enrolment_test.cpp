@@ -1,0 +1,76 @@
+#include "shoal/protocol/enrolment.h"
+
+#include <catch2/catch.hpp>
+
+#include "shoal/crypto/durable_file.h"
+#include "shoal/crypto/key_file.h"
+#include "temp_dir.h"
+
+using namespace shoal;
+using namespace shoal::protocol;
+using shoal::testing::TempDir;
+
+TEST_CASE("a list file admits exactly its keys, by their Curve25519 form") {
+  const auto a = crypto::IdentityKeyPair::generate().public_identity();
+  const auto b = crypto::IdentityKeyPair::generate().public_identity();
+  const auto stranger = crypto::IdentityKeyPair::generate().public_identity();
+  const std::string text = "# fleet\n" + crypto::format_ed25519_public(a.ed25519()) + " laptop-1\n\n" +
+                           crypto::format_ed25519_public(b.ed25519()) + "\n";
+  auto list = EnrolmentList::parse(text, "devices.txt");
+  REQUIRE(list);
+  CHECK(list->size() == 2);
+  REQUIRE(list->find(a.curve25519()) != nullptr);
+  CHECK(list->find(a.curve25519())->name == "laptop-1");
+  CHECK(list->find(b.curve25519()) != nullptr);
+  CHECK(list->find(stranger.curve25519()) == nullptr);
+}
+
+TEST_CASE("a bad list line is an error naming the file and the line") {
+  const auto a = crypto::IdentityKeyPair::generate().public_identity();
+  const std::string good = crypto::format_ed25519_public(a.ed25519());
+  auto bad_key = EnrolmentList::parse(good + "\ned25519:zz\n", "devices.txt");
+  REQUIRE_FALSE(bad_key);
+  CHECK(bad_key.error().message.find("'devices.txt' line 2") != std::string::npos);
+  auto twice = EnrolmentList::parse(good + "\n" + good + "\n", "devices.txt");
+  REQUIRE_FALSE(twice);
+  CHECK(twice.error().message.find("enrolled twice") != std::string::npos);
+  auto no_prefix = EnrolmentList::parse("abc\n", "devices.txt");
+  REQUIRE_FALSE(no_prefix);
+  CHECK(no_prefix.error().message.find("ed25519:") != std::string::npos);
+}
+
+TEST_CASE("a directory of .pub files is an enrolment list, named by file") {
+  TempDir dir;
+  const auto a = crypto::IdentityKeyPair::generate().public_identity();
+  REQUIRE(crypto::save_public_key(dir / "phone-7.pub", {crypto::KeyRole::device, a}));
+  REQUIRE(crypto::write_file_durably(dir / "README", std::string_view("not a key")));
+  auto list = EnrolmentList::load(dir.path());
+  REQUIRE(list);
+  CHECK(list->size() == 1);
+  CHECK(list->find(a.curve25519())->name == "phone-7");
+}
+
+TEST_CASE("a release or server key in the enrolment directory is refused") {
+  TempDir dir;
+  const auto key = crypto::IdentityKeyPair::generate().public_identity();
+  REQUIRE(crypto::save_public_key(dir / "signer.pub", {crypto::KeyRole::release, key}));
+  auto list = EnrolmentList::load(dir.path());
+  REQUIRE_FALSE(list);
+  CHECK(list.error().message.find("release key, not a device key") != std::string::npos);
+}
+
+TEST_CASE("a missing enrolment source is an error naming it") {
+  TempDir dir;
+  auto list = EnrolmentList::load(dir / "devices.txt");
+  REQUIRE_FALSE(list);
+  CHECK(list.error().code == ErrorCode::not_found);
+  CHECK(list.error().message.find("devices.txt") != std::string::npos);
+}
+
+TEST_CASE("the source fingerprint changes when a key file is added") {
+  TempDir dir;
+  const auto before = enrolment_source_fingerprint(dir.path());
+  REQUIRE(crypto::save_public_key(dir / "d.pub", {crypto::KeyRole::device,
+                                                  crypto::IdentityKeyPair::generate().public_identity()}));
+  CHECK(enrolment_source_fingerprint(dir.path()) != before);
+}
