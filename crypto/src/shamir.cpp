@@ -10,18 +10,20 @@ namespace shoal::crypto {
 namespace {
 
 constexpr std::size_t kElements = kShamirSecretBytes / 2;  // 16-bit field elements per secret
-// x^16 + x^12 + x^3 + x + 1, a primitive polynomial over GF(2).
-constexpr std::uint32_t kFieldPolynomial = 0x1100B;
+// The field is GF(2)[x] / (x^16 + x^12 + x^3 + x + 1), a primitive polynomial.
 
-// Carry-less multiply then reduce, with masks instead of branches so the
-// running time does not depend on the operands.
-std::uint16_t gf_multiply(std::uint16_t a, std::uint16_t b) {
+// Carry-less multiply, then reduce using x^16 = x^12 + x^3 + x + 1: each
+// fold moves the bits above x^15 down; four folds take a 31-bit product to 16
+// bits. Masks instead of branches keep the running time independent of the
+// operands, and the shape lets the compiler vectorise loops of multiplies.
+inline std::uint16_t gf_multiply(std::uint16_t a, std::uint16_t b) {
   std::uint32_t product = 0;
   for (int bit = 0; bit < 16; ++bit) {
     product ^= (static_cast<std::uint32_t>(a) << bit) & (0u - ((b >> bit) & 1u));
   }
-  for (int bit = 30; bit >= 16; --bit) {
-    product ^= (kFieldPolynomial << (bit - 16)) & (0u - ((product >> bit) & 1u));
+  for (int fold = 0; fold < 4; ++fold) {
+    const std::uint32_t high = product >> 16;
+    product = (product & 0xffff) ^ (high << 12) ^ (high << 3) ^ (high << 1) ^ high;
   }
   return static_cast<std::uint16_t>(product);
 }
@@ -89,24 +91,25 @@ Result<std::vector<ShamirShare>> shamir_split(const ShamirSecret& secret, unsign
     return shamir_error("threshold " + std::to_string(threshold) + " exceeds the " +
                         std::to_string(share_count) + " shares requested");
   }
-  // coefficients[e * threshold + k] is the x^k coefficient of element e's polynomial.
+  // coefficients[k * kElements + e] is the x^k coefficient of element e's
+  // polynomial; the 16 elements sit side by side so each Horner step is one
+  // loop over them that the compiler vectorises.
   std::vector<std::uint16_t> coefficients(kElements * threshold);
   randombytes_buf(coefficients.data(), coefficients.size() * sizeof(std::uint16_t));
-  std::uint16_t* coefficient_words = coefficients.data();
-  for (std::size_t e = 0; e < kElements; ++e) {
-    coefficient_words[e * threshold] = element_at(secret.data(), e);
-  }
+  for (std::size_t e = 0; e < kElements; ++e) coefficients[e] = element_at(secret.data(), e);
   std::vector<ShamirShare> shares(share_count);
   for (unsigned i = 0; i < share_count; ++i) {
     const auto x = static_cast<std::uint16_t>(i + 1);
+    std::uint16_t y[kElements];
+    std::copy_n(&coefficients[(threshold - 1) * kElements], kElements, y);
+    for (unsigned k = threshold - 1; k-- > 0;) {  // Horner
+      const std::uint16_t* c = &coefficients[k * kElements];
+      for (std::size_t e = 0; e < kElements; ++e) y[e] = gf_multiply(y[e], x) ^ c[e];
+    }
     shares[i].index = x;
     shares[i].threshold = static_cast<std::uint16_t>(threshold);
-    for (std::size_t e = 0; e < kElements; ++e) {
-      const std::uint16_t* poly = coefficient_words + e * threshold;
-      std::uint16_t y = poly[threshold - 1];
-      for (unsigned k = threshold - 1; k-- > 0;) y = gf_multiply(y, x) ^ poly[k];  // Horner
-      store_element(shares[i].value.data(), e, y);
-    }
+    for (std::size_t e = 0; e < kElements; ++e) store_element(shares[i].value.data(), e, y[e]);
+    wipe(y, sizeof y);
   }
   wipe(coefficients.data(), coefficients.size() * sizeof(std::uint16_t));
   return shares;
