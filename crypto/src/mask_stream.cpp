@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <array>
 #include <bit>
 #include <cstring>
 
@@ -11,8 +12,8 @@
 namespace shoal::crypto {
 namespace {
 
-constexpr std::size_t kWordsPerBlock = 64 / sizeof(std::uint32_t);  // ChaCha20 blocks are 64 bytes
-constexpr std::uint8_t kNonce[crypto_stream_chacha20_NONCEBYTES] = {};  // one stream per derived key
+constexpr std::size_t kBlockBytes = 64;  // one ChaCha20 block
+constexpr std::size_t kWordsPerBlock = kBlockBytes / sizeof(std::uint32_t);
 
 // The keystream bytes are defined as little-endian words on every host.
 void to_host_order(std::span<std::uint32_t> words) {
@@ -30,15 +31,26 @@ MaskStream::MaskStream(const MaskSeed& seed, std::string_view label) {
 }
 
 void MaskStream::expand(std::uint64_t first, std::span<std::uint32_t> out) const {
-  if (out.empty()) return;
-  std::uint64_t block = first / kWordsPerBlock;
-  const std::size_t skip = first % kWordsPerBlock;
+  while (!out.empty()) {
+    const std::uint64_t offset = first % kSegmentWords;
+    const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), kSegmentWords - offset));
+    expand_segment(first / kSegmentWords, offset, out.first(take));
+    first += take;
+    out = out.subspan(take);
+  }
+}
+
+void MaskStream::expand_segment(std::uint64_t segment, std::uint64_t offset, std::span<std::uint32_t> out) const {
+  unsigned char nonce[crypto_stream_chacha20_NONCEBYTES];
+  for (std::size_t i = 0; i < sizeof nonce; ++i) nonce[i] = static_cast<unsigned char>(segment >> (8 * i));
+  std::uint64_t block = offset / kWordsPerBlock;
+  const std::size_t skip = offset % kWordsPerBlock;
   if (skip != 0) {
     // A chunk that starts inside a block: produce that block and keep its tail.
     std::uint32_t words[kWordsPerBlock] = {};
     crypto_stream_chacha20_xor_ic(reinterpret_cast<unsigned char*>(words),
-                                  reinterpret_cast<const unsigned char*>(words), sizeof words, kNonce,
-                                  block, key_.data());
+                                  reinterpret_cast<const unsigned char*>(words), sizeof words, nonce, block,
+                                  key_.data());
     const std::size_t take = std::min(out.size(), kWordsPerBlock - skip);
     std::memcpy(out.data(), words + skip, take * sizeof(std::uint32_t));
     wipe(words, sizeof words);
@@ -47,22 +59,16 @@ void MaskStream::expand(std::uint64_t first, std::span<std::uint32_t> out) const
     ++block;
   }
   if (out.empty()) return;
-  if (block == 0) {
-    // Fast path: write the keystream directly, one pass over memory.
-    crypto_stream_chacha20(reinterpret_cast<unsigned char*>(out.data()), out.size_bytes(), kNonce, key_.data());
-    to_host_order(out);
-    return;
-  }
-  // libsodium has no "keystream from block n" call, only xor from block n:
-  // zero a cache-sized piece and xor the keystream into it, so the buffer is
-  // still crossed once.
-  constexpr std::size_t kPieceWords = 4096;  // 16 KiB: stays in L1/L2 between the two steps
-  for (std::size_t done = 0; done < out.size(); done += kPieceWords) {
-    const auto piece = out.subspan(done, std::min(kPieceWords, out.size() - done));
-    auto* bytes = reinterpret_cast<unsigned char*>(piece.data());
-    std::memset(bytes, 0, piece.size_bytes());
-    crypto_stream_chacha20_xor_ic(bytes, bytes, piece.size_bytes(), kNonce, block + done / kWordsPerBlock,
-                                  key_.data());
+  // libsodium's crypto_stream_chacha20 zeroes its whole output and then
+  // xors the keystream into it, crossing a large buffer twice. Xoring the
+  // keystream with a small block of zeros that stays in L1 writes the output
+  // exactly once, and can start at any block.
+  static constexpr std::size_t kPieceBytes = 16384;
+  static const std::array<unsigned char, kPieceBytes> kZeros{};
+  auto* bytes = reinterpret_cast<unsigned char*>(out.data());
+  for (std::size_t done = 0; done < out.size_bytes(); done += kPieceBytes) {
+    crypto_stream_chacha20_xor_ic(bytes + done, kZeros.data(), std::min(kPieceBytes, out.size_bytes() - done), nonce,
+                                  block + done / kBlockBytes, key_.data());
   }
   to_host_order(out);
 }

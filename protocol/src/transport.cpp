@@ -41,9 +41,14 @@ Decoded<Envelope> decode_received(std::vector<zmq::message_t> frames, bool withi
 
 }  // namespace
 
-Result<zmq::socket_t> bind_server_socket(zmq::context_t& context, const ZapAuthenticator& /*authenticator*/,
+Result<zmq::socket_t> bind_server_socket(zmq::context_t& context, const ZapAuthenticator& authenticator,
                                          const crypto::IdentityKeyPair& server, const std::string& endpoint,
                                          const Limits& limits) {
+  if (!authenticator.serves(context)) {
+    return make_error(ErrorCode::invalid_argument,
+                      "server socket for '" + endpoint + "': the authenticator serves another ZeroMQ context, "
+                      "so this socket's handshakes would go unchecked");
+  }
   try {
     zmq::socket_t socket(context, zmq::socket_type::router);
     set_common_options(socket, limits);

@@ -46,7 +46,13 @@ ZapAuthenticator::ZapAuthenticator(zmq::context_t& context, std::filesystem::pat
       list_(std::make_shared<const EnrolmentList>(std::move(list))) {}
 
 ZapAuthenticator::~ZapAuthenticator() {
-  if (stop_sender_) stop_sender_->send(zmq::message_t(), zmq::send_flags::none);
+  if (stop_sender_) {
+    try {
+      // Never block: if the handler already stopped (context shut down) nobody reads this.
+      (void)stop_sender_->send(zmq::message_t(), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+    }
+  }
   if (thread_.joinable()) thread_.join();
 }
 

@@ -292,3 +292,15 @@ TEST_CASE("a second authenticator on one context is refused") {
   REQUIRE_FALSE(second);
   CHECK(second.error().message.find("another authenticator") != std::string::npos);
 }
+
+TEST_CASE("a server socket refuses an authenticator that serves another context") {
+  zmq::context_t context, other;
+  TempDir dir;
+  REQUIRE(crypto::write_file_durably(dir / "devices.txt", std::string_view("")));
+  auto authenticator = ZapAuthenticator::start(other, dir / "devices.txt");
+  REQUIRE(authenticator);
+  auto bound = bind_server_socket(context, **authenticator, crypto::IdentityKeyPair::generate(),
+                                  "tcp://127.0.0.1:*", Limits{});
+  REQUIRE_FALSE(bound);
+  CHECK(bound.error().message.find("another ZeroMQ context") != std::string::npos);
+}

@@ -45,6 +45,8 @@ class ZapAuthenticator {
   Status reload();
 
   std::size_t enrolled_count() const;
+  // True if this authenticator answers handshakes for sockets of `context`.
+  bool serves(const zmq::context_t& context) const { return &context == &context_; }
   Counters counters() const;
   // The last reload error, empty if the last reload succeeded.
   std::string last_reload_error() const;
