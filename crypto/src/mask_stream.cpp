@@ -14,6 +14,7 @@ namespace {
 
 constexpr std::size_t kBlockBytes = 64;  // one ChaCha20 block
 constexpr std::size_t kWordsPerBlock = kBlockBytes / sizeof(std::uint32_t);
+constexpr unsigned char kNonce[crypto_stream_chacha20_NONCEBYTES] = {};  // each label has its own key
 
 // The keystream bytes are defined as little-endian words on every host.
 void to_host_order(std::span<std::uint32_t> words) {
@@ -31,25 +32,14 @@ MaskStream::MaskStream(const MaskSeed& seed, std::string_view label) {
 }
 
 void MaskStream::expand(std::uint64_t first, std::span<std::uint32_t> out) const {
-  while (!out.empty()) {
-    const std::uint64_t offset = first % kSegmentWords;
-    const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), kSegmentWords - offset));
-    expand_segment(first / kSegmentWords, offset, out.first(take));
-    first += take;
-    out = out.subspan(take);
-  }
-}
-
-void MaskStream::expand_segment(std::uint64_t segment, std::uint64_t offset, std::span<std::uint32_t> out) const {
-  unsigned char nonce[crypto_stream_chacha20_NONCEBYTES];
-  for (std::size_t i = 0; i < sizeof nonce; ++i) nonce[i] = static_cast<unsigned char>(segment >> (8 * i));
-  std::uint64_t block = offset / kWordsPerBlock;
-  const std::size_t skip = offset % kWordsPerBlock;
+  if (out.empty()) return;
+  std::uint64_t block = first / kWordsPerBlock;
+  const std::size_t skip = first % kWordsPerBlock;
   if (skip != 0) {
     // A chunk that starts inside a block: produce that block and keep its tail.
     std::uint32_t words[kWordsPerBlock] = {};
     crypto_stream_chacha20_xor_ic(reinterpret_cast<unsigned char*>(words),
-                                  reinterpret_cast<const unsigned char*>(words), sizeof words, nonce, block,
+                                  reinterpret_cast<const unsigned char*>(words), sizeof words, kNonce, block,
                                   key_.data());
     const std::size_t take = std::min(out.size(), kWordsPerBlock - skip);
     std::memcpy(out.data(), words + skip, take * sizeof(std::uint32_t));
@@ -67,7 +57,7 @@ void MaskStream::expand_segment(std::uint64_t segment, std::uint64_t offset, std
   static const std::array<unsigned char, kPieceBytes> kZeros{};
   auto* bytes = reinterpret_cast<unsigned char*>(out.data());
   for (std::size_t done = 0; done < out.size_bytes(); done += kPieceBytes) {
-    crypto_stream_chacha20_xor_ic(bytes + done, kZeros.data(), std::min(kPieceBytes, out.size_bytes() - done), nonce,
+    crypto_stream_chacha20_xor_ic(bytes + done, kZeros.data(), std::min(kPieceBytes, out.size_bytes() - done), kNonce,
                                   block + done / kBlockBytes, key_.data());
   }
   to_host_order(out);

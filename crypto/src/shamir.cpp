@@ -28,16 +28,27 @@ inline std::uint16_t gf_multiply(std::uint16_t a, std::uint16_t b) {
   return static_cast<std::uint16_t>(product);
 }
 
-// a^(2^16 - 2) = a^-1 for a != 0 (Fermat); the exponent is public, so the
-// square-and-multiply sequence is fixed.
-std::uint16_t gf_inverse(std::uint16_t a) {
-  std::uint16_t result = 1;
-  std::uint16_t power = a;
+// Replaces each nonzero value by its inverse, a^(2^16 - 2) (Fermat). The
+// exponent is public, so the square-and-multiply sequence is fixed; it runs
+// over all values at once so the compiler vectorises it.
+void gf_invert_all(std::vector<std::uint16_t>& values) {
+  std::vector<std::uint16_t> result(values.size(), 1);
   for (std::uint32_t exponent = 0xFFFE; exponent != 0; exponent >>= 1) {
-    if (exponent & 1u) result = gf_multiply(result, power);
-    power = gf_multiply(power, power);
+    if (exponent & 1u) {
+      for (std::size_t i = 0; i < values.size(); ++i) result[i] = gf_multiply(result[i], values[i]);
+    }
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = gf_multiply(values[i], values[i]);
   }
-  return result;
+  values.swap(result);
+}
+
+// For shares i in [begin, end): numerator_i *= x_j, denominator_i *= x_j ^ x_i.
+void multiply_basis_factors(const std::uint16_t* __restrict x, std::uint16_t x_j, std::uint16_t* __restrict numerator,
+                            std::uint16_t* __restrict denominator, std::size_t begin, std::size_t end) {
+  for (std::size_t i = begin; i < end; ++i) {
+    numerator[i] = gf_multiply(numerator[i], x_j);
+    denominator[i] = gf_multiply(denominator[i], x_j ^ x[i]);
+  }
 }
 
 std::uint16_t element_at(const std::uint8_t* bytes, std::size_t e) {
@@ -135,20 +146,23 @@ Result<ShamirSecret> shamir_combine(std::span<const ShamirShare> shares) {
     return shamir_error(std::to_string(shares.size()) + " shares given, " + std::to_string(threshold) +
                         " needed to reconstruct");
   }
-  // Lagrange interpolation at x = 0 over the first `threshold` shares; in
-  // characteristic 2, x_j - x_i is x_j ^ x_i.
+  // Lagrange interpolation at x = 0 over the first `threshold` shares:
+  // secret = sum_i y_i * prod_{j != i} x_j / (x_j - x_i), and in
+  // characteristic 2, x_j - x_i is x_j ^ x_i. The basis values depend only on
+  // the public indices; each step below runs over all shares at once so the
+  // compiler vectorises it.
   const auto used = shares.first(threshold);
+  std::vector<std::uint16_t> x(threshold), numerator(threshold, 1), denominator(threshold, 1);
+  for (std::size_t i = 0; i < threshold; ++i) x[i] = used[i].index;
+  for (std::size_t j = 0; j < threshold; ++j) {
+    multiply_basis_factors(x.data(), x[j], numerator.data(), denominator.data(), 0, j);
+    multiply_basis_factors(x.data(), x[j], numerator.data(), denominator.data(), j + 1, threshold);
+  }
+  gf_invert_all(denominator);
   ShamirSecret secret;
   std::uint16_t accumulated[kElements] = {};
-  for (std::size_t i = 0; i < used.size(); ++i) {
-    std::uint16_t numerator = 1;
-    std::uint16_t denominator = 1;
-    for (std::size_t j = 0; j < used.size(); ++j) {
-      if (j == i) continue;
-      numerator = gf_multiply(numerator, used[j].index);
-      denominator = gf_multiply(denominator, used[j].index ^ used[i].index);
-    }
-    const std::uint16_t basis = gf_multiply(numerator, gf_inverse(denominator));
+  for (std::size_t i = 0; i < threshold; ++i) {
+    const std::uint16_t basis = gf_multiply(numerator[i], denominator[i]);
     for (std::size_t e = 0; e < kElements; ++e) {
       accumulated[e] ^= gf_multiply(basis, element_at(used[i].value.data(), e));
     }

@@ -1,12 +1,11 @@
 // Mask streams for secure aggregation: a 32-byte seed and a stream label
 // expand into an arbitrarily long, deterministic sequence of uint32 words.
 //
-// Word i is word (i mod kSegmentWords) of the ChaCha20 keystream under the
-// stream key with nonce (i / kSegmentWords), read little-endian. Every word
-// depends only on (seed, label, i), so a long mask can be expanded in
-// independent chunks on several threads, and any chunking gives the same
-// words as one call; chunks that start on a segment boundary run at the raw
-// keystream speed of libsodium. Both sides of a pairwise mask expand the same stream; the
+// Word i is word i of the ChaCha20 keystream (nonce 0) under the stream key,
+// read little-endian. Every word depends only on (seed, label, i), so a long
+// mask can be expanded in independent chunks on several threads, any
+// chunking gives the same words as one call, and a chunk starting at any word
+// runs as fast as one starting at word 0. Both sides of a pairwise mask expand the same stream; the
 // server expands self-masks and dropped devices' masks while unmasking.
 #pragma once
 
@@ -23,8 +22,6 @@ using MaskSeed = SecretBytes<32>;
 
 class MaskStream {
  public:
-  // Words per segment (256 KiB of keystream): one ChaCha20 nonce each.
-  static constexpr std::uint64_t kSegmentWords = std::uint64_t{1} << 16;
 
   // The stream key is BLAKE2b-256 keyed with `seed` over `label`, so labels
   // ("self", "pair/3/17", ...) give independent streams from one seed.
@@ -37,8 +34,6 @@ class MaskStream {
   std::vector<std::uint32_t> expand(std::size_t count) const;
 
  private:
-  // Words [offset, offset + out.size()) of one segment.
-  void expand_segment(std::uint64_t segment, std::uint64_t offset, std::span<std::uint32_t> out) const;
 
   SecretBytes<32> key_;
 };
