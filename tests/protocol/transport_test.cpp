@@ -270,13 +270,19 @@ TEST_CASE("a peer sending an oversized frame is disconnected and the server serv
   CHECK(received->user_id == crypto::format_ed25519_public(polite.identity.public_identity().ed25519()));
 }
 
-TEST_CASE("binding an impossible endpoint is an error naming it") {
-  zmq::context_t context;
-  TempDir dir;
+// An authenticator on `context` over an empty enrolment list in `dir`.
+std::unique_ptr<ZapAuthenticator> start_empty_authenticator(zmq::context_t& context, const TempDir& dir) {
   REQUIRE(crypto::write_file_durably(dir / "devices.txt", std::string_view("")));
   auto authenticator = ZapAuthenticator::start(context, dir / "devices.txt");
   REQUIRE(authenticator);
-  auto bound = bind_server_socket(context, **authenticator, crypto::IdentityKeyPair::generate(),
+  return std::move(authenticator).value();
+}
+
+TEST_CASE("binding an impossible endpoint is an error naming it") {
+  zmq::context_t context;
+  TempDir dir;
+  const auto authenticator = start_empty_authenticator(context, dir);
+  auto bound = bind_server_socket(context, *authenticator, crypto::IdentityKeyPair::generate(),
                                   "tcp://256.0.0.1:1", Limits{});
   REQUIRE_FALSE(bound);
   CHECK(bound.error().message.find("tcp://256.0.0.1:1") != std::string::npos);
@@ -285,9 +291,7 @@ TEST_CASE("binding an impossible endpoint is an error naming it") {
 TEST_CASE("a second authenticator on one context is refused") {
   zmq::context_t context;
   TempDir dir;
-  REQUIRE(crypto::write_file_durably(dir / "devices.txt", std::string_view("")));
-  auto first = ZapAuthenticator::start(context, dir / "devices.txt");
-  REQUIRE(first);
+  const auto first = start_empty_authenticator(context, dir);
   auto second = ZapAuthenticator::start(context, dir / "devices.txt");
   REQUIRE_FALSE(second);
   CHECK(second.error().message.find("another authenticator") != std::string::npos);
@@ -296,10 +300,8 @@ TEST_CASE("a second authenticator on one context is refused") {
 TEST_CASE("a server socket refuses an authenticator that serves another context") {
   zmq::context_t context, other;
   TempDir dir;
-  REQUIRE(crypto::write_file_durably(dir / "devices.txt", std::string_view("")));
-  auto authenticator = ZapAuthenticator::start(other, dir / "devices.txt");
-  REQUIRE(authenticator);
-  auto bound = bind_server_socket(context, **authenticator, crypto::IdentityKeyPair::generate(),
+  const auto authenticator = start_empty_authenticator(other, dir);
+  auto bound = bind_server_socket(context, *authenticator, crypto::IdentityKeyPair::generate(),
                                   "tcp://127.0.0.1:*", Limits{});
   REQUIRE_FALSE(bound);
   CHECK(bound.error().message.find("another ZeroMQ context") != std::string::npos);
