@@ -5,8 +5,9 @@
 // read little-endian. Every word depends only on (seed, label, i), so a long
 // mask can be expanded in independent chunks on several threads, any
 // chunking gives the same words as one call, and a chunk starting at any word
-// runs as fast as one starting at word 0. Both sides of a pairwise mask expand the same stream; the
-// server expands self-masks and dropped devices' masks while unmasking.
+// runs as fast as one starting at word 0. Both sides of a pairwise mask expand
+// the same stream; the server expands self-masks and dropped devices' masks
+// while unmasking.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +23,6 @@ using MaskSeed = SecretBytes<32>;
 
 class MaskStream {
  public:
-
   // The stream key is BLAKE2b-256 keyed with `seed` over `label`, so labels
   // ("self", "pair/3/17", ...) give independent streams from one seed.
   MaskStream(const MaskSeed& seed, std::string_view label);
@@ -34,7 +34,6 @@ class MaskStream {
   std::vector<std::uint32_t> expand(std::size_t count) const;
 
  private:
-
   SecretBytes<32> key_;
 };
 

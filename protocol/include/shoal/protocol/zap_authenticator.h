@@ -70,6 +70,7 @@ class ZapAuthenticator {
   std::atomic<std::uint64_t> refused_{0};
   std::atomic<std::uint64_t> reload_failures_{0};
 
+  // Made by the serving thread before start() returns; used only by the destructor.
   std::unique_ptr<zmq::socket_t> stop_sender_;
   std::thread thread_;
 };
