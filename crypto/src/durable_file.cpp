@@ -49,32 +49,73 @@ Status sync_directory(const std::filesystem::path& directory) {
 
 }  // namespace
 
-Status write_file_durably(const std::filesystem::path& path, std::span<const std::uint8_t> contents,
-                          mode_t mode) {
+Result<DurableFileWriter> DurableFileWriter::create(const std::filesystem::path& path, mode_t mode) {
   const auto temporary = temporary_sibling(path);
   FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (fd.get() < 0) return os_error("create", temporary);
-  auto fail = [&](const std::string& action) {
-    Error error = os_error(action, temporary);
-    ::unlink(temporary.c_str());
-    return error;
-  };
   // The umask may have narrowed the mode; secrets must be exactly 0600 and
   // shared files exactly what the caller asked.
-  if (::fchmod(fd.get(), mode) != 0) return fail("set the mode of");
+  if (::fchmod(fd.get(), mode) != 0) {
+    Error error = os_error("set the mode of", temporary);
+    ::unlink(temporary.c_str());
+    return error;
+  }
+  return DurableFileWriter(path, temporary, fd.release());
+}
+
+DurableFileWriter::DurableFileWriter(DurableFileWriter&& other) noexcept
+    : path_(std::move(other.path_)), temporary_(std::move(other.temporary_)), fd_(other.fd_) {
+  other.fd_ = -1;
+  other.temporary_.clear();
+}
+
+DurableFileWriter::~DurableFileWriter() { abandon(); }
+
+void DurableFileWriter::abandon() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (!temporary_.empty()) ::unlink(temporary_.c_str());
+  temporary_.clear();
+}
+
+Status DurableFileWriter::write(std::span<const std::uint8_t> bytes) {
+  if (fd_ < 0) return make_error(ErrorCode::invalid_argument, "write to '" + path_.string() + "' after it was closed");
   std::size_t written = 0;
-  while (written < contents.size()) {
-    const ssize_t n = ::write(fd.get(), contents.data() + written, contents.size() - written);
+  while (written < bytes.size()) {
+    const ssize_t n = ::write(fd_, bytes.data() + written, bytes.size() - written);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail("write");
+      Error error = os_error("write", temporary_);
+      abandon();
+      return error;
     }
     written += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd.get()) != 0) return fail("flush");
-  if (::close(fd.release()) != 0) return fail("close");
-  if (::rename(temporary.c_str(), path.c_str()) != 0) return fail("rename into '" + path.string() + "'");
-  return sync_directory(path.parent_path());
+  return ok_status();
+}
+
+Status DurableFileWriter::commit() {
+  if (fd_ < 0) return make_error(ErrorCode::invalid_argument, "commit of '" + path_.string() + "' after it was closed");
+  auto fail = [&](const std::string& action) {
+    Error error = os_error(action, temporary_);
+    abandon();
+    return error;
+  };
+  if (::fsync(fd_) != 0) return fail("flush");
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) return fail("close");
+  if (::rename(temporary_.c_str(), path_.c_str()) != 0) return fail("rename into '" + path_.string() + "'");
+  temporary_.clear();
+  return sync_directory(path_.parent_path());
+}
+
+Status write_file_durably(const std::filesystem::path& path, std::span<const std::uint8_t> contents,
+                          mode_t mode) {
+  auto writer = DurableFileWriter::create(path, mode);
+  if (!writer) return writer.error();
+  if (auto status = writer->write(contents); !status) return status;
+  return writer->commit();
 }
 
 Status write_file_durably(const std::filesystem::path& path, std::string_view contents, mode_t mode) {

@@ -49,3 +49,30 @@ TEST_CASE("read_file refuses files over the limit and non-regular files") {
   REQUIRE_FALSE(directory);
   CHECK(directory.error().message.find("not a regular file") != std::string::npos);
 }
+
+TEST_CASE("a writer that is not committed leaves the old file and no temporary behind") {
+  TempDir dir;
+  REQUIRE(write_file_durably(dir / "model", std::string_view("version 1")));
+  {
+    auto writer = DurableFileWriter::create(dir / "model");
+    REQUIRE(writer);
+    const std::string half = "version 2, half writ";
+    REQUIRE(writer->write({reinterpret_cast<const std::uint8_t*>(half.data()), half.size()}));
+  }  // destroyed mid-write, as by an error on the way
+  CHECK(*read_file(dir / "model", 100) == "version 1");
+  int entries = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path())) ++entries;
+  CHECK(entries == 1);
+}
+
+TEST_CASE("a writer fed in pieces commits their concatenation") {
+  TempDir dir;
+  auto writer = DurableFileWriter::create(dir / "model", 0600);
+  REQUIRE(writer);
+  for (std::string_view piece : {"ab", "", "cde", "f"}) {
+    REQUIRE(writer->write({reinterpret_cast<const std::uint8_t*>(piece.data()), piece.size()}));
+  }
+  REQUIRE(writer->commit());
+  CHECK(*read_file(dir / "model", 100) == "abcdef");
+  CHECK_FALSE(writer->commit());  // a second commit is refused, not a crash
+}

@@ -22,6 +22,33 @@
 
 namespace shoal::crypto {
 
+// Writes a file in pieces and puts it in place atomically with commit().
+// Until commit() succeeds the target is untouched; a writer destroyed
+// without committing removes its temporary file.
+class DurableFileWriter {
+ public:
+  // Creates the temporary file beside `path` with permission bits `mode`
+  // (exactly, whatever the umask).
+  static Result<DurableFileWriter> create(const std::filesystem::path& path, mode_t mode = 0644);
+  DurableFileWriter(DurableFileWriter&& other) noexcept;
+  DurableFileWriter& operator=(DurableFileWriter&&) = delete;
+  DurableFileWriter(const DurableFileWriter&) = delete;
+  ~DurableFileWriter();
+
+  Status write(std::span<const std::uint8_t> bytes);
+  // Flushes, renames over the target and flushes the directory. REQUIRES: called once.
+  Status commit();
+
+ private:
+  DurableFileWriter(std::filesystem::path path, std::filesystem::path temporary, int fd)
+      : path_(std::move(path)), temporary_(std::move(temporary)), fd_(fd) {}
+  void abandon();
+
+  std::filesystem::path path_;
+  std::filesystem::path temporary_;
+  int fd_;
+};
+
 // Atomically replaces `path` with `contents`; the file gets permission bits
 // `mode` (not subject to the umask), so 0600 for secrets.
 Status write_file_durably(const std::filesystem::path& path, std::span<const std::uint8_t> contents,

@@ -1,0 +1,124 @@
+#include "shoal/weights/weights_file.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <random>
+
+#include "shoal/crypto/durable_file.h"
+#include "temp_dir.h"
+
+using namespace shoal;
+using namespace shoal::weights;
+using shoal::testing::TempDir;
+
+namespace {
+
+Weights sample_weights(std::uint64_t version) {
+  auto layout = *Layout::create({{"fc.weight", {3, 4}, DType::float32}, {"fc.bias", {3}, DType::bfloat16}});
+  std::vector<float> values(layout.parameter_count());
+  std::mt19937 rng(static_cast<unsigned>(version));
+  std::normal_distribution<float> normal;
+  for (auto& v : values) v = normal(rng);
+  values[0] = -0.0f;  // bit patterns must survive, not just values
+  return *Weights::from_values(std::move(layout), version, std::move(values));
+}
+
+std::string file_bytes(const std::filesystem::path& path) { return *crypto::read_file(path, 1 << 20); }
+
+void put_bytes(const std::filesystem::path& path, const std::string& bytes) {
+  REQUIRE(crypto::write_file_durably(path, bytes));
+}
+
+}  // namespace
+
+TEST_CASE("a weights file round-trips layout, version and every bit of every value") {
+  TempDir dir;
+  const auto weights = sample_weights(42);
+  REQUIRE(write_weights_file(dir / "v42.weights", weights));
+  auto loaded = read_weights_file(dir / "v42.weights");
+  REQUIRE(loaded);
+  CHECK(loaded->version() == 42);
+  CHECK(loaded->layout() == weights.layout());
+  CHECK(loaded->layout().tensors() == weights.layout().tensors());
+  REQUIRE(loaded->values().size() == weights.values().size());
+  CHECK(std::memcmp(loaded->values().data(), weights.values().data(), weights.values().size_bytes()) == 0);
+}
+
+TEST_CASE("the payload starts on a 64-byte boundary and the file ends with it") {
+  TempDir dir;
+  const auto weights = sample_weights(1);
+  REQUIRE(write_weights_file(dir / "w", weights));
+  const auto bytes = file_bytes(dir / "w");
+  const std::size_t payload = weights.values().size_bytes();
+  CHECK((bytes.size() - payload) % 64 == 0);
+  CHECK(std::memcmp(bytes.data() + bytes.size() - payload, weights.values().data(), payload) == 0);
+}
+
+TEST_CASE("every truncation of a weights file is refused and names the file") {
+  TempDir dir;
+  REQUIRE(write_weights_file(dir / "w", sample_weights(1)));
+  const auto bytes = file_bytes(dir / "w");
+  for (std::size_t length = 0; length < bytes.size(); ++length) {
+    put_bytes(dir / "cut", bytes.substr(0, length));
+    auto loaded = read_weights_file(dir / "cut");
+    REQUIRE_FALSE(loaded);
+    REQUIRE(loaded.error().message.find("'" + (dir / "cut").string() + "'") != std::string::npos);
+  }
+}
+
+TEST_CASE("a change to any single byte of a weights file is detected") {
+  TempDir dir;
+  REQUIRE(write_weights_file(dir / "w", sample_weights(1)));
+  const auto bytes = file_bytes(dir / "w");
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    auto damaged = bytes;
+    damaged[i] = static_cast<char>(damaged[i] ^ 0x20);
+    put_bytes(dir / "damaged", damaged);
+    auto loaded = read_weights_file(dir / "damaged");
+    if (loaded) {
+      // Only the alignment padding carries no information.
+      const auto weights = sample_weights(1);
+      REQUIRE(std::memcmp(loaded->values().data(), weights.values().data(), weights.values().size_bytes()) == 0);
+      REQUIRE(loaded->version() == 1);
+    }
+  }
+}
+
+TEST_CASE("damage is reported by kind: payload, header, foreign file, newer format, trailing bytes") {
+  TempDir dir;
+  REQUIRE(write_weights_file(dir / "w", sample_weights(1)));
+  const auto bytes = file_bytes(dir / "w");
+  auto error_for = [&](const std::string& contents) {
+    put_bytes(dir / "x", contents);
+    auto loaded = read_weights_file(dir / "x");
+    REQUIRE_FALSE(loaded);
+    return loaded.error();
+  };
+  auto payload = bytes;
+  payload.back() ^= 1;
+  CHECK(error_for(payload).message.find("payload checksum mismatch") != std::string::npos);
+  auto header = bytes;
+  header[20] ^= 1;
+  CHECK(error_for(header).message.find("header checksum mismatch") != std::string::npos);
+  CHECK(error_for("PK\x03\x04 a zip file, not weights").message.find("not a shoal weights file") != std::string::npos);
+  auto newer = bytes;
+  newer[8] = 2;
+  CHECK(error_for(newer).code == ErrorCode::unsupported);
+  CHECK(error_for(bytes + "extra").message.find("needs exactly") != std::string::npos);
+}
+
+TEST_CASE("a missing weights file says so") {
+  TempDir dir;
+  auto loaded = read_weights_file(dir / "nope.weights");
+  REQUIRE_FALSE(loaded);
+  CHECK(loaded.error().code == ErrorCode::not_found);
+}
+
+TEST_CASE("values that do not fit the layout are refused") {
+  auto layout = *Layout::create({{"w", {2, 2}, DType::float32}});
+  auto weights = Weights::from_values(layout, 0, std::vector<float>(5));
+  REQUIRE_FALSE(weights);
+  CHECK(weights.error().message.find("5 values given") != std::string::npos);
+  CHECK(Weights(layout, 3).tensor(0).size() == 4);
+}

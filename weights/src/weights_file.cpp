@@ -1,0 +1,130 @@
+#include "shoal/weights/weights_file.h"
+
+#include <bit>
+#include <cstring>
+#include <fstream>
+
+#include "layout_encoding.h"
+#include "shoal/crypto/durable_file.h"
+
+namespace shoal::weights {
+namespace {
+
+constexpr char kMagic[8] = {'S', 'H', 'O', 'A', 'L', 'W', 'T', 'S'};
+constexpr std::size_t kPrefixBytes = 16;   // magic, format version, header length
+constexpr std::size_t kPayloadAlignment = 64;
+constexpr std::uint32_t kMaxHeaderBytes = 64u << 20;
+
+static_assert(std::endian::native == std::endian::little,
+              "the weights payload is little-endian float32 and is written and read in place");
+
+std::size_t payload_offset(std::size_t header_bytes) {
+  const std::size_t end = kPrefixBytes + header_bytes + crypto::kBlake2b256Bytes;
+  return (end + kPayloadAlignment - 1) / kPayloadAlignment * kPayloadAlignment;
+}
+
+std::span<const std::uint8_t> bytes_of(std::span<const float> values) {
+  return {reinterpret_cast<const std::uint8_t*>(values.data()), values.size_bytes()};
+}
+
+Error file_error(const std::filesystem::path& path, ErrorCode code, const std::string& what) {
+  return make_error(code, "weights file '" + path.string() + "': " + what);
+}
+
+}  // namespace
+
+Status write_weights_file(const std::filesystem::path& path, const Weights& weights) {
+  std::vector<std::uint8_t> header;
+  detail::append_le(header, weights.version());
+  detail::append_layout(header, weights.layout().tensors());
+  const auto payload_hash = crypto::blake2b256(bytes_of(weights.values()));
+  header.insert(header.end(), payload_hash.begin(), payload_hash.end());
+
+  std::vector<std::uint8_t> head(kMagic, kMagic + sizeof kMagic);
+  detail::append_le(head, kWeightsFormatVersion);
+  detail::append_le(head, static_cast<std::uint32_t>(header.size()));
+  head.insert(head.end(), header.begin(), header.end());
+  const auto header_hash = crypto::blake2b256(head);
+  head.insert(head.end(), header_hash.begin(), header_hash.end());
+  head.resize(payload_offset(header.size()), 0);
+
+  auto writer = crypto::DurableFileWriter::create(path);
+  if (!writer) return writer.error();
+  if (auto status = writer->write(head); !status) return status;
+  if (auto status = writer->write(bytes_of(weights.values())); !status) return status;
+  return writer->commit();
+}
+
+Result<Weights> read_weights_file(const std::filesystem::path& path) {
+  std::ifstream file(path, std::ios::binary | std::ios::ate);
+  if (!file) {
+    std::error_code error;
+    const bool exists = std::filesystem::exists(path, error);
+    return file_error(path, exists ? ErrorCode::io : ErrorCode::not_found, exists ? "cannot be opened" : "does not exist");
+  }
+  const auto file_size = static_cast<std::uint64_t>(file.tellg());
+  file.seekg(0);
+
+  std::uint8_t prefix[kPrefixBytes] = {};
+  if (file_size < kPrefixBytes || !file.read(reinterpret_cast<char*>(prefix), kPrefixBytes)) {
+    return file_error(path, ErrorCode::corrupt, "only " + std::to_string(file_size) + " bytes, too short for a header");
+  }
+  if (std::memcmp(prefix, kMagic, sizeof kMagic) != 0) {
+    return file_error(path, ErrorCode::corrupt, "not a shoal weights file (no SHOALWTS magic)");
+  }
+  detail::ByteReader prefix_reader(prefix + sizeof kMagic, kPrefixBytes - sizeof kMagic);
+  const std::uint32_t format = *prefix_reader.read_le<std::uint32_t>("the format version");
+  const std::uint32_t header_bytes = *prefix_reader.read_le<std::uint32_t>("the header length");
+  if (format != kWeightsFormatVersion) {
+    return file_error(path, ErrorCode::unsupported,
+                      "format version " + std::to_string(format) + ", this build reads version " +
+                          std::to_string(kWeightsFormatVersion));
+  }
+  if (header_bytes > kMaxHeaderBytes || kPrefixBytes + header_bytes + crypto::kBlake2b256Bytes > file_size) {
+    return file_error(path, ErrorCode::corrupt,
+                      "header of " + std::to_string(header_bytes) + " bytes does not fit in the " +
+                          std::to_string(file_size) + "-byte file (truncated?)");
+  }
+
+  std::vector<std::uint8_t> head(kPrefixBytes + header_bytes + crypto::kBlake2b256Bytes);
+  std::memcpy(head.data(), prefix, kPrefixBytes);
+  file.read(reinterpret_cast<char*>(head.data() + kPrefixBytes), header_bytes + crypto::kBlake2b256Bytes);
+  if (!file) return file_error(path, ErrorCode::io, "read of the header failed");
+  const auto header_hash = crypto::blake2b256(std::span(head).first(kPrefixBytes + header_bytes));
+  if (!std::equal(header_hash.begin(), header_hash.end(), head.end() - crypto::kBlake2b256Bytes)) {
+    return file_error(path, ErrorCode::corrupt, "header checksum mismatch (the header was damaged)");
+  }
+
+  detail::ByteReader reader(head.data() + kPrefixBytes, header_bytes);
+  auto version = reader.read_le<std::uint64_t>("the model version");
+  if (!version) return file_error(path, ErrorCode::corrupt, version.error().message);
+  auto tensors = detail::read_layout(reader);
+  if (!tensors) return file_error(path, ErrorCode::corrupt, tensors.error().message);
+  auto layout = Layout::create(std::move(tensors).value());
+  if (!layout) return file_error(path, ErrorCode::corrupt, layout.error().message);
+  auto payload_hash = reader.read_string(crypto::kBlake2b256Bytes, "the payload hash");
+  if (!payload_hash) return file_error(path, ErrorCode::corrupt, payload_hash.error().message);
+  if (reader.remaining() != 0) {
+    return file_error(path, ErrorCode::corrupt, std::to_string(reader.remaining()) + " unexpected bytes in the header");
+  }
+
+  const std::uint64_t offset = payload_offset(header_bytes);
+  const std::uint64_t expected_size = offset + layout->parameter_count() * sizeof(float);
+  if (file_size != expected_size) {
+    return file_error(path, ErrorCode::corrupt,
+                      std::to_string(file_size) + " bytes, but its layout of " +
+                          std::to_string(layout->parameter_count()) + " parameters needs exactly " +
+                          std::to_string(expected_size) + (file_size < expected_size ? " (truncated)" : ""));
+  }
+  std::vector<float> values(layout->parameter_count());
+  file.seekg(static_cast<std::streamoff>(offset));
+  file.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(values.size() * sizeof(float)));
+  if (!file) return file_error(path, ErrorCode::io, "read of the payload failed");
+  const auto actual_hash = crypto::blake2b256(bytes_of(values));
+  if (std::memcmp(actual_hash.data(), payload_hash->data(), actual_hash.size()) != 0) {
+    return file_error(path, ErrorCode::corrupt, "payload checksum mismatch (the parameters were damaged)");
+  }
+  return Weights::from_values(std::move(layout).value(), *version, std::move(values));
+}
+
+}  // namespace shoal::weights
