@@ -1,0 +1,52 @@
+// Local training: what a device does when the aggregator picks it for a
+// round. It trains a model on the device's own data and returns the update
+// (local weights - global weights) as one flat vector in the model's layout
+// order, with the sample count and the loss and accuracy before and after.
+//
+// Training is plain minibatch SGD with optional momentum, weight decay and
+// the FedProx proximal term (Li et al. 2020, eq. 2: mu/2 * ||w - w_global||^2).
+// On CPU the same plan, seed and data give the same update bit for bit.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "shoal/client/dataset.h"
+#include "shoal/crypto/result.h"
+#include "shoal/inference/model.h"
+
+namespace shoal::client {
+
+struct TrainingPlan {
+  int epochs = 1;
+  std::size_t batch_size = 32;
+  float learning_rate = 0.01f;
+  float momentum = 0.0f;
+  float weight_decay = 0.0f;
+  float proximal_mu = 0.0f;  // FedProx; 0 is plain FedAvg local training
+  std::uint64_t seed = 0;     // shuffling order (and any randomness in the model)
+
+  // Errors name the first field out of range.
+  Status validate() const;
+};
+
+struct Evaluation {
+  double loss = 0;      // mean cross-entropy
+  double accuracy = 0;  // fraction of samples whose argmax is the label
+  std::size_t samples = 0;
+};
+
+struct TrainingResult {
+  std::vector<float> update;  // local - global, layout order
+  std::size_t samples = 0;    // examples in the local dataset
+  Evaluation before;
+  Evaluation after;
+};
+
+// Mean loss and accuracy of `model` on `data`; the model is left in evaluation mode.
+Result<Evaluation> evaluate(inference::Model& model, const Dataset& data, std::size_t batch_size = 256);
+
+// Trains `model` in place on `data` following `plan`.
+Result<TrainingResult> train(inference::Model& model, const Dataset& data, const TrainingPlan& plan);
+
+}  // namespace shoal::client

@@ -1,0 +1,154 @@
+#include "shoal/client/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "shoal/inference/torch_model.h"
+#include "shoal/weights/vector_ops.h"
+
+namespace shoal::client {
+namespace {
+
+Error invalid_plan(const std::string& field, const std::string& why) {
+  return make_error(ErrorCode::invalid_argument, "training plan: " + field + " " + why);
+}
+
+std::string describe(const std::vector<std::int64_t>& shape) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+Status check_fits(const inference::Model& model, const Dataset& data) {
+  if (data.size() == 0) return make_error(ErrorCode::invalid_argument, "the local dataset is empty");
+  const auto& expected = model.sample_shape();
+  if (!expected.empty() && expected != data.sample_shape) {
+    return make_error(ErrorCode::invalid_argument, "model '" + model.name() + "' takes samples of shape " +
+                                                       describe(expected) + ", the dataset's samples are " +
+                                                       describe(data.sample_shape));
+  }
+  return ok_status();
+}
+
+// Copies the samples at `indices` into one batch tensor and its labels.
+std::pair<torch::Tensor, torch::Tensor> make_batch(const Dataset& data, std::span<const std::size_t> indices,
+                                                   const torch::Device& device) {
+  std::vector<std::int64_t> shape = {static_cast<std::int64_t>(indices.size())};
+  shape.insert(shape.end(), data.sample_shape.begin(), data.sample_shape.end());
+  auto inputs = torch::empty(shape, torch::kFloat32);
+  auto labels = torch::empty({static_cast<std::int64_t>(indices.size())}, torch::kInt64);
+  float* in = inputs.data_ptr<float>();
+  std::int64_t* out = labels.data_ptr<std::int64_t>();
+  const std::size_t width = data.sample_size();
+  for (std::size_t i = 0; i < indices.size(); ++i) {
+    const auto sample = data.sample(indices[i]);
+    std::copy(sample.begin(), sample.end(), in + i * width);
+    out[i] = data.labels[indices[i]];
+  }
+  return {inputs.to(device), labels.to(device)};
+}
+
+Status check_labels(const torch::Tensor& output, const torch::Tensor& labels) {
+  const auto classes = output.size(1);
+  if (labels.max().item<std::int64_t>() >= classes) {
+    return make_error(ErrorCode::invalid_argument,
+                      "a label is " + std::to_string(labels.max().item<std::int64_t>()) + " but the model has only " +
+                          std::to_string(classes) + " outputs");
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Status TrainingPlan::validate() const {
+  if (epochs < 1) return invalid_plan("epochs", "must be at least 1");
+  if (batch_size < 1) return invalid_plan("batch_size", "must be at least 1");
+  if (!(learning_rate > 0.0f) || !std::isfinite(learning_rate)) return invalid_plan("learning_rate", "must be positive");
+  if (!(momentum >= 0.0f && momentum < 1.0f)) return invalid_plan("momentum", "must be in [0, 1)");
+  if (!(weight_decay >= 0.0f) || !std::isfinite(weight_decay)) return invalid_plan("weight_decay", "must be >= 0");
+  if (!(proximal_mu >= 0.0f) || !std::isfinite(proximal_mu)) return invalid_plan("proximal_mu", "must be >= 0");
+  return ok_status();
+}
+
+Result<Evaluation> evaluate(inference::Model& model, const Dataset& data, std::size_t batch_size) {
+  if (auto status = check_fits(model, data); !status) return status.error();
+  try {
+    auto& backend = model.backend();
+    backend.train(false);
+    torch::NoGradGuard no_grad;
+    const auto device = inference::to_torch(model.device());
+    std::vector<std::size_t> order(data.size());
+    std::iota(order.begin(), order.end(), 0);
+    double loss_sum = 0;
+    std::size_t correct = 0;
+    for (std::size_t start = 0; start < order.size(); start += batch_size) {
+      const auto indices = std::span(order).subspan(start, std::min(batch_size, order.size() - start));
+      auto [inputs, labels] = make_batch(data, indices, device);
+      const auto output = backend.forward(inputs);
+      if (auto status = check_labels(output, labels); !status) return status.error();
+      loss_sum += torch::nn::functional::cross_entropy(
+                      output, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                      .item<double>();
+      correct += static_cast<std::size_t>(output.argmax(1).eq(labels).sum().item<std::int64_t>());
+    }
+    return Evaluation{loss_sum / data.size(), static_cast<double>(correct) / data.size(), data.size()};
+  } catch (const c10::Error& e) {
+    return make_error(ErrorCode::invalid_argument, "evaluating '" + model.name() + "' failed: " + e.what_without_backtrace());
+  }
+}
+
+Result<TrainingResult> train(inference::Model& model, const Dataset& data, const TrainingPlan& plan) {
+  if (auto status = plan.validate(); !status) return status.error();
+  TrainingResult result;
+  auto before = evaluate(model, data);
+  if (!before) return before.error();
+  result.before = *before;
+  const auto global = model.get_weights(0);
+  try {
+    auto& backend = model.backend();
+    const auto device = inference::to_torch(model.device());
+    std::vector<torch::Tensor> parameters, anchors;
+    for (auto& [name, tensor] : backend.named_parameters()) {
+      parameters.push_back(tensor);
+      anchors.push_back(tensor.detach().clone());  // w_global for the proximal term
+    }
+    torch::optim::SGD optimizer(parameters, torch::optim::SGDOptions(plan.learning_rate)
+                                                .momentum(plan.momentum)
+                                                .weight_decay(plan.weight_decay));
+    torch::manual_seed(plan.seed);
+    std::mt19937_64 shuffle_rng(plan.seed);
+    std::vector<std::size_t> order(data.size());
+    std::iota(order.begin(), order.end(), 0);
+    backend.train(true);
+    for (int epoch = 0; epoch < plan.epochs; ++epoch) {
+      std::shuffle(order.begin(), order.end(), shuffle_rng);
+      for (std::size_t start = 0; start < order.size(); start += plan.batch_size) {
+        const auto indices = std::span(order).subspan(start, std::min(plan.batch_size, order.size() - start));
+        auto [inputs, labels] = make_batch(data, indices, device);
+        optimizer.zero_grad();
+        auto loss = torch::nn::functional::cross_entropy(backend.forward(inputs), labels);
+        if (plan.proximal_mu > 0.0f) {
+          auto proximal = torch::zeros({}, loss.options());
+          for (std::size_t i = 0; i < parameters.size(); ++i) proximal = proximal + (parameters[i] - anchors[i]).pow(2).sum();
+          loss = loss + 0.5f * plan.proximal_mu * proximal;
+        }
+        loss.backward();
+        optimizer.step();
+      }
+    }
+  } catch (const c10::Error& e) {
+    return make_error(ErrorCode::invalid_argument, "training '" + model.name() + "' failed: " + e.what_without_backtrace());
+  }
+  auto after = evaluate(model, data);
+  if (!after) return after.error();
+  result.after = *after;
+  const auto local = model.get_weights(0);
+  result.update.resize(local.values().size());
+  weights::subtract(local.values(), global.values(), result.update);
+  result.samples = data.size();
+  return result;
+}
+
+}  // namespace shoal::client
