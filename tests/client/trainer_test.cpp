@@ -134,3 +134,19 @@ TEST_CASE("the zoo cnn learns from a slice of Fashion-MNIST") {
   CHECK(result->after.loss < result->before.loss);
   CHECK(result->after.accuracy > 0.3);  // chance is 0.1; about 0.55 here after two epochs
 }
+
+TEST_CASE("a TorchScript model trains through the same trainer") {
+  auto model = Model::load_torchscript(SHOAL_TEST_FIXTURES "/tiny.pt");
+  REQUIRE(model);
+  SyntheticSpec spec;
+  spec.samples = 300;
+  spec.classes = 3;
+  spec.sample_shape = {1, 4, 4};
+  spec.separation = 1.0f;
+  TrainingPlan plan = quick_plan();
+  plan.epochs = 5;
+  auto result = train(*model, make_synthetic(spec), plan);
+  REQUIRE(result);
+  CHECK(result->update.size() == model->layout().parameter_count());
+  CHECK(result->after.loss < result->before.loss);
+}
