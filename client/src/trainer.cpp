@@ -15,19 +15,13 @@ Error invalid_plan(const std::string& field, const std::string& why) {
   return make_error(ErrorCode::invalid_argument, "training plan: " + field + " " + why);
 }
 
-std::string describe(const std::vector<std::int64_t>& shape) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-  return text + "]";
-}
-
 Status check_fits(const inference::Model& model, const Dataset& data) {
   if (data.size() == 0) return make_error(ErrorCode::invalid_argument, "the local dataset is empty");
   const auto& expected = model.sample_shape();
   if (!expected.empty() && expected != data.sample_shape) {
     return make_error(ErrorCode::invalid_argument, "model '" + model.name() + "' takes samples of shape " +
-                                                       describe(expected) + ", the dataset's samples are " +
-                                                       describe(data.sample_shape));
+                                                       inference::format_shape(expected) + ", the dataset's samples are " +
+                                                       inference::format_shape(data.sample_shape));
   }
   return ok_status();
 }

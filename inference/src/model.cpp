@@ -32,6 +32,12 @@ Result<weights::Layout> layout_of(ModelBackend& backend) {
 
 }  // namespace
 
+std::string format_shape(const std::vector<std::int64_t>& shape) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
 Model::Model(std::string name, std::unique_ptr<ModelBackend> backend, std::vector<std::int64_t> sample_shape)
     : name_(std::move(name)),
       backend_(std::move(backend)),

@@ -1,7 +1,6 @@
 #include "shoal/inference/prediction_session.h"
 
 #include <numeric>
-#include <sstream>
 
 #include "shoal/inference/torch_model.h"
 
@@ -10,14 +9,6 @@ namespace {
 
 std::int64_t product(const std::vector<std::int64_t>& shape) {
   return std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>());
-}
-
-std::string describe(const std::vector<std::int64_t>& shape) {
-  std::ostringstream text;
-  text << "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) text << (i ? ", " : "") << shape[i];
-  text << "]";
-  return text.str();
 }
 
 }  // namespace
@@ -45,7 +36,7 @@ Result<Predictions> PredictionSession::predict(std::span<const float> inputs, st
   if (batch == 0 || inputs.size() != batch * per_sample) {
     return make_error(ErrorCode::invalid_argument,
                       "input has " + std::to_string(inputs.size()) + " values; a batch of " + std::to_string(batch) +
-                          " samples of shape " + describe(sample_shape_) + " needs " +
+                          " samples of shape " + format_shape(sample_shape_) + " needs " +
                           std::to_string(batch * per_sample));
   }
   std::vector<std::int64_t> shape = {static_cast<std::int64_t>(batch)};
@@ -58,7 +49,7 @@ Result<Predictions> PredictionSession::predict(std::span<const float> inputs, st
     auto output = model_.backend().forward(input);
     if (output.dim() != 2 || output.size(0) != static_cast<std::int64_t>(batch)) {
       return make_error(ErrorCode::unsupported, "model '" + model_.name() + "' returned shape " +
-                                                    describe(output.sizes().vec()) + ", expected [batch, outputs]");
+                                                    format_shape(output.sizes().vec()) + ", expected [batch, outputs]");
     }
     if (kind == OutputKind::probabilities) output = torch::softmax(output, 1);
     const auto labels = output.argmax(1).to(torch::kCPU);
@@ -71,7 +62,7 @@ Result<Predictions> PredictionSession::predict(std::span<const float> inputs, st
     return predictions;
   } catch (const c10::Error& e) {
     return make_error(ErrorCode::invalid_argument, "model '" + model_.name() + "' failed on input of shape " +
-                                                       describe(shape) + ": " + e.what_without_backtrace());
+                                                       format_shape(shape) + ": " + e.what_without_backtrace());
   }
 }
 

@@ -23,6 +23,9 @@ namespace shoal::inference {
 
 class ModelBackend;  // torch_model.h
 
+// "[1, 28, 28]": how shapes appear in error messages.
+std::string format_shape(const std::vector<std::int64_t>& shape);
+
 class Model {
  public:
   // Zoo models take 1x28x28 images and give 10 class scores:
