@@ -1,0 +1,202 @@
+// shoal-agent: the device agent's command line.
+//
+//   shoal-agent init-model --model cnn --seed 1 --out v0.weights
+//   shoal-agent train   --model cnn --weights v0.weights --images X.gz --labels Y.gz --out v1.weights
+//   shoal-agent predict --model cnn --weights v1.weights --images X.gz --labels Y.gz
+//
+// --model is a zoo name or a TorchScript file; data is IDX (--images, --labels), CSV
+// (--csv) or synthetic (--synthetic N). Every command takes --device and --threads.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "shoal/client/dataset.h"
+#include "shoal/client/trainer.h"
+#include "shoal/inference/prediction_session.h"
+#include "shoal/weights/weights_file.h"
+
+namespace fs = std::filesystem;
+using namespace shoal;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct CommonOptions {
+  std::string model = "cnn";
+  std::string device = "auto";
+  int threads = 0;  // 0: libtorch's default
+};
+
+struct DataOptions {
+  fs::path images, labels, csv;
+  std::size_t synthetic = 0;
+  std::uint64_t seed = 0;
+};
+
+int fail(const Error& error) {
+  std::cerr << "shoal-agent: " << error.describe() << "\n";
+  return 1;
+}
+
+void add_common(CLI::App* command, CommonOptions& options) {
+  command->add_option("--model", options.model, "zoo model (logreg, mlp, cnn) or TorchScript file")->capture_default_str();
+  command->add_option("--device", options.device, "cpu, cuda, cuda:N, mps or auto")->capture_default_str();
+  command->add_option("--threads", options.threads, "CPU threads for libtorch (0: its default)");
+}
+
+void add_data(CLI::App* command, DataOptions& options) {
+  auto* images = command->add_option("--images", options.images, "IDX images file (plain or .gz)");
+  auto* labels = command->add_option("--labels", options.labels, "IDX labels file (plain or .gz)");
+  auto* csv = command->add_option("--csv", options.csv, "CSV file: features, then the label");
+  auto* synthetic = command->add_option("--synthetic", options.synthetic, "N synthetic 1x28x28 samples");
+  command->add_option("--data-seed", options.seed, "seed of the synthetic data");
+  images->needs(labels);
+  labels->needs(images);
+  csv->excludes(images)->excludes(synthetic);
+  synthetic->excludes(images);
+}
+
+Result<client::Dataset> load_data(const DataOptions& options) {
+  if (!options.csv.empty()) return client::load_csv(options.csv);
+  if (options.synthetic > 0) {
+    client::SyntheticSpec spec;
+    spec.samples = options.synthetic;
+    spec.seed = options.seed;
+    return client::make_synthetic(spec);
+  }
+  if (options.images.empty()) {
+    return make_error(ErrorCode::invalid_argument, "no data: give --images and --labels, --csv or --synthetic N");
+  }
+  return client::load_idx(options.images, options.labels);
+}
+
+Result<inference::Model> open_model(const CommonOptions& options, const fs::path& weights_path) {
+  if (options.threads > 0) {
+    if (auto status = inference::set_cpu_threads(options.threads); !status) return status.error();
+  }
+  auto model = fs::exists(options.model) ? inference::Model::load_torchscript(options.model)
+                                         : inference::Model::from_zoo(options.model, 0);
+  if (!model) return model.error();
+  if (!weights_path.empty()) {
+    auto weights = weights::read_weights_file(weights_path);
+    if (!weights) return weights.error();
+    if (auto status = model->set_weights(*weights); !status) return status.error();
+  }
+  auto device = inference::resolve_device(options.device);
+  if (!device) return device.error();
+  if (auto status = model->to(*device); !status) return status.error();
+  return model;
+}
+
+int init_model(const CommonOptions& options, std::uint64_t seed, const fs::path& out) {
+  auto model = inference::Model::from_zoo(options.model, seed);
+  if (!model) return fail(model.error());
+  if (auto status = weights::write_weights_file(out, model->get_weights(0)); !status) return fail(status.error());
+  std::cout << "wrote " << out.string() << ": " << options.model << " version 0, "
+            << model->layout().parameter_count() << " parameters, layout " << model->layout().short_hash() << "\n";
+  return 0;
+}
+
+int train(const CommonOptions& options, const DataOptions& data_options, const fs::path& weights_path,
+          const client::TrainingPlan& plan, const fs::path& out) {
+  auto data = load_data(data_options);
+  if (!data) return fail(data.error());
+  auto model = open_model(options, weights_path);
+  if (!model) return fail(model.error());
+  std::uint64_t version = 0;
+  if (!weights_path.empty()) version = weights::read_weights_file(weights_path)->version();
+  const auto start = Clock::now();
+  auto result = client::train(*model, *data, plan);
+  if (!result) return fail(result.error());
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (auto status = weights::write_weights_file(out, model->get_weights(version + 1)); !status) {
+    return fail(status.error());
+  }
+  std::printf("trained %s on %zu samples on %s, %d epoch(s) in %.1f s (%.0f samples/s)\n", model->name().c_str(),
+              result->samples, model->device().name().c_str(), plan.epochs, seconds,
+              result->samples * plan.epochs / seconds);
+  std::printf("  before: loss %.4f accuracy %.4f\n  after:  loss %.4f accuracy %.4f\n", result->before.loss,
+              result->before.accuracy, result->after.loss, result->after.accuracy);
+  std::printf("wrote %s (version %llu)\n", out.string().c_str(), static_cast<unsigned long long>(version + 1));
+  return 0;
+}
+
+int predict(const CommonOptions& options, const DataOptions& data_options, const fs::path& weights_path,
+            std::size_t batch, std::size_t show) {
+  auto data = load_data(data_options);
+  if (!data) return fail(data.error());
+  auto model = open_model(options, weights_path);
+  if (!model) return fail(model.error());
+  auto session = inference::PredictionSession::open(std::move(model).value(), *inference::resolve_device(options.device),
+                                                    data->sample_shape);
+  if (!session) return fail(session.error());
+  std::size_t correct = 0;
+  std::vector<std::int64_t> labels;
+  const auto start = Clock::now();
+  for (std::size_t first = 0; first < data->size(); first += batch) {
+    const std::size_t count = std::min(batch, data->size() - first);
+    auto predictions = session->predict(
+        std::span<const float>(data->features).subspan(first * data->sample_size(), count * data->sample_size()), count);
+    if (!predictions) return fail(predictions.error());
+    labels.insert(labels.end(), predictions->labels.begin(), predictions->labels.end());
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (std::size_t i = 0; i < data->size(); ++i) correct += labels[i] == data->labels[i];
+  for (std::size_t i = 0; i < std::min(show, data->size()); ++i) {
+    std::printf("sample %zu: predicted %lld, label %lld\n", i, static_cast<long long>(labels[i]),
+                static_cast<long long>(data->labels[i]));
+  }
+  std::printf("predicted %zu samples in batches of %zu in %.3f s (%.1f us/sample); accuracy %.4f\n", data->size(),
+              batch, seconds, 1e6 * seconds / data->size(), static_cast<double>(correct) / data->size());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shoal-agent: the shoal device agent"};
+  app.require_subcommand(1);
+
+  CommonOptions init_options;
+  std::uint64_t seed = 0;
+  fs::path init_out;
+  auto* init = app.add_subcommand("init-model", "write version 0 of a zoo model");
+  init->add_option("--model", init_options.model, "zoo model: logreg, mlp, cnn")->capture_default_str();
+  init->add_option("--seed", seed, "initialisation seed")->capture_default_str();
+  init->add_option("--out", init_out, "weights file to write")->required();
+
+  CommonOptions train_options;
+  DataOptions train_data;
+  fs::path train_weights, train_out;
+  client::TrainingPlan plan;
+  auto* train_command = app.add_subcommand("train", "train locally and write the updated weights");
+  add_common(train_command, train_options);
+  add_data(train_command, train_data);
+  train_command->add_option("--weights", train_weights, "weights file to start from (default: the model's own)");
+  train_command->add_option("--out", train_out, "weights file to write")->required();
+  train_command->add_option("--epochs", plan.epochs)->capture_default_str();
+  train_command->add_option("--batch-size", plan.batch_size)->capture_default_str();
+  train_command->add_option("--learning-rate", plan.learning_rate)->capture_default_str();
+  train_command->add_option("--momentum", plan.momentum)->capture_default_str();
+  train_command->add_option("--weight-decay", plan.weight_decay)->capture_default_str();
+  train_command->add_option("--proximal-mu", plan.proximal_mu, "FedProx mu")->capture_default_str();
+  train_command->add_option("--seed", plan.seed, "shuffling seed")->capture_default_str();
+
+  CommonOptions predict_options;
+  DataOptions predict_data;
+  fs::path predict_weights;
+  std::size_t batch = 64, show = 0;
+  auto* predict_command = app.add_subcommand("predict", "predict classes for a dataset and report accuracy");
+  add_common(predict_command, predict_options);
+  add_data(predict_command, predict_data);
+  predict_command->add_option("--weights", predict_weights, "weights file to load");
+  predict_command->add_option("--batch", batch, "samples per batch")->capture_default_str()->check(CLI::PositiveNumber);
+  predict_command->add_option("--show", show, "print the first N predictions")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+  if (*init) return init_model(init_options, seed, init_out);
+  if (*train_command) return train(train_options, train_data, train_weights, plan, train_out);
+  return predict(predict_options, predict_data, predict_weights, batch, show);
+}
