@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "shoal/client/dataset.h"
 #include "shoal/client/trainer.h"
@@ -72,16 +73,22 @@ Result<client::Dataset> load_data(const DataOptions& options) {
   return client::load_idx(options.images, options.labels);
 }
 
-Result<inference::Model> open_model(const CommonOptions& options, const fs::path& weights_path) {
+// The starting weights from `path`, or nullopt for the model's own.
+Result<std::optional<weights::Weights>> read_optional_weights(const fs::path& path) {
+  if (path.empty()) return std::optional<weights::Weights>();
+  auto weights = weights::read_weights_file(path);
+  if (!weights) return weights.error();
+  return std::optional<weights::Weights>(std::move(weights).value());
+}
+
+Result<inference::Model> open_model(const CommonOptions& options, const std::optional<weights::Weights>& weights) {
   if (options.threads > 0) {
     if (auto status = inference::set_cpu_threads(options.threads); !status) return status.error();
   }
   auto model = fs::exists(options.model) ? inference::Model::load_torchscript(options.model)
                                          : inference::Model::from_zoo(options.model, 0);
   if (!model) return model.error();
-  if (!weights_path.empty()) {
-    auto weights = weights::read_weights_file(weights_path);
-    if (!weights) return weights.error();
+  if (weights) {
     if (auto status = model->set_weights(*weights); !status) return status.error();
   }
   auto device = inference::resolve_device(options.device);
@@ -103,10 +110,11 @@ int train(const CommonOptions& options, const DataOptions& data_options, const f
           const client::TrainingPlan& plan, const fs::path& out) {
   auto data = load_data(data_options);
   if (!data) return fail(data.error());
-  auto model = open_model(options, weights_path);
+  auto start_weights = read_optional_weights(weights_path);
+  if (!start_weights) return fail(start_weights.error());
+  const std::uint64_t version = *start_weights ? (*start_weights)->version() : 0;
+  auto model = open_model(options, *start_weights);
   if (!model) return fail(model.error());
-  std::uint64_t version = 0;
-  if (!weights_path.empty()) version = weights::read_weights_file(weights_path)->version();
   const auto start = Clock::now();
   auto result = client::train(*model, *data, plan);
   if (!result) return fail(result.error());
@@ -127,7 +135,9 @@ int predict(const CommonOptions& options, const DataOptions& data_options, const
             std::size_t batch, std::size_t show) {
   auto data = load_data(data_options);
   if (!data) return fail(data.error());
-  auto model = open_model(options, weights_path);
+  auto start_weights = read_optional_weights(weights_path);
+  if (!start_weights) return fail(start_weights.error());
+  auto model = open_model(options, *start_weights);
   if (!model) return fail(model.error());
   auto session = inference::PredictionSession::open(std::move(model).value(), *inference::resolve_device(options.device),
                                                     data->sample_shape);
