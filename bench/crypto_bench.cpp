@@ -18,37 +18,13 @@
 
 #include "shoal/crypto/key_agreement.h"
 #include "shoal/crypto/mask_stream.h"
+#include "measure.h"
 #include "shoal/crypto/shamir.h"
 
 using namespace shoal::crypto;
-using Clock = std::chrono::steady_clock;
+using shoal::bench::best_rates;
 
 namespace {
-
-// Measures several bodies, each doing `work_per_call` units per call, and
-// returns each one's rate in units/second. Calls alternate between the
-// bodies (A B C A B C ...) and each body's time is summed, so clock-speed
-// drift on a busy or throttled machine hits every body alike and the ratios
-// between them stay fair. Runs until every body has had `min_seconds`; the
-// best of `rounds` such runs is kept.
-std::vector<double> best_rates(double work_per_call, double min_seconds, int rounds,
-                               const std::vector<std::function<void()>>& bodies) {
-  std::vector<double> best(bodies.size(), 0.0);
-  for (int round = 0; round < rounds; ++round) {
-    std::vector<double> seconds(bodies.size(), 0.0);
-    long calls = 0;
-    while (*std::min_element(seconds.begin(), seconds.end()) < min_seconds) {
-      for (std::size_t i = 0; i < bodies.size(); ++i) {
-        const auto start = Clock::now();
-        bodies[i]();
-        seconds[i] += std::chrono::duration<double>(Clock::now() - start).count();
-      }
-      ++calls;
-    }
-    for (std::size_t i = 0; i < bodies.size(); ++i) best[i] = std::max(best[i], calls * work_per_call / seconds[i]);
-  }
-  return best;
-}
 
 // The textbook baseline for Shamir: GF(2^16) with log/exp tables (fast, but
 // its memory accesses depend on the secret, so not constant-time), same

@@ -1,0 +1,56 @@
+// inference_bench: the prediction session against a bare libtorch forward on
+// the same module weights and the same inputs, at batch 1 and batch 64
+// (target: session time <= 1.05x bare). The bare path is what a libtorch user
+// writes: from_blob, forward, softmax, argmax, under InferenceMode.
+//
+// Usage: inference_bench [--quick] [--model cnn]
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "measure.h"
+#include "shoal/inference/prediction_session.h"
+#include "shoal/inference/torch_model.h"
+
+using namespace shoal;
+using shoal::bench::best_rates;
+
+volatile float sink;
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string model_name = "cnn";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") quick = true;
+    if (arg == "--model" && i + 1 < argc) model_name = argv[++i];
+  }
+  auto session = inference::PredictionSession::open(*inference::Model::from_zoo(model_name, 1),
+                                                    *inference::resolve_device("cpu"));
+  auto bare = inference::Model::from_zoo(model_name, 1);
+  if (!session || !bare) {
+    std::fprintf(stderr, "cannot build model '%s'\n", model_name.c_str());
+    return 1;
+  }
+  bare->backend().train(false);
+  std::printf("%s on cpu, %d libtorch thread(s)\n", model_name.c_str(), torch::get_num_threads());
+  std::printf("%-6s %16s %16s %8s\n", "batch", "bare us/batch", "session us/batch", "ratio");
+  for (std::size_t batch : {std::size_t{1}, std::size_t{64}}) {
+    std::vector<float> inputs(batch * 28 * 28);
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> pixel(0.0f, 1.0f);
+    for (auto& p : inputs) p = pixel(rng);
+    const auto rates = best_rates(1, quick ? 0.1 : 1.0, quick ? 1 : 3,
+                                  {[&] {
+                                     torch::InferenceMode guard;
+                                     auto input = torch::from_blob(inputs.data(),
+                                                                   {static_cast<std::int64_t>(batch), 1, 28, 28});
+                                     auto probabilities = torch::softmax(bare->backend().forward(input), 1);
+                                     sink = probabilities.argmax(1).to(torch::kFloat32).sum().item<float>();
+                                   },
+                                   [&] { sink = session->predict(inputs, batch)->values[0]; }});
+    std::printf("%-6zu %16.1f %16.1f %7.3fx (target <= 1.05x)\n", batch, 1e6 / rates[0], 1e6 / rates[1],
+                rates[0] / rates[1]);
+  }
+  return 0;
+}
