@@ -33,6 +33,7 @@ expect_error() {  # expect_error PATTERN COMMAND...
 expect_error "does not match the expected layout" "$agent" predict --model mlp --weights cnn.weights --synthetic 4
 expect_error "available: cpu" "$agent" predict --model mlp --synthetic 4 --device cuda:7
 expect_error "no data" "$agent" predict --model mlp
+expect_error "threads" "$agent" predict --model mlp --synthetic 4 --threads -1
 head -c 100 v1.weights >cut.weights
 expect_error "cut.weights" "$agent" predict --model mlp --weights cut.weights --synthetic 4
 expect_error "learning_rate" "$agent" train --model mlp --synthetic 4 --learning-rate 0 --out x.weights

@@ -44,7 +44,8 @@ int fail(const Error& error) {
 void add_common(CLI::App* command, CommonOptions& options) {
   command->add_option("--model", options.model, "zoo model (logreg, mlp, cnn) or TorchScript file")->capture_default_str();
   command->add_option("--device", options.device, "cpu, cuda, cuda:N, mps or auto")->capture_default_str();
-  command->add_option("--threads", options.threads, "CPU threads for libtorch (0: its default)");
+  command->add_option("--threads", options.threads, "CPU threads for libtorch (0: its default)")
+      ->check(CLI::Range(0, 1024));
 }
 
 void add_data(CLI::App* command, DataOptions& options) {
