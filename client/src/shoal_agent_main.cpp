@@ -140,8 +140,8 @@ int predict(const CommonOptions& options, const DataOptions& data_options, const
   if (!start_weights) return fail(start_weights.error());
   auto model = open_model(options, *start_weights);
   if (!model) return fail(model.error());
-  auto session = inference::PredictionSession::open(std::move(model).value(), *inference::resolve_device(options.device),
-                                                    data->sample_shape);
+  const auto device = model->device();  // open_model resolved it and moved the model there
+  auto session = inference::PredictionSession::open(std::move(model).value(), device, data->sample_shape);
   if (!session) return fail(session.error());
   std::size_t correct = 0;
   std::vector<std::int64_t> labels;

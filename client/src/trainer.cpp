@@ -106,7 +106,8 @@ Result<TrainingResult> train(inference::Model& model, const Dataset& data, const
     std::vector<torch::Tensor> parameters, anchors;
     for (auto& [name, tensor] : backend.named_parameters()) {
       parameters.push_back(tensor);
-      anchors.push_back(tensor.detach().clone());  // w_global for the proximal term
+      // w_global for the proximal term; plain FedAvg training needs no copy.
+      if (plan.proximal_mu > 0.0f) anchors.push_back(tensor.detach().clone());
     }
     torch::optim::SGD optimizer(parameters, torch::optim::SGDOptions(plan.learning_rate)
                                                 .momentum(plan.momentum)
