@@ -27,7 +27,7 @@ namespace {
 struct CommonOptions {
   std::string model = "cnn";
   std::string device = "auto";
-  int threads = 0;  // 0: libtorch's default
+  int threads = 0;  // 0: one per core
 };
 
 struct DataOptions {
@@ -44,7 +44,7 @@ int fail(const Error& error) {
 void add_common(CLI::App* command, CommonOptions& options) {
   command->add_option("--model", options.model, "zoo model (logreg, mlp, cnn) or TorchScript file")->capture_default_str();
   command->add_option("--device", options.device, "cpu, cuda, cuda:N, mps or auto")->capture_default_str();
-  command->add_option("--threads", options.threads, "CPU threads for libtorch (0: its default)")
+  command->add_option("--threads", options.threads, "CPU threads for libtorch (0: one per core)")
       ->check(CLI::Range(0, 1024));
 }
 
@@ -83,9 +83,7 @@ Result<std::optional<weights::Weights>> read_optional_weights(const fs::path& pa
 }
 
 Result<inference::Model> open_model(const CommonOptions& options, const std::optional<weights::Weights>& weights) {
-  if (options.threads > 0) {
-    if (auto status = inference::set_cpu_threads(options.threads); !status) return status.error();
-  }
+  if (auto status = inference::set_cpu_threads(options.threads); !status) return status.error();
   auto model = fs::exists(options.model) ? inference::Model::load_torchscript(options.model)
                                          : inference::Model::from_zoo(options.model, 0);
   if (!model) return model.error();

@@ -2,7 +2,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <torch/torch.h>
+
 #include <algorithm>
+#include <thread>
 
 using namespace shoal;
 using namespace shoal::inference;
@@ -40,7 +43,12 @@ TEST_CASE("a malformed device request names the accepted forms") {
   }
 }
 
-TEST_CASE("a thread count below one is refused") {
-  CHECK_FALSE(set_cpu_threads(0));
-  CHECK(set_cpu_threads(1));
+TEST_CASE("a negative thread count is refused; zero means one per core") {
+  const int before = torch::get_num_threads();
+  CHECK_FALSE(set_cpu_threads(-1));
+  CHECK(torch::get_num_threads() == before);
+  REQUIRE(set_cpu_threads(0));
+  CHECK(torch::get_num_threads() == static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  REQUIRE(set_cpu_threads(1));
+  CHECK(torch::get_num_threads() == 1);
 }

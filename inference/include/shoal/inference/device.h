@@ -28,7 +28,10 @@ Result<Device> resolve_device(std::string_view request);
 // The devices this machine and build can run on, e.g. {"cpu", "cuda:0"}.
 std::vector<std::string> available_devices();
 
-// Threads libtorch uses for CPU work; REQUIRES threads >= 1.
+// Threads libtorch uses for CPU work; 0 means one per core. (Debian's
+// libtorch starts with a single thread, which halves training speed on a
+// two-core laptop.)
 Status set_cpu_threads(int threads);
+int cpu_threads();
 
 }  // namespace shoal::inference
