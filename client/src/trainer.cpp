@@ -44,12 +44,13 @@ std::pair<torch::Tensor, torch::Tensor> make_batch(const Dataset& data, std::spa
   return {inputs.to(device), labels.to(device)};
 }
 
-Status check_labels(const torch::Tensor& output, const torch::Tensor& labels) {
+// Checked on the first batch's output, before libtorch fails deep inside the loss.
+Status check_labels(const torch::Tensor& output, const Dataset& data) {
   const auto classes = output.size(1);
-  if (labels.max().item<std::int64_t>() >= classes) {
-    return make_error(ErrorCode::invalid_argument,
-                      "a label is " + std::to_string(labels.max().item<std::int64_t>()) + " but the model has only " +
-                          std::to_string(classes) + " outputs");
+  const auto largest = *std::max_element(data.labels.begin(), data.labels.end());
+  if (largest >= classes) {
+    return make_error(ErrorCode::invalid_argument, "a label is " + std::to_string(largest) + " but the model has only " +
+                                                       std::to_string(classes) + " outputs");
   }
   return ok_status();
 }
@@ -81,7 +82,9 @@ Result<Evaluation> evaluate(inference::Model& model, const Dataset& data, std::s
       const auto indices = std::span(order).subspan(start, std::min(batch_size, order.size() - start));
       auto [inputs, labels] = make_batch(data, indices, device);
       const auto output = backend.forward(inputs);
-      if (auto status = check_labels(output, labels); !status) return status.error();
+      if (start == 0) {
+        if (auto status = check_labels(output, data); !status) return status.error();
+      }
       loss_sum += torch::nn::functional::cross_entropy(
                       output, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                       .item<double>();
@@ -95,10 +98,13 @@ Result<Evaluation> evaluate(inference::Model& model, const Dataset& data, std::s
 
 Result<TrainingResult> train(inference::Model& model, const Dataset& data, const TrainingPlan& plan) {
   if (auto status = plan.validate(); !status) return status.error();
+  if (auto status = check_fits(model, data); !status) return status.error();
   TrainingResult result;
-  auto before = evaluate(model, data);
-  if (!before) return before.error();
-  result.before = *before;
+  if (plan.evaluate_before_after) {
+    auto before = evaluate(model, data);
+    if (!before) return before.error();
+    result.before = *before;
+  }
   const auto global = model.get_weights(0);
   try {
     auto& backend = model.backend();
@@ -123,7 +129,11 @@ Result<TrainingResult> train(inference::Model& model, const Dataset& data, const
         const auto indices = std::span(order).subspan(start, std::min(plan.batch_size, order.size() - start));
         auto [inputs, labels] = make_batch(data, indices, device);
         optimizer.zero_grad();
-        auto loss = torch::nn::functional::cross_entropy(backend.forward(inputs), labels);
+        const auto output = backend.forward(inputs);
+        if (epoch == 0 && start == 0) {
+          if (auto status = check_labels(output, data); !status) return status.error();
+        }
+        auto loss = torch::nn::functional::cross_entropy(output, labels);
         if (plan.proximal_mu > 0.0f) {
           auto proximal = torch::zeros({}, loss.options());
           for (std::size_t i = 0; i < parameters.size(); ++i) proximal = proximal + (parameters[i] - anchors[i]).pow(2).sum();
@@ -136,9 +146,11 @@ Result<TrainingResult> train(inference::Model& model, const Dataset& data, const
   } catch (const c10::Error& e) {
     return make_error(ErrorCode::invalid_argument, "training '" + model.name() + "' failed: " + e.what_without_backtrace());
   }
-  auto after = evaluate(model, data);
-  if (!after) return after.error();
-  result.after = *after;
+  if (plan.evaluate_before_after) {
+    auto after = evaluate(model, data);
+    if (!after) return after.error();
+    result.after = *after;
+  }
   const auto local = model.get_weights(0);
   result.update.resize(local.values().size());
   weights::subtract(local.values(), global.values(), result.update);

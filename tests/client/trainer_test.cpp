@@ -74,6 +74,23 @@ TEST_CASE("training is deterministic on CPU for a fixed seed") {
   CHECK(train(third_model, data, plan)->update != first->update);
 }
 
+TEST_CASE("skipping the before/after evaluation leaves the update unchanged") {
+  const auto data = synthetic_images(128, 6);
+  auto evaluated_model = *Model::from_zoo("mlp", 4);
+  auto unevaluated_model = *Model::from_zoo("mlp", 4);
+  TrainingPlan plan = quick_plan();
+  auto evaluated = train(evaluated_model, data, plan);
+  plan.evaluate_before_after = false;
+  auto unevaluated = train(unevaluated_model, data, plan);
+  REQUIRE(evaluated);
+  REQUIRE(unevaluated);
+  CHECK(unevaluated->update == evaluated->update);
+  CHECK(unevaluated->samples == 128);
+  CHECK(evaluated->before.samples == 128);
+  CHECK(unevaluated->before.samples == 0);
+  CHECK(unevaluated->after.samples == 0);
+}
+
 TEST_CASE("a large FedProx mu keeps the weights near the global model") {
   const auto data = synthetic_images(256, 6);
   TrainingPlan plan = quick_plan();
@@ -110,6 +127,11 @@ TEST_CASE("bad plans and unfit data are refused before any training") {
   auto labels = train(model, make_synthetic(many), quick_plan());
   REQUIRE_FALSE(labels);
   CHECK(labels.error().message.find("only 10 outputs") != std::string::npos);
+  auto unevaluated_plan = quick_plan();
+  unevaluated_plan.evaluate_before_after = false;
+  auto unevaluated = train(model, make_synthetic(many), unevaluated_plan);
+  REQUIRE_FALSE(unevaluated);
+  CHECK(unevaluated.error().message.find("a label is 11 but the model has only 10 outputs") != std::string::npos);
   const auto after = model.get_weights(0);
   CHECK(std::equal(before.values().begin(), before.values().end(), after.values().begin()));
 }
@@ -149,4 +171,20 @@ TEST_CASE("a TorchScript model trains through the same trainer") {
   REQUIRE(result);
   CHECK(result->update.size() == model->layout().parameter_count());
   CHECK(result->after.loss < result->before.loss);
+}
+
+TEST_CASE("on an accelerator, training lowers the loss and the update comes back to the CPU") {
+  const auto device = inference::resolve_device("auto");
+  REQUIRE(device);
+  if (device->kind == inference::DeviceKind::cpu) {
+    WARN("no CUDA or MPS device on this machine: accelerator training test skipped");
+    return;
+  }
+  auto model = *Model::from_zoo("cnn", 1);
+  REQUIRE(model.to(*device));
+  auto result = train(model, synthetic_images(512, 8), quick_plan());
+  REQUIRE(result);
+  CHECK(result->after.loss < result->before.loss);
+  CHECK(result->update.size() == 1'663'370);
+  CHECK(weights::l2_norm(result->update) > 0);
 }

@@ -25,6 +25,9 @@ struct TrainingPlan {
   float weight_decay = 0.0f;
   float proximal_mu = 0.0f;  // FedProx; 0 is plain FedAvg local training
   std::uint64_t seed = 0;     // shuffling order (and any randomness in the model)
+  // Measure loss and accuracy on the local data before and after training:
+  // two forward passes over it, which cost about as much as 2/3 of an epoch.
+  bool evaluate_before_after = true;
 
   // Errors name the first field out of range.
   Status validate() const;
@@ -39,7 +42,7 @@ struct Evaluation {
 struct TrainingResult {
   std::vector<float> update;  // local - global, layout order
   std::size_t samples = 0;    // examples in the local dataset
-  Evaluation before;
+  Evaluation before;  // zero when the plan skips evaluation
   Evaluation after;
 };
 
