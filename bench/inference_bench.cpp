@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     if (arg == "--quick") quick = true;
     if (arg == "--model" && i + 1 < argc) model_name = argv[++i];
   }
+  if (!inference::set_cpu_threads(0)) return 1;
   auto session = inference::PredictionSession::open(*inference::Model::from_zoo(model_name, 1),
                                                     *inference::resolve_device("cpu"));
   auto bare = inference::Model::from_zoo(model_name, 1);

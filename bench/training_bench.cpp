@@ -1,0 +1,93 @@
+// training_bench: local training through shoal's trainer against a bare
+// libtorch training loop on the same model, data, batch size and optimiser
+// (target: trainer samples/s >= bare / 1.05). The bare loop is what a libtorch
+// user writes: the dataset as one tensor, randperm, index_select, SGD.
+// Both start each epoch from the same weights. The trainer runs with its
+// before/after evaluation off, as that is extra work the bare loop does not do.
+//
+// Usage: training_bench [--quick] [--model cnn] [--samples 1024] [--threads 0]
+#include <cstdio>
+#include <string>
+
+#include "measure.h"
+#include "shoal/client/trainer.h"
+#include "shoal/inference/torch_model.h"
+
+using namespace shoal;
+using shoal::bench::best_rates;
+
+namespace {
+
+// One epoch of minibatch SGD over `inputs`/`labels`, the plain libtorch way.
+void bare_epoch(inference::ModelBackend& module, const torch::Tensor& inputs, const torch::Tensor& labels,
+                const client::TrainingPlan& plan, std::uint64_t seed) {
+  std::vector<torch::Tensor> parameters;
+  for (auto& [name, tensor] : module.named_parameters()) parameters.push_back(tensor);
+  torch::optim::SGD optimizer(parameters, torch::optim::SGDOptions(plan.learning_rate).momentum(plan.momentum));
+  torch::manual_seed(seed);
+  module.train(true);
+  const auto order = torch::randperm(inputs.size(0), torch::kInt64);
+  const auto batch = static_cast<std::int64_t>(plan.batch_size);
+  for (std::int64_t start = 0; start < inputs.size(0); start += batch) {
+    const auto indices = order.slice(0, start, std::min(start + batch, inputs.size(0)));
+    optimizer.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(module.forward(inputs.index_select(0, indices)),
+                                                     labels.index_select(0, indices));
+    loss.backward();
+    optimizer.step();
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string model_name = "cnn";
+  std::size_t samples = 1024;
+  int threads = 0;  // one per core
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") quick = true;
+    if (arg == "--model" && i + 1 < argc) model_name = argv[++i];
+    if (arg == "--samples" && i + 1 < argc) samples = std::stoul(argv[++i]);
+    if (arg == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
+  }
+  if (!inference::set_cpu_threads(threads)) return 1;
+  client::SyntheticSpec spec;
+  spec.samples = samples;
+  const auto data = client::make_synthetic(spec);
+  const auto inputs = torch::from_blob(const_cast<float*>(data.features.data()),
+                                       {static_cast<std::int64_t>(samples), 1, 28, 28})
+                          .clone();
+  const auto labels = torch::tensor(data.labels, torch::kInt64);
+
+  auto shoal_model = inference::Model::from_zoo(model_name, 1);
+  auto bare_model = inference::Model::from_zoo(model_name, 1);
+  if (!shoal_model || !bare_model) {
+    std::fprintf(stderr, "cannot build model '%s'\n", model_name.c_str());
+    return 1;
+  }
+  const auto start = shoal_model->get_weights(0);
+  client::TrainingPlan plan;
+  plan.batch_size = 32;
+  plan.learning_rate = 0.01f;
+  plan.momentum = 0.9f;
+  plan.evaluate_before_after = false;
+
+  std::printf("%s on cpu, %d libtorch thread(s), %zu samples, batch %zu\n", model_name.c_str(),
+              torch::get_num_threads(), samples, plan.batch_size);
+  std::uint64_t epoch = 0;
+  const auto rates = best_rates(static_cast<double>(samples), quick ? 0.1 : 5.0, quick ? 1 : 3,
+                                {[&] {
+                                   (void)bare_model->set_weights(start);
+                                   bare_epoch(bare_model->backend(), inputs, labels, plan, ++epoch);
+                                 },
+                                 [&] {
+                                   (void)shoal_model->set_weights(start);
+                                   plan.seed = epoch;
+                                   if (!client::train(*shoal_model, data, plan)) std::abort();
+                                 }});
+  std::printf("%16s %16s %8s\n", "bare samples/s", "shoal samples/s", "ratio");
+  std::printf("%16.1f %16.1f %7.3fx (bare/shoal time, target <= 1.05x)\n", rates[0], rates[1], rates[0] / rates[1]);
+  return 0;
+}
