@@ -183,9 +183,12 @@ Decoded<std::int64_t> FieldMap::get_int(std::string_view key) const {
 Decoded<double> FieldMap::get_double(std::string_view key) const {
   const msgpack::object* value = find(key);
   if (value == nullptr) return DecodeError{DecodeFault::missing_field, qualified(key), "required field is absent"};
+  // msgpack-c packs a double with an integral value (1.0, -1.0) as an integer.
+  if (value->type == msgpack::type::POSITIVE_INTEGER) return static_cast<double>(value->via.u64);
+  if (value->type == msgpack::type::NEGATIVE_INTEGER) return static_cast<double>(value->via.i64);
   if (value->type != msgpack::type::FLOAT32 && value->type != msgpack::type::FLOAT64) {
     return DecodeError{DecodeFault::mistyped_field, qualified(key),
-                       std::string("expected float, got ") + type_name(value->type)};
+                       std::string("expected number, got ") + type_name(value->type)};
   }
   return value->via.f64;
 }

@@ -56,6 +56,15 @@ TEST_CASE("every field type written is read back") {
   CHECK(*nested->get_double("learning_rate") == 0.05);
 }
 
+TEST_CASE("doubles with integral values, which msgpack packs as integers, read back as doubles") {
+  HeaderWriter writer;
+  writer.put("one", 1.0).put("minus_two", -2.0).put("zero", 0.0);
+  const auto parsed = parse(writer);
+  CHECK(*parsed.fields.get_double("one") == 1.0);
+  CHECK(*parsed.fields.get_double("minus_two") == -2.0);
+  CHECK(*parsed.fields.get_double("zero") == 0.0);
+}
+
 TEST_CASE("a missing field is reported by name, with its path inside nested maps") {
   HeaderWriter plan;
   plan.put("epochs", std::uint64_t{5});
