@@ -122,3 +122,19 @@ TEST_CASE("values that do not fit the layout are refused") {
   CHECK(weights.error().message.find("5 values given") != std::string::npos);
   CHECK(Weights(layout, 3).tensor(0).size() == 4);
 }
+
+TEST_CASE("weights encoded in memory are the file's bytes and decode with the given source in errors") {
+  TempDir dir;
+  const auto weights = sample_weights(7);
+  REQUIRE(write_weights_file(dir / "v7.weights", weights));
+  const auto encoded = encode_weights(weights);
+  const auto on_disk = file_bytes(dir / "v7.weights");
+  REQUIRE(std::string(encoded.begin(), encoded.end()) == on_disk);
+  auto decoded = decode_weights(encoded, "train task payload");
+  REQUIRE(decoded);
+  CHECK(std::memcmp(decoded->values().data(), weights.values().data(), weights.values().size_bytes()) == 0);
+  auto truncated = decode_weights(std::span(encoded).first(encoded.size() - 1), "train task payload");
+  REQUIRE_FALSE(truncated);
+  CHECK(truncated.error().message.find("train task payload: ") == 0);
+  CHECK(truncated.error().message.find("(truncated)") != std::string::npos);
+}

@@ -27,13 +27,15 @@ std::span<const std::uint8_t> bytes_of(std::span<const float> values) {
   return {reinterpret_cast<const std::uint8_t*>(values.data()), values.size_bytes()};
 }
 
-Error file_error(const std::filesystem::path& path, ErrorCode code, const std::string& what) {
-  return make_error(code, "weights file '" + path.string() + "': " + what);
+// Errors name where the bytes came from: "weights file 'v1.weights'", or a message payload.
+Error source_error(std::string_view source, ErrorCode code, const std::string& what) {
+  return make_error(code, std::string(source) + ": " + what);
 }
 
-}  // namespace
+std::string file_source(const std::filesystem::path& path) { return "weights file '" + path.string() + "'"; }
 
-Status write_weights_file(const std::filesystem::path& path, const Weights& weights) {
+// Everything before the payload: prefix, header, header hash, padding.
+std::vector<std::uint8_t> encode_head(const Weights& weights) {
   std::vector<std::uint8_t> header;
   detail::append_le(header, weights.version());
   detail::append_layout(header, weights.layout().tensors());
@@ -47,10 +49,81 @@ Status write_weights_file(const std::filesystem::path& path, const Weights& weig
   const auto header_hash = crypto::blake2b256(head);
   head.insert(head.end(), header_hash.begin(), header_hash.end());
   head.resize(payload_offset(header.size()), 0);
+  return head;
+}
 
+}  // namespace
+
+std::vector<std::uint8_t> encode_weights(const Weights& weights) {
+  auto bytes = encode_head(weights);
+  const auto payload = bytes_of(weights.values());
+  bytes.insert(bytes.end(), payload.begin(), payload.end());
+  return bytes;
+}
+
+Result<Weights> decode_weights(std::span<const std::uint8_t> bytes, std::string_view source) {
+  const std::uint64_t size = bytes.size();
+  if (size < kPrefixBytes) {
+    return source_error(source, ErrorCode::corrupt, "only " + std::to_string(size) + " bytes, too short for a header");
+  }
+  if (std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+    return source_error(source, ErrorCode::corrupt, "not a shoal weights file (no SHOALWTS magic)");
+  }
+  detail::ByteReader prefix_reader(bytes.data() + sizeof kMagic, kPrefixBytes - sizeof kMagic);
+  const std::uint32_t format = *prefix_reader.read_le<std::uint32_t>("the format version");
+  const std::uint32_t header_bytes = *prefix_reader.read_le<std::uint32_t>("the header length");
+  if (format != kWeightsFormatVersion) {
+    return source_error(source, ErrorCode::unsupported,
+                        "format version " + std::to_string(format) + ", this build reads version " +
+                            std::to_string(kWeightsFormatVersion));
+  }
+  if (header_bytes > kMaxHeaderBytes || kPrefixBytes + header_bytes + crypto::kBlake2b256Bytes > size) {
+    return source_error(source, ErrorCode::corrupt,
+                        "header of " + std::to_string(header_bytes) + " bytes does not fit in the " +
+                            std::to_string(size) + "-byte file (truncated?)");
+  }
+  const auto head = bytes.first(kPrefixBytes + header_bytes + crypto::kBlake2b256Bytes);
+  const auto header_hash = crypto::blake2b256(head.first(kPrefixBytes + header_bytes));
+  if (!std::equal(header_hash.begin(), header_hash.end(), head.end() - crypto::kBlake2b256Bytes)) {
+    return source_error(source, ErrorCode::corrupt, "header checksum mismatch (the header was damaged)");
+  }
+
+  detail::ByteReader reader(head.data() + kPrefixBytes, header_bytes);
+  auto version = reader.read_le<std::uint64_t>("the model version");
+  if (!version) return source_error(source, ErrorCode::corrupt, version.error().message);
+  auto tensors = detail::read_layout(reader);
+  if (!tensors) return source_error(source, ErrorCode::corrupt, tensors.error().message);
+  auto layout = Layout::create(std::move(tensors).value());
+  if (!layout) return source_error(source, ErrorCode::corrupt, layout.error().message);
+  auto payload_hash = reader.read_string(crypto::kBlake2b256Bytes, "the payload hash");
+  if (!payload_hash) return source_error(source, ErrorCode::corrupt, payload_hash.error().message);
+  if (reader.remaining() != 0) {
+    return source_error(source, ErrorCode::corrupt,
+                        std::to_string(reader.remaining()) + " unexpected bytes in the header");
+  }
+
+  const std::uint64_t offset = payload_offset(header_bytes);
+  const std::uint64_t expected_size = offset + layout->parameter_count() * sizeof(float);
+  if (size != expected_size) {
+    return source_error(source, ErrorCode::corrupt,
+                        std::to_string(size) + " bytes, but its layout of " +
+                            std::to_string(layout->parameter_count()) + " parameters needs exactly " +
+                            std::to_string(expected_size) + (size < expected_size ? " (truncated)" : ""));
+  }
+  std::vector<float> values(layout->parameter_count());
+  std::memcpy(values.data(), bytes.data() + offset, values.size() * sizeof(float));
+  const auto actual_hash = crypto::blake2b256(bytes_of(values));
+  if (std::memcmp(actual_hash.data(), payload_hash->data(), actual_hash.size()) != 0) {
+    return source_error(source, ErrorCode::corrupt, "payload checksum mismatch (the parameters were damaged)");
+  }
+  return Weights::from_values(std::move(layout).value(), *version, std::move(values));
+}
+
+Status write_weights_file(const std::filesystem::path& path, const Weights& weights) {
+  // Head and payload are written separately so the model is not copied.
   auto writer = crypto::DurableFileWriter::create(path);
   if (!writer) return writer.error();
-  if (auto status = writer->write(head); !status) return status;
+  if (auto status = writer->write(encode_head(weights)); !status) return status;
   if (auto status = writer->write(bytes_of(weights.values())); !status) return status;
   return writer->commit();
 }
@@ -60,71 +133,15 @@ Result<Weights> read_weights_file(const std::filesystem::path& path) {
   if (!file) {
     std::error_code error;
     const bool exists = std::filesystem::exists(path, error);
-    return file_error(path, exists ? ErrorCode::io : ErrorCode::not_found, exists ? "cannot be opened" : "does not exist");
+    return source_error(file_source(path), exists ? ErrorCode::io : ErrorCode::not_found,
+                        exists ? "cannot be opened" : "does not exist");
   }
-  const auto file_size = static_cast<std::uint64_t>(file.tellg());
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(file.tellg()));
   file.seekg(0);
-
-  std::uint8_t prefix[kPrefixBytes] = {};
-  if (file_size < kPrefixBytes || !file.read(reinterpret_cast<char*>(prefix), kPrefixBytes)) {
-    return file_error(path, ErrorCode::corrupt, "only " + std::to_string(file_size) + " bytes, too short for a header");
+  if (!file.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()))) {
+    return source_error(file_source(path), ErrorCode::io, "read failed");
   }
-  if (std::memcmp(prefix, kMagic, sizeof kMagic) != 0) {
-    return file_error(path, ErrorCode::corrupt, "not a shoal weights file (no SHOALWTS magic)");
-  }
-  detail::ByteReader prefix_reader(prefix + sizeof kMagic, kPrefixBytes - sizeof kMagic);
-  const std::uint32_t format = *prefix_reader.read_le<std::uint32_t>("the format version");
-  const std::uint32_t header_bytes = *prefix_reader.read_le<std::uint32_t>("the header length");
-  if (format != kWeightsFormatVersion) {
-    return file_error(path, ErrorCode::unsupported,
-                      "format version " + std::to_string(format) + ", this build reads version " +
-                          std::to_string(kWeightsFormatVersion));
-  }
-  if (header_bytes > kMaxHeaderBytes || kPrefixBytes + header_bytes + crypto::kBlake2b256Bytes > file_size) {
-    return file_error(path, ErrorCode::corrupt,
-                      "header of " + std::to_string(header_bytes) + " bytes does not fit in the " +
-                          std::to_string(file_size) + "-byte file (truncated?)");
-  }
-
-  std::vector<std::uint8_t> head(kPrefixBytes + header_bytes + crypto::kBlake2b256Bytes);
-  std::memcpy(head.data(), prefix, kPrefixBytes);
-  file.read(reinterpret_cast<char*>(head.data() + kPrefixBytes), header_bytes + crypto::kBlake2b256Bytes);
-  if (!file) return file_error(path, ErrorCode::io, "read of the header failed");
-  const auto header_hash = crypto::blake2b256(std::span(head).first(kPrefixBytes + header_bytes));
-  if (!std::equal(header_hash.begin(), header_hash.end(), head.end() - crypto::kBlake2b256Bytes)) {
-    return file_error(path, ErrorCode::corrupt, "header checksum mismatch (the header was damaged)");
-  }
-
-  detail::ByteReader reader(head.data() + kPrefixBytes, header_bytes);
-  auto version = reader.read_le<std::uint64_t>("the model version");
-  if (!version) return file_error(path, ErrorCode::corrupt, version.error().message);
-  auto tensors = detail::read_layout(reader);
-  if (!tensors) return file_error(path, ErrorCode::corrupt, tensors.error().message);
-  auto layout = Layout::create(std::move(tensors).value());
-  if (!layout) return file_error(path, ErrorCode::corrupt, layout.error().message);
-  auto payload_hash = reader.read_string(crypto::kBlake2b256Bytes, "the payload hash");
-  if (!payload_hash) return file_error(path, ErrorCode::corrupt, payload_hash.error().message);
-  if (reader.remaining() != 0) {
-    return file_error(path, ErrorCode::corrupt, std::to_string(reader.remaining()) + " unexpected bytes in the header");
-  }
-
-  const std::uint64_t offset = payload_offset(header_bytes);
-  const std::uint64_t expected_size = offset + layout->parameter_count() * sizeof(float);
-  if (file_size != expected_size) {
-    return file_error(path, ErrorCode::corrupt,
-                      std::to_string(file_size) + " bytes, but its layout of " +
-                          std::to_string(layout->parameter_count()) + " parameters needs exactly " +
-                          std::to_string(expected_size) + (file_size < expected_size ? " (truncated)" : ""));
-  }
-  std::vector<float> values(layout->parameter_count());
-  file.seekg(static_cast<std::streamoff>(offset));
-  file.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(values.size() * sizeof(float)));
-  if (!file) return file_error(path, ErrorCode::io, "read of the payload failed");
-  const auto actual_hash = crypto::blake2b256(bytes_of(values));
-  if (std::memcmp(actual_hash.data(), payload_hash->data(), actual_hash.size()) != 0) {
-    return file_error(path, ErrorCode::corrupt, "payload checksum mismatch (the parameters were damaged)");
-  }
-  return Weights::from_values(std::move(layout).value(), *version, std::move(values));
+  return decode_weights(bytes, file_source(path));
 }
 
 }  // namespace shoal::weights

@@ -17,7 +17,11 @@
 // with the file name; nothing is returned from a damaged file.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <span>
+#include <string_view>
+#include <vector>
 
 #include "shoal/crypto/result.h"
 #include "shoal/weights/weights.h"
@@ -28,5 +32,10 @@ inline constexpr std::uint32_t kWeightsFormatVersion = 1;
 
 Status write_weights_file(const std::filesystem::path& path, const Weights& weights);
 Result<Weights> read_weights_file(const std::filesystem::path& path);
+
+// The same format in memory, for sending a model in a message. Errors start
+// with `source` (e.g. "train task payload").
+std::vector<std::uint8_t> encode_weights(const Weights& weights);
+Result<Weights> decode_weights(std::span<const std::uint8_t> bytes, std::string_view source);
 
 }  // namespace shoal::weights
