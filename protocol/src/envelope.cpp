@@ -8,6 +8,10 @@ std::optional<std::string_view> message_type_name(std::uint16_t type) {
     case MessageType::welcome: return "welcome";
     case MessageType::heartbeat: return "heartbeat";
     case MessageType::refusal: return "refusal";
+    case MessageType::train_task: return "train_task";
+    case MessageType::update_report: return "update_report";
+    case MessageType::evaluate_task: return "evaluate_task";
+    case MessageType::evaluation_report: return "evaluation_report";
   }
   return std::nullopt;
 }

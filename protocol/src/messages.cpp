@@ -1,18 +1,10 @@
 #include "shoal/protocol/messages.h"
 
+#include "assign_field.h"
+
 namespace shoal::protocol {
 
-namespace {
-
-// Moves a decoded field into `target`; returns the error if decoding failed.
-template <typename T, typename V>
-std::optional<DecodeError> assign(T& target, Decoded<V> value) {
-  if (!value) return value.error();
-  target = std::move(value).value();
-  return std::nullopt;
-}
-
-}  // namespace
+using detail::assign;
 
 void Hello::write(HeaderWriter& header) const {
   header.put("agent_version", agent_version).put("model_version", model_version).put("eligible", eligible);

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "shoal/protocol/messages.h"
+#include "shoal/protocol/round_messages.h"
 
 using namespace shoal::protocol;
 
@@ -25,5 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)decode<Welcome>(*envelope);
   (void)decode<Heartbeat>(*envelope);
   (void)decode<Refusal>(*envelope);
+  (void)decode<TrainTask>(*envelope);
+  (void)decode<UpdateReport>(*envelope);
+  (void)decode<EvaluateTask>(*envelope);
+  (void)decode<EvaluationReport>(*envelope);
   return 0;
 }

@@ -30,6 +30,10 @@ enum class MessageType : std::uint16_t {
   welcome = 2,    // server -> device: accepted, the current model version
   heartbeat = 3,  // either way: still here
   refusal = 4,    // either way: your last message was refused, and why
+  train_task = 5,         // server -> device: train this round (round_messages.h)
+  update_report = 6,      // device -> server: the round's update
+  evaluate_task = 7,      // server -> device: evaluate a model version
+  evaluation_report = 8,  // device -> server: loss and accuracy
 };
 
 // The name of a known type ("hello"), or nullopt for an unknown number.

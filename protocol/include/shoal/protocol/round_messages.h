@@ -1,0 +1,87 @@
+// The messages of a training round. The server sends a task to each device
+// of the cohort; the device answers with its update or its evaluation.
+//
+// A task carries the model as one payload frame (a weights file, see
+// weights_file.h) only when the device's copy is behind the round's version;
+// an update carries the flat float32 little-endian update vector as its one
+// payload frame. Decoders check field types and value ranges; frame contents
+// are checked by the receiver, which knows the model.
+#pragma once
+
+#include <cstdint>
+
+#include "shoal/protocol/messages.h"
+
+namespace shoal::protocol {
+
+// The local-training plan, as sent in a task.
+struct WirePlan {
+  std::uint64_t epochs = 1;
+  std::uint64_t batch_size = 32;
+  double learning_rate = 0.01;
+  double momentum = 0;
+  double weight_decay = 0;
+  double proximal_mu = 0;
+  std::uint64_t seed = 0;
+};
+
+// Server -> device: train on local data from `model_version` and report.
+struct TrainTask {
+  static constexpr MessageType kType = MessageType::train_task;
+  static constexpr std::size_t kMaxPayloads = 1;  // the model, when the device is behind
+
+  std::uint64_t round;
+  std::uint64_t model_version;
+  std::uint64_t deadline_ms;  // how long the device has before its update is late
+  WirePlan plan;
+
+  void write(HeaderWriter& header) const;
+  static Decoded<TrainTask> read(const Envelope& envelope);
+};
+
+// Device -> server: the update for `round`, trained from `base_version`.
+struct UpdateReport {
+  static constexpr MessageType kType = MessageType::update_report;
+  static constexpr std::size_t kMaxPayloads = 1;  // required: the update vector
+
+  std::uint64_t round;
+  std::uint64_t base_version;
+  std::uint64_t samples;  // the update's weight in the mean
+  double loss_before;
+  double accuracy_before;
+  double loss_after;
+  double accuracy_after;
+
+  void write(HeaderWriter& header) const;
+  static Decoded<UpdateReport> read(const Envelope& envelope);
+};
+
+// Server -> device: evaluate `model_version` on local held-out data.
+struct EvaluateTask {
+  static constexpr MessageType kType = MessageType::evaluate_task;
+  static constexpr std::size_t kMaxPayloads = 1;  // the model, when the device is behind
+
+  std::uint64_t round;
+  std::uint64_t model_version;
+  std::uint64_t deadline_ms;
+
+  void write(HeaderWriter& header) const;
+  static Decoded<EvaluateTask> read(const Envelope& envelope);
+};
+
+// Device -> server: loss and accuracy of `model_version` on `samples` held-out samples.
+struct EvaluationReport {
+  static constexpr MessageType kType = MessageType::evaluation_report;
+  static constexpr std::size_t kMaxPayloads = 0;
+
+  std::uint64_t round;
+  std::uint64_t model_version;
+  std::uint64_t samples;
+  double loss;
+  double accuracy;
+
+  void write(HeaderWriter& header) const;
+  static Decoded<EvaluationReport> read(const Envelope& envelope);
+};
+
+}  // namespace shoal::protocol

@@ -1,0 +1,139 @@
+#include "shoal/protocol/round_messages.h"
+
+#include <cmath>
+
+#include "assign_field.h"
+
+namespace shoal::protocol {
+namespace {
+
+using detail::assign;
+
+constexpr std::uint64_t kMaxEpochs = 10'000;
+
+std::optional<DecodeError> check(bool ok, const char* field, const char* rule) {
+  if (ok) return std::nullopt;
+  return DecodeError{DecodeFault::invalid_value, field, rule};
+}
+
+std::optional<DecodeError> check_fraction(double value, const char* field) {
+  return check(value >= 0.0 && value <= 1.0, field, "must be in [0, 1]");
+}
+
+std::optional<DecodeError> check_finite(double value, const char* field) {
+  return check(std::isfinite(value), field, "must be finite");
+}
+
+}  // namespace
+
+void TrainTask::write(HeaderWriter& header) const {
+  header.put("round", round)
+      .put("model_version", model_version)
+      .put("deadline_ms", deadline_ms)
+      .put("epochs", plan.epochs)
+      .put("batch_size", plan.batch_size)
+      .put("learning_rate", plan.learning_rate)
+      .put("momentum", plan.momentum)
+      .put("weight_decay", plan.weight_decay)
+      .put("proximal_mu", plan.proximal_mu)
+      .put("seed", plan.seed);
+}
+
+Decoded<TrainTask> TrainTask::read(const Envelope& envelope) {
+  const auto& fields = envelope.header();
+  TrainTask task{};
+  auto& plan = task.plan;
+  if (auto e = assign(task.round, fields.get_uint("round"))) return *e;
+  if (auto e = assign(task.model_version, fields.get_uint("model_version"))) return *e;
+  if (auto e = assign(task.deadline_ms, fields.get_uint("deadline_ms"))) return *e;
+  if (auto e = assign(plan.epochs, fields.get_uint("epochs"))) return *e;
+  if (auto e = assign(plan.batch_size, fields.get_uint("batch_size"))) return *e;
+  if (auto e = assign(plan.learning_rate, fields.get_double("learning_rate"))) return *e;
+  if (auto e = assign(plan.momentum, fields.get_double("momentum"))) return *e;
+  if (auto e = assign(plan.weight_decay, fields.get_double("weight_decay"))) return *e;
+  if (auto e = assign(plan.proximal_mu, fields.get_double("proximal_mu"))) return *e;
+  if (auto e = assign(plan.seed, fields.get_uint("seed"))) return *e;
+  if (auto e = check(task.deadline_ms > 0, "deadline_ms", "must be positive")) return *e;
+  if (auto e = check(plan.epochs >= 1 && plan.epochs <= kMaxEpochs, "epochs", "must be in [1, 10000]")) return *e;
+  if (auto e = check(plan.batch_size >= 1, "batch_size", "must be positive")) return *e;
+  if (auto e = check(plan.learning_rate > 0 && std::isfinite(plan.learning_rate), "learning_rate", "must be positive")) {
+    return *e;
+  }
+  if (auto e = check(plan.momentum >= 0 && plan.momentum < 1, "momentum", "must be in [0, 1)")) return *e;
+  if (auto e = check(plan.weight_decay >= 0 && std::isfinite(plan.weight_decay), "weight_decay", "must be >= 0")) {
+    return *e;
+  }
+  if (auto e = check(plan.proximal_mu >= 0 && std::isfinite(plan.proximal_mu), "proximal_mu", "must be >= 0")) {
+    return *e;
+  }
+  return task;
+}
+
+void UpdateReport::write(HeaderWriter& header) const {
+  header.put("round", round)
+      .put("base_version", base_version)
+      .put("samples", samples)
+      .put("loss_before", loss_before)
+      .put("accuracy_before", accuracy_before)
+      .put("loss_after", loss_after)
+      .put("accuracy_after", accuracy_after);
+}
+
+Decoded<UpdateReport> UpdateReport::read(const Envelope& envelope) {
+  const auto& fields = envelope.header();
+  UpdateReport report{};
+  if (auto e = assign(report.round, fields.get_uint("round"))) return *e;
+  if (auto e = assign(report.base_version, fields.get_uint("base_version"))) return *e;
+  if (auto e = assign(report.samples, fields.get_uint("samples"))) return *e;
+  if (auto e = assign(report.loss_before, fields.get_double("loss_before"))) return *e;
+  if (auto e = assign(report.accuracy_before, fields.get_double("accuracy_before"))) return *e;
+  if (auto e = assign(report.loss_after, fields.get_double("loss_after"))) return *e;
+  if (auto e = assign(report.accuracy_after, fields.get_double("accuracy_after"))) return *e;
+  if (auto e = check(report.samples > 0, "samples", "must be positive")) return *e;
+  if (auto e = check_finite(report.loss_before, "loss_before")) return *e;
+  if (auto e = check_finite(report.loss_after, "loss_after")) return *e;
+  if (auto e = check_fraction(report.accuracy_before, "accuracy_before")) return *e;
+  if (auto e = check_fraction(report.accuracy_after, "accuracy_after")) return *e;
+  if (envelope.payload_count() != 1) {
+    return DecodeError{DecodeFault::missing_frame, "update", "an update report carries the update as one payload frame"};
+  }
+  return report;
+}
+
+void EvaluateTask::write(HeaderWriter& header) const {
+  header.put("round", round).put("model_version", model_version).put("deadline_ms", deadline_ms);
+}
+
+Decoded<EvaluateTask> EvaluateTask::read(const Envelope& envelope) {
+  const auto& fields = envelope.header();
+  EvaluateTask task{};
+  if (auto e = assign(task.round, fields.get_uint("round"))) return *e;
+  if (auto e = assign(task.model_version, fields.get_uint("model_version"))) return *e;
+  if (auto e = assign(task.deadline_ms, fields.get_uint("deadline_ms"))) return *e;
+  if (auto e = check(task.deadline_ms > 0, "deadline_ms", "must be positive")) return *e;
+  return task;
+}
+
+void EvaluationReport::write(HeaderWriter& header) const {
+  header.put("round", round)
+      .put("model_version", model_version)
+      .put("samples", samples)
+      .put("loss", loss)
+      .put("accuracy", accuracy);
+}
+
+Decoded<EvaluationReport> EvaluationReport::read(const Envelope& envelope) {
+  const auto& fields = envelope.header();
+  EvaluationReport report{};
+  if (auto e = assign(report.round, fields.get_uint("round"))) return *e;
+  if (auto e = assign(report.model_version, fields.get_uint("model_version"))) return *e;
+  if (auto e = assign(report.samples, fields.get_uint("samples"))) return *e;
+  if (auto e = assign(report.loss, fields.get_double("loss"))) return *e;
+  if (auto e = assign(report.accuracy, fields.get_double("accuracy"))) return *e;
+  if (auto e = check(report.samples > 0, "samples", "must be positive")) return *e;
+  if (auto e = check_finite(report.loss, "loss")) return *e;
+  if (auto e = check_fraction(report.accuracy, "accuracy")) return *e;
+  return report;
+}
+
+}  // namespace shoal::protocol
