@@ -1,0 +1,41 @@
+// The aggregator's crash-safe state: the global weights, the server
+// optimiser's moments and the round counter, checkpointed after every
+// applied round in the state directory:
+//
+//   checkpoint.json              which files make up the current checkpoint
+//   global-v<N>.weights          the global model at version N
+//   moments-v<N>-first.weights   optimiser state, when the strategy has it
+//   moments-v<N>-second.weights
+//
+// The weights files of version N are written (each atomically) first;
+// renaming the new checkpoint.json into place is the commit point; files of
+// other versions are removed only after it. A kill at any moment leaves
+// either the old or the new checkpoint whole, never a mix.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shoal/crypto/result.h"
+#include "shoal/weights/weights.h"
+
+namespace shoal::aggregator {
+
+struct Checkpoint {
+  weights::Weights global;       // its version() is the model version
+  std::uint64_t rounds_started;  // applied and abandoned rounds, so round ids never repeat
+  std::string strategy;          // the server optimiser the moments belong to
+  std::vector<float> first_moment;
+  std::vector<float> second_moment;
+};
+
+Status write_checkpoint(const std::filesystem::path& state_dir, const Checkpoint& checkpoint);
+
+// nullopt when the directory holds no checkpoint yet; an error naming the
+// file and the fault when one is damaged or inconsistent.
+Result<std::optional<Checkpoint>> read_checkpoint(const std::filesystem::path& state_dir);
+
+}  // namespace shoal::aggregator

@@ -1,0 +1,125 @@
+#include "shoal/aggregator/checkpoint.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "shoal/crypto/durable_file.h"
+#include "shoal/weights/weights_file.h"
+
+namespace shoal::aggregator {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr int kFormat = 1;
+constexpr std::size_t kMaxIndexBytes = 64 * 1024;
+
+std::string versioned(const std::string& stem, std::uint64_t version, const std::string& suffix = "") {
+  return stem + "-v" + std::to_string(version) + suffix + ".weights";
+}
+
+Error damaged(const fs::path& path, const std::string& why) {
+  return make_error(ErrorCode::corrupt, path.string() + ": " + why);
+}
+
+// A file named by checkpoint.json: a plain name inside the state directory.
+fs::path member(const fs::path& dir, const nlohmann::json& index, const char* key) {
+  const auto name = index.at(key).get<std::string>();
+  if (name.empty() || name.find('/') != std::string::npos || name.starts_with(".")) {
+    throw std::invalid_argument(std::string(key) + " names '" + name + "', not a file in the state directory");
+  }
+  return dir / name;
+}
+
+// Moments are stored as weights files in the model's layout.
+Status write_moment(const fs::path& path, const weights::Weights& global, const std::vector<float>& values) {
+  auto moment = weights::Weights::from_values(global.layout(), global.version(), values);
+  if (!moment) return moment.error();
+  return weights::write_weights_file(path, *moment);
+}
+
+Result<std::vector<float>> read_moment(const fs::path& path, const weights::Weights& global) {
+  auto moment = weights::read_weights_file(path);
+  if (!moment) return moment.error();
+  if (moment->layout().hash() != global.layout().hash() || moment->version() != global.version()) {
+    return damaged(path, "does not belong to global model version " + std::to_string(global.version()));
+  }
+  return std::vector<float>(moment->values().begin(), moment->values().end());
+}
+
+// Removes weights files of the checkpoint family that `keep` does not name.
+void remove_stale(const fs::path& dir, const std::vector<std::string>& keep) {
+  std::error_code ignored;
+  for (const auto& entry : fs::directory_iterator(dir, ignored)) {
+    const auto name = entry.path().filename().string();
+    const bool ours = (name.starts_with("global-v") || name.starts_with("moments-v")) && name.ends_with(".weights");
+    if (ours && std::find(keep.begin(), keep.end(), name) == keep.end()) fs::remove(entry.path(), ignored);
+  }
+}
+
+}  // namespace
+
+Status write_checkpoint(const fs::path& state_dir, const Checkpoint& checkpoint) {
+  std::error_code error;
+  fs::create_directories(state_dir, error);
+  if (error) return make_error(ErrorCode::io, "cannot create state directory " + state_dir.string() + ": " + error.message());
+  const auto version = checkpoint.global.version();
+  nlohmann::json index = {{"format", kFormat},
+                          {"model_version", version},
+                          {"rounds_started", checkpoint.rounds_started},
+                          {"strategy", checkpoint.strategy},
+                          {"global", versioned("global", version)}};
+  std::vector<std::string> keep = {versioned("global", version)};
+  if (auto status = weights::write_weights_file(state_dir / keep.back(), checkpoint.global); !status) return status;
+  const std::pair<const char*, const std::vector<float>*> moments[] = {{"first", &checkpoint.first_moment},
+                                                                       {"second", &checkpoint.second_moment}};
+  for (const auto& [which, values] : moments) {
+    if (values->empty()) continue;
+    keep.push_back(versioned("moments", version, std::string("-") + which));
+    if (auto status = write_moment(state_dir / keep.back(), checkpoint.global, *values); !status) return status;
+    index[std::string(which) + "_moment"] = keep.back();
+  }
+  if (auto status = crypto::write_file_durably(state_dir / "checkpoint.json", index.dump(2) + "\n"); !status) {
+    return status;
+  }
+  remove_stale(state_dir, keep);
+  return ok_status();
+}
+
+Result<std::optional<Checkpoint>> read_checkpoint(const fs::path& state_dir) {
+  const auto index_path = state_dir / "checkpoint.json";
+  if (!fs::exists(index_path)) return std::optional<Checkpoint>();
+  auto text = crypto::read_file(index_path, kMaxIndexBytes);
+  if (!text) return text.error();
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(*text);
+    if (index.at("format").get<int>() != kFormat) {
+      return damaged(index_path, "format " + index.at("format").dump() + " is not " + std::to_string(kFormat));
+    }
+    auto global = weights::read_weights_file(member(state_dir, index, "global"));
+    if (!global) return global.error();
+    if (global->version() != index.at("model_version").get<std::uint64_t>()) {
+      return damaged(index_path, "names model version " + index.at("model_version").dump() + " but " +
+                                     index.at("global").get<std::string>() + " holds version " +
+                                     std::to_string(global->version()));
+    }
+    Checkpoint checkpoint{std::move(global).value(), index.at("rounds_started").get<std::uint64_t>(),
+                          index.at("strategy").get<std::string>(), {}, {}};
+    for (auto [key, target] : {std::pair{"first_moment", &checkpoint.first_moment},
+                               std::pair{"second_moment", &checkpoint.second_moment}}) {
+      if (!index.contains(key)) continue;
+      auto moment = read_moment(member(state_dir, index, key), checkpoint.global);
+      if (!moment) return moment.error();
+      *target = std::move(moment).value();
+    }
+    return std::optional<Checkpoint>(std::move(checkpoint));
+  } catch (const nlohmann::json::exception& e) {
+    return damaged(index_path, std::string("malformed: ") + e.what());
+  } catch (const std::invalid_argument& e) {
+    return damaged(index_path, e.what());
+  }
+}
+
+}  // namespace shoal::aggregator

@@ -1,0 +1,100 @@
+#include "shoal/aggregator/checkpoint.h"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "shoal/crypto/durable_file.h"
+#include "shoal/weights/weights_file.h"
+#include "temp_dir.h"
+
+using namespace shoal;
+using namespace shoal::aggregator;
+using shoal::testing::TempDir;
+
+namespace {
+
+weights::Weights model_at(std::uint64_t version, float fill) {
+  auto layout = *weights::Layout::create({{"fc.weight", {2, 3}}, {"fc.bias", {2}}});
+  return *weights::Weights::from_values(layout, version, std::vector<float>(8, fill));
+}
+
+Checkpoint checkpoint_at(std::uint64_t version) {
+  const float f = static_cast<float>(version);
+  return Checkpoint{model_at(version, f), version + 2, "fedadam", std::vector<float>(8, f / 10),
+                    std::vector<float>(8, f / 100)};
+}
+
+void overwrite(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+}  // namespace
+
+TEST_CASE("a checkpoint reads back whole, and older versions' files are removed") {
+  TempDir dir;
+  REQUIRE(write_checkpoint(dir.path(), checkpoint_at(1)));
+  REQUIRE(write_checkpoint(dir.path(), checkpoint_at(2)));
+  auto read = read_checkpoint(dir.path());
+  REQUIRE(read);
+  REQUIRE(read->has_value());
+  const auto& checkpoint = **read;
+  CHECK(checkpoint.global.version() == 2);
+  CHECK(checkpoint.global.values()[0] == 2.0f);
+  CHECK(checkpoint.rounds_started == 4);
+  CHECK(checkpoint.strategy == "fedadam");
+  CHECK(checkpoint.first_moment == std::vector<float>(8, 0.2f));
+  CHECK(checkpoint.second_moment == std::vector<float>(8, 0.02f));
+  CHECK_FALSE(std::filesystem::exists(dir / "global-v1.weights"));
+  CHECK_FALSE(std::filesystem::exists(dir / "moments-v1-first.weights"));
+}
+
+TEST_CASE("an empty state directory has no checkpoint, and fedavg stores no moments") {
+  TempDir dir;
+  auto none = read_checkpoint(dir.path());
+  REQUIRE(none);
+  CHECK_FALSE(none->has_value());
+  REQUIRE(write_checkpoint(dir.path(), Checkpoint{model_at(3, 1.0f), 3, "fedavg", {}, {}}));
+  auto read = *read_checkpoint(dir.path());
+  CHECK(read->first_moment.empty());
+  CHECK_FALSE(std::filesystem::exists(dir / "moments-v3-first.weights"));
+}
+
+TEST_CASE("a crash before the index is renamed leaves the previous checkpoint in force") {
+  TempDir dir;
+  REQUIRE(write_checkpoint(dir.path(), checkpoint_at(1)));
+  // What a kill between writing the new weights and committing the index leaves.
+  REQUIRE(weights::write_weights_file(dir / "global-v2.weights", model_at(2, 2.0f)));
+  overwrite(dir / "checkpoint.json.tmp-partial", "{\"format\": 1, \"model_ver");
+  auto read = *read_checkpoint(dir.path());
+  CHECK(read->global.version() == 1);
+  CHECK(read->global.values()[0] == 1.0f);
+  // The next checkpoint proceeds and clears the orphan.
+  REQUIRE(write_checkpoint(dir.path(), checkpoint_at(3)));
+  CHECK_FALSE(std::filesystem::exists(dir / "global-v2.weights"));
+  CHECK((*read_checkpoint(dir.path()))->global.version() == 3);
+}
+
+TEST_CASE("a damaged checkpoint is an error naming the file and the fault") {
+  TempDir dir;
+  REQUIRE(write_checkpoint(dir.path(), checkpoint_at(1)));
+  const auto index = crypto::read_file(dir / "checkpoint.json", 1 << 16).value();
+
+  overwrite(dir / "checkpoint.json", index.substr(0, index.size() / 2));
+  auto truncated = read_checkpoint(dir.path());
+  REQUIRE_FALSE(truncated);
+  CHECK(truncated.error().message.find("checkpoint.json: malformed") != std::string::npos);
+
+  std::string escaping = index;
+  escaping.replace(escaping.find("global-v1.weights"), 17, "../global-v1.weights");
+  overwrite(dir / "checkpoint.json", escaping);
+  auto escaped = read_checkpoint(dir.path());
+  REQUIRE_FALSE(escaped);
+  CHECK(escaped.error().message.find("not a file in the state directory") != std::string::npos);
+
+  overwrite(dir / "checkpoint.json", index);
+  overwrite(dir / "moments-v1-second.weights", "SHOALWTS");
+  auto moment = read_checkpoint(dir.path());
+  REQUIRE_FALSE(moment);
+  CHECK(moment.error().message.find("moments-v1-second.weights") != std::string::npos);
+}
