@@ -1,0 +1,141 @@
+// The round state machine of the aggregator, in plain mode.
+//
+// It is driven only by calls: messages from devices (already decoded and
+// attributed to a device key by the transport) and clock ticks. It never
+// touches a socket; what it wants sent waits in an outbox, and finished
+// rounds wait for the caller to checkpoint and log them. The same code thus
+// runs under the server's socket loop, the simulator and unit tests.
+//
+// A round: when at least min_devices connected devices are eligible, pick a
+// cohort (a seeded random sample: fraction of them, at most max_devices),
+// send each a train task (with the model when its copy is older), fold each
+// valid update as it arrives, and close when every member has reported or
+// the deadline passes. With at least min_devices reports the mean update goes
+// through the server optimiser and the model version goes up by one;
+// otherwise the round is abandoned and nothing is applied.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "shoal/aggregator/server_optimizer.h"
+#include "shoal/aggregator/update_fold.h"
+#include "shoal/protocol/messages.h"
+#include "shoal/protocol/round_messages.h"
+#include "shoal/weights/weights.h"
+
+namespace shoal::aggregator {
+
+using Clock = std::chrono::steady_clock;
+using DeviceKey = std::string;  // the device's identity key, as the transport reports it
+
+struct RoundConfig {
+  std::size_t min_devices = 2;  // fewer reports than this abandons the round
+  std::size_t max_devices = 100;
+  double fraction = 1.0;        // share of the eligible devices picked for a cohort
+  bool require_eligible = true; // only devices that say they may train (charging, idle)
+  std::chrono::milliseconds train_deadline{60'000};
+  std::chrono::milliseconds device_timeout{30'000};  // silence after which a device counts as gone
+  protocol::WirePlan plan;
+  CombinerKind combiner = CombinerKind::mean;
+  double trim_fraction = 0.1;
+  std::uint64_t seed = 0;  // cohort sampling
+
+  Status validate() const;
+};
+
+struct Outgoing {
+  DeviceKey device;
+  std::variant<protocol::Welcome, protocol::TrainTask, protocol::Refusal> message;
+  bool with_model = false;  // attach the current global model as the payload
+};
+
+struct RoundRecord {
+  std::uint64_t round = 0;
+  std::uint64_t version_before = 0;
+  std::uint64_t version_after = 0;  // version_before when abandoned
+  std::size_t cohort = 0;
+  std::size_t reported = 0;
+  std::size_t stragglers = 0;  // cohort members that had not reported at the deadline
+  std::size_t rejected = 0;    // updates refused (wrong round, size, base version, ...)
+  std::uint64_t samples = 0;
+  double mean_loss_after = 0;      // sample-weighted, as the devices measured it
+  double mean_accuracy_after = 0;
+  bool applied = false;
+  std::string abandon_reason;  // empty when applied
+  double seconds = 0;
+};
+
+class RoundCoordinator {
+ public:
+  // `rounds_started` continues the round numbering of a restored checkpoint.
+  static Result<RoundCoordinator> create(const RoundConfig& config, weights::Weights global, ServerOptimizer optimizer,
+                                         std::uint64_t rounds_started);
+
+  void on_hello(const DeviceKey& device, const protocol::Hello& hello, Clock::time_point now);
+  void on_heartbeat(const DeviceKey& device, Clock::time_point now);
+  // Folds the update if it is valid; otherwise returns why not (and queues a
+  // Refusal to the device). `payload` is the update frame's bytes.
+  std::optional<std::string> on_update(const DeviceKey& device, const protocol::UpdateReport& report,
+                                       std::span<const std::uint8_t> payload, Clock::time_point now);
+  // Starts and closes rounds as devices and deadlines allow.
+  void on_tick(Clock::time_point now);
+
+  std::vector<Outgoing> take_outgoing();
+  std::vector<RoundRecord> take_finished();
+
+  const weights::Weights& global() const { return global_; }
+  const ServerOptimizer& optimizer() const { return optimizer_; }
+  std::uint64_t rounds_started() const { return rounds_started_; }
+  bool round_open() const { return round_.has_value(); }
+  std::size_t connected_devices() const { return devices_.size(); }
+
+ private:
+  struct DeviceState {
+    std::uint64_t model_version = 0;
+    bool eligible = false;
+    Clock::time_point last_seen;
+  };
+  struct OpenRound {
+    std::uint64_t id;
+    std::set<DeviceKey> cohort;
+    std::set<DeviceKey> reported;
+    std::unique_ptr<UpdateCombiner> combiner;
+    Clock::time_point started;
+    Clock::time_point deadline;
+    std::size_t rejected = 0;
+    std::uint64_t samples = 0;
+    double loss_sum = 0;
+    double accuracy_sum = 0;
+  };
+
+  RoundCoordinator(const RoundConfig& config, weights::Weights global, ServerOptimizer optimizer,
+                   std::uint64_t rounds_started);
+  void forget_silent_devices(Clock::time_point now);
+  void try_start_round(Clock::time_point now);
+  void close_round(Clock::time_point now);
+  std::optional<std::string> check_update(const DeviceKey& device, const protocol::UpdateReport& report,
+                                          std::span<const std::uint8_t> payload) const;
+  void refuse(const DeviceKey& device, const std::string& fault, const std::string& detail);
+
+  RoundConfig config_;
+  weights::Weights global_;
+  ServerOptimizer optimizer_;
+  std::uint64_t rounds_started_;
+  std::mt19937_64 rng_;
+  std::map<DeviceKey, DeviceState> devices_;
+  std::optional<OpenRound> round_;
+  std::vector<Outgoing> outbox_;
+  std::vector<RoundRecord> finished_;
+};
+
+}  // namespace shoal::aggregator

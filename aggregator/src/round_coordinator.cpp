@@ -1,0 +1,185 @@
+#include "shoal/aggregator/round_coordinator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace shoal::aggregator {
+namespace {
+
+constexpr const char* kServerVersion = "shoal-aggregator 0.1.0";
+
+Error invalid(const std::string& field, const std::string& why) {
+  return make_error(ErrorCode::invalid_argument, "round config: " + field + " " + why);
+}
+
+}  // namespace
+
+Status RoundConfig::validate() const {
+  if (min_devices < 1) return invalid("min_devices", "must be at least 1");
+  if (max_devices < min_devices) return invalid("max_devices", "must be at least min_devices");
+  if (!(fraction > 0.0 && fraction <= 1.0)) return invalid("fraction", "must be in (0, 1]");
+  if (train_deadline.count() <= 0) return invalid("train_deadline", "must be positive");
+  if (device_timeout.count() <= 0) return invalid("device_timeout", "must be positive");
+  if (plan.epochs < 1) return invalid("plan.epochs", "must be at least 1");
+  if (plan.batch_size < 1) return invalid("plan.batch_size", "must be at least 1");
+  if (!(plan.learning_rate > 0.0) || !std::isfinite(plan.learning_rate)) {
+    return invalid("plan.learning_rate", "must be positive");
+  }
+  if (!(plan.momentum >= 0.0 && plan.momentum < 1.0)) return invalid("plan.momentum", "must be in [0, 1)");
+  if (!(trim_fraction >= 0.0 && trim_fraction < 0.5)) return invalid("trim_fraction", "must be in [0, 0.5)");
+  return ok_status();
+}
+
+Result<RoundCoordinator> RoundCoordinator::create(const RoundConfig& config, weights::Weights global,
+                                                  ServerOptimizer optimizer, std::uint64_t rounds_started) {
+  if (auto status = config.validate(); !status) return status.error();
+  return RoundCoordinator(config, std::move(global), std::move(optimizer), rounds_started);
+}
+
+RoundCoordinator::RoundCoordinator(const RoundConfig& config, weights::Weights global, ServerOptimizer optimizer,
+                                   std::uint64_t rounds_started)
+    : config_(config),
+      global_(std::move(global)),
+      optimizer_(std::move(optimizer)),
+      rounds_started_(rounds_started),
+      rng_(config.seed ^ rounds_started) {}
+
+void RoundCoordinator::on_hello(const DeviceKey& device, const protocol::Hello& hello, Clock::time_point now) {
+  devices_[device] = DeviceState{hello.model_version, hello.eligible, now};
+  const auto heartbeat = static_cast<std::uint64_t>(config_.device_timeout.count() / 3);
+  outbox_.push_back({device, protocol::Welcome{kServerVersion, global_.version(), std::max<std::uint64_t>(heartbeat, 1)}});
+}
+
+void RoundCoordinator::on_heartbeat(const DeviceKey& device, Clock::time_point now) {
+  if (auto found = devices_.find(device); found != devices_.end()) found->second.last_seen = now;
+}
+
+void RoundCoordinator::refuse(const DeviceKey& device, const std::string& fault, const std::string& detail) {
+  outbox_.push_back({device, protocol::Refusal{fault, detail}});
+}
+
+std::optional<std::string> RoundCoordinator::check_update(const DeviceKey& device,
+                                                          const protocol::UpdateReport& report,
+                                                          std::span<const std::uint8_t> payload) const {
+  const std::string round = "round " + std::to_string(report.round);
+  const std::string open = round_ ? "the open round is " + std::to_string(round_->id) : "no round is open";
+  if (!round_ || report.round != round_->id) {
+    const bool past = report.round <= rounds_started_;  // every round up to rounds_started_ has begun
+    return past ? round + " is closed (the update is late); " + open : round + " has not started; " + open;
+  }
+  if (!round_->cohort.contains(device)) return "not in the cohort of round " + std::to_string(round_->id);
+  if (round_->reported.contains(device)) return "duplicate update for round " + std::to_string(round_->id);
+  if (report.base_version != global_.version()) {
+    return "update trained from model version " + std::to_string(report.base_version) + ", the round's model is " +
+           std::to_string(global_.version());
+  }
+  const auto expected = global_.layout().parameter_count() * sizeof(float);
+  if (payload.size() != expected) {
+    return "update of " + std::to_string(payload.size()) + " bytes does not fit layout " +
+           global_.layout().short_hash() + " (" + std::to_string(global_.layout().parameter_count()) +
+           " float32 values, " + std::to_string(expected) + " bytes)";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> RoundCoordinator::on_update(const DeviceKey& device, const protocol::UpdateReport& report,
+                                                       std::span<const std::uint8_t> payload, Clock::time_point now) {
+  on_heartbeat(device, now);
+  auto problem = check_update(device, report, payload);
+  if (!problem) {
+    // Frames are malloc'd and so float-aligned; copy only when one is not.
+    std::vector<float> aligned_copy;
+    std::span<const float> values;
+    if (reinterpret_cast<std::uintptr_t>(payload.data()) % alignof(float) == 0) {
+      values = {reinterpret_cast<const float*>(payload.data()), payload.size() / sizeof(float)};
+    } else {
+      aligned_copy.resize(payload.size() / sizeof(float));
+      std::memcpy(aligned_copy.data(), payload.data(), payload.size());
+      values = aligned_copy;
+    }
+    if (auto folded = round_->combiner->add(values, static_cast<double>(report.samples)); !folded) {
+      problem = folded.error().message;
+    }
+  }
+  if (problem) {
+    if (round_) ++round_->rejected;
+    refuse(device, "update refused", *problem);
+    return problem;
+  }
+  round_->reported.insert(device);
+  round_->samples += report.samples;
+  round_->loss_sum += report.loss_after * static_cast<double>(report.samples);
+  round_->accuracy_sum += report.accuracy_after * static_cast<double>(report.samples);
+  if (auto found = devices_.find(device); found != devices_.end()) found->second.model_version = global_.version();
+  if (round_->reported.size() == round_->cohort.size()) close_round(now);
+  return std::nullopt;
+}
+
+void RoundCoordinator::on_tick(Clock::time_point now) {
+  forget_silent_devices(now);
+  if (round_ && now >= round_->deadline) close_round(now);
+  if (!round_) try_start_round(now);
+}
+
+void RoundCoordinator::forget_silent_devices(Clock::time_point now) {
+  std::erase_if(devices_, [&](const auto& entry) { return now - entry.second.last_seen > config_.device_timeout; });
+}
+
+void RoundCoordinator::try_start_round(Clock::time_point now) {
+  std::vector<DeviceKey> candidates;
+  for (const auto& [key, state] : devices_) {
+    if (state.eligible || !config_.require_eligible) candidates.push_back(key);
+  }
+  if (candidates.size() < config_.min_devices) return;
+  auto wanted = static_cast<std::size_t>(std::ceil(config_.fraction * static_cast<double>(candidates.size())));
+  wanted = std::clamp(wanted, config_.min_devices, std::min(config_.max_devices, candidates.size()));
+  std::vector<DeviceKey> cohort;
+  std::sample(candidates.begin(), candidates.end(), std::back_inserter(cohort), wanted, rng_);
+
+  auto combiner = make_combiner(config_.combiner, global_.layout().parameter_count(), config_.trim_fraction);
+  if (!combiner) return;  // validated in create(); cannot fail here
+  OpenRound round{++rounds_started_, {cohort.begin(), cohort.end()}, {}, std::move(combiner).value(), now,
+                  now + config_.train_deadline};
+  protocol::TrainTask task{round.id, global_.version(), static_cast<std::uint64_t>(config_.train_deadline.count()),
+                           config_.plan};
+  for (const auto& device : cohort) {
+    auto& state = devices_.at(device);
+    outbox_.push_back({device, task, state.model_version != global_.version()});
+    state.model_version = global_.version();  // it holds this version once the task arrives
+  }
+  round_ = std::move(round);
+}
+
+void RoundCoordinator::close_round(Clock::time_point now) {
+  RoundRecord record;
+  record.round = round_->id;
+  record.version_before = global_.version();
+  record.cohort = round_->cohort.size();
+  record.reported = round_->reported.size();
+  record.stragglers = record.cohort - record.reported;
+  record.rejected = round_->rejected;
+  record.samples = round_->samples;
+  record.seconds = std::chrono::duration<double>(now - round_->started).count();
+  if (record.reported >= config_.min_devices) {
+    const auto mean = round_->combiner->result();
+    optimizer_.apply(mean, global_.values());
+    global_.set_version(global_.version() + 1);
+    record.applied = true;
+    record.mean_loss_after = round_->loss_sum / static_cast<double>(round_->samples);
+    record.mean_accuracy_after = round_->accuracy_sum / static_cast<double>(round_->samples);
+  } else {
+    record.abandon_reason = std::to_string(record.reported) + " of " + std::to_string(record.cohort) +
+                            " devices reported by the deadline, at least " + std::to_string(config_.min_devices) +
+                            " needed";
+  }
+  record.version_after = global_.version();
+  finished_.push_back(std::move(record));
+  round_.reset();
+}
+
+std::vector<Outgoing> RoundCoordinator::take_outgoing() { return std::exchange(outbox_, {}); }
+
+std::vector<RoundRecord> RoundCoordinator::take_finished() { return std::exchange(finished_, {}); }
+
+}  // namespace shoal::aggregator

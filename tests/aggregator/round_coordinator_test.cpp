@@ -1,0 +1,191 @@
+// The round state machine fed messages and clock ticks by hand.
+#include "shoal/aggregator/round_coordinator.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+
+using namespace shoal;
+using namespace shoal::aggregator;
+using namespace std::chrono_literals;
+
+namespace {
+
+const Clock::time_point t0{};
+
+weights::Weights global_model() {
+  auto layout = *weights::Layout::create({{"w", {3}}});
+  return *weights::Weights::from_values(layout, 5, {1.0f, 2.0f, 3.0f});
+}
+
+RoundConfig small_config() {
+  RoundConfig config;
+  config.min_devices = 2;
+  config.max_devices = 10;
+  config.train_deadline = 10s;
+  config.device_timeout = 60s;
+  return config;
+}
+
+RoundCoordinator coordinator(const RoundConfig& config = small_config()) {
+  return *RoundCoordinator::create(config, global_model(), *ServerOptimizer::create({}, 3), 0);
+}
+
+std::vector<std::uint8_t> bytes(const std::vector<float>& values) {
+  std::vector<std::uint8_t> out(values.size() * sizeof(float));
+  std::memcpy(out.data(), values.data(), out.size());
+  return out;
+}
+
+protocol::UpdateReport report(std::uint64_t round, std::uint64_t samples, std::uint64_t base = 5) {
+  return protocol::UpdateReport{round, base, samples, 2.0, 0.1, 1.0, 0.5};
+}
+
+// Connects `names` (eligible, holding `version`) and starts a round.
+void connect_and_start(RoundCoordinator& c, const std::vector<std::string>& names, std::uint64_t version = 5) {
+  for (const auto& name : names) c.on_hello(name, protocol::Hello{"test", version, true}, t0);
+  c.on_tick(t0);
+  REQUIRE(c.round_open());
+}
+
+std::size_t refusals(const std::vector<Outgoing>& outgoing) {
+  return static_cast<std::size_t>(std::count_if(outgoing.begin(), outgoing.end(), [](const Outgoing& o) {
+    return std::holds_alternative<protocol::Refusal>(o.message);
+  }));
+}
+
+}  // namespace
+
+TEST_CASE("a round sends tasks, folds updates and applies their sample-weighted mean") {
+  auto c = coordinator();
+  c.on_hello("behind", protocol::Hello{"test", 3, true}, t0);
+  c.on_hello("current", protocol::Hello{"test", 5, true}, t0);
+  c.on_tick(t0);
+  const auto sent = c.take_outgoing();
+  std::map<std::string, bool> with_model;
+  for (const auto& o : sent) {
+    if (std::holds_alternative<protocol::TrainTask>(o.message)) with_model[o.device] = o.with_model;
+  }
+  CHECK(with_model == std::map<std::string, bool>{{"behind", true}, {"current", false}});
+
+  REQUIRE_FALSE(c.on_update("behind", report(1, 100), bytes({1.0f, 0.0f, -1.0f}), t0 + 1s));
+  CHECK(c.round_open());
+  REQUIRE_FALSE(c.on_update("current", report(1, 300), bytes({0.0f, 4.0f, 1.0f}), t0 + 2s));
+  CHECK_FALSE(c.round_open());  // every member reported: closed without waiting for the deadline
+
+  const auto finished = c.take_finished();
+  REQUIRE(finished.size() == 1);
+  CHECK(finished[0].applied);
+  CHECK(finished[0].version_before == 5);
+  CHECK(finished[0].version_after == 6);
+  CHECK(finished[0].reported == 2);
+  CHECK(finished[0].samples == 400);
+  CHECK(finished[0].seconds == 2.0);
+  // mean = (100 * {1, 0, -1} + 300 * {0, 4, 1}) / 400 = {0.25, 3, 0.5}
+  const auto values = c.global().values();
+  CHECK(values[0] == Approx(1.25));
+  CHECK(values[1] == Approx(5.0));
+  CHECK(values[2] == Approx(3.5));
+  CHECK(c.global().version() == 6);
+}
+
+TEST_CASE("late, duplicate, foreign-round, outsider, stale and wrong-layout updates are refused with reasons") {
+  auto c = coordinator();
+  connect_and_start(c, {"a", "b", "c"});
+  c.on_hello("late-joiner", protocol::Hello{"test", 5, true}, t0 + 1s);
+  c.take_outgoing();
+  const auto good = bytes({0.1f, 0.1f, 0.1f});
+
+  REQUIRE_FALSE(c.on_update("a", report(1, 10), good, t0 + 1s));
+  auto duplicate = c.on_update("a", report(1, 10), good, t0 + 1s);
+  REQUIRE(duplicate);
+  CHECK(*duplicate == "duplicate update for round 1");
+  auto foreign = c.on_update("b", report(7, 10), good, t0 + 1s);
+  REQUIRE(foreign);
+  CHECK(*foreign == "round 7 has not started; the open round is 1");
+  auto outsider = c.on_update("late-joiner", report(1, 10), good, t0 + 1s);
+  REQUIRE(outsider);
+  CHECK(*outsider == "not in the cohort of round 1");
+  auto stale = c.on_update("b", report(1, 10, 4), good, t0 + 1s);
+  REQUIRE(stale);
+  CHECK(*stale == "update trained from model version 4, the round's model is 5");
+  auto short_update = c.on_update("b", report(1, 10), bytes({0.1f, 0.1f}), t0 + 1s);
+  REQUIRE(short_update);
+  CHECK(short_update->find("update of 8 bytes does not fit layout") == 0);
+  auto nan = c.on_update("b", report(1, 10), bytes({0.1f, std::nanf(""), 0.1f}), t0 + 1s);
+  REQUIRE(nan);
+  CHECK(nan->find("NaN or infinite value at index 1") != std::string::npos);
+  CHECK(refusals(c.take_outgoing()) == 6);
+
+  // A refused device may still send its valid update.
+  REQUIRE_FALSE(c.on_update("b", report(1, 10), good, t0 + 2s));
+  c.on_tick(t0 + 11s);
+  const auto finished = c.take_finished();
+  REQUIRE(finished.size() == 1);
+  CHECK(finished[0].reported == 2);
+  CHECK(finished[0].stragglers == 1);
+  CHECK(finished[0].rejected == 6);
+  auto late = c.on_update("c", report(1, 10), good, t0 + 12s);
+  REQUIRE(late);
+  CHECK(*late == "round 1 is closed (the update is late); the open round is 2");
+}
+
+TEST_CASE("a round with fewer reports than the minimum at its deadline is abandoned and nothing is applied") {
+  auto config = small_config();
+  config.min_devices = 3;
+  auto c = coordinator(config);
+  connect_and_start(c, {"a", "b", "c"});
+  REQUIRE_FALSE(c.on_update("a", report(1, 10), bytes({9.0f, 9.0f, 9.0f}), t0 + 1s));
+  REQUIRE_FALSE(c.on_update("b", report(1, 10), bytes({9.0f, 9.0f, 9.0f}), t0 + 1s));
+  c.on_tick(t0 + 9s);
+  CHECK(c.round_open());  // the deadline has not passed yet
+  c.on_tick(t0 + 10s);
+  const auto finished = c.take_finished();
+  REQUIRE(finished.size() == 1);
+  CHECK_FALSE(finished[0].applied);
+  CHECK(finished[0].abandon_reason == "2 of 3 devices reported by the deadline, at least 3 needed");
+  CHECK(c.global().version() == 5);
+  CHECK(c.global().values()[0] == 1.0f);
+  // The next round gets a new number.
+  c.on_heartbeat("c", t0 + 10s);
+  c.on_tick(t0 + 10s);
+  REQUIRE(c.round_open());
+  CHECK(c.rounds_started() == 2);
+}
+
+TEST_CASE("cohorts take only eligible, live devices, up to the fraction and the maximum") {
+  auto config = small_config();
+  config.fraction = 0.5;
+  config.max_devices = 3;
+  auto c = coordinator(config);
+  for (int i = 0; i < 10; ++i) c.on_hello("d" + std::to_string(i), protocol::Hello{"test", 5, i < 8}, t0);
+  c.on_hello("silent", protocol::Hello{"test", 5, true}, t0 - 120s);
+  c.on_tick(t0);
+  CHECK(c.connected_devices() == 10);  // "silent" timed out
+  std::size_t tasks = 0;
+  for (const auto& o : c.take_outgoing()) {
+    if (!std::holds_alternative<protocol::TrainTask>(o.message)) continue;
+    ++tasks;
+    CHECK(o.device != "d8");
+    CHECK(o.device != "d9");
+    CHECK(o.device != "silent");
+  }
+  CHECK(tasks == 3);  // half of 8 eligible is 4, capped at 3
+
+  auto too_few = coordinator();
+  too_few.on_hello("only", protocol::Hello{"test", 5, true}, t0);
+  too_few.on_hello("busy", protocol::Hello{"test", 5, false}, t0);
+  too_few.on_tick(t0);
+  CHECK_FALSE(too_few.round_open());
+}
+
+TEST_CASE("bad round settings are refused by name") {
+  auto config = small_config();
+  config.fraction = 0.0;
+  auto refused = RoundCoordinator::create(config, global_model(), *ServerOptimizer::create({}, 3), 0);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message == "round config: fraction must be in (0, 1]");
+  config = small_config();
+  config.max_devices = 1;
+  CHECK_FALSE(RoundCoordinator::create(config, global_model(), *ServerOptimizer::create({}, 3), 0));
+}
