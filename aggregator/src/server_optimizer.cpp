@@ -1,13 +1,13 @@
 #include "shoal/aggregator/server_optimizer.h"
 
-#include <array>
 #include <cmath>
-#include <utility>
+
+#include "enum_names.h"
 
 namespace shoal::aggregator {
 namespace {
 
-constexpr std::array<std::pair<StrategyKind, std::string_view>, 5> kNames = {{
+constexpr detail::NameTable<StrategyKind, 5> kNames = {{
     {StrategyKind::fedavg, "fedavg"},
     {StrategyKind::fedavgm, "fedavgm"},
     {StrategyKind::fedadagrad, "fedadagrad"},
@@ -25,21 +25,9 @@ Error invalid(const std::string& field, const std::string& why) {
 
 }  // namespace
 
-std::string_view strategy_name(StrategyKind kind) {
-  for (const auto& [k, name] : kNames) {
-    if (k == kind) return name;
-  }
-  return "unknown";
-}
+std::string_view strategy_name(StrategyKind kind) { return detail::name_of(kNames, kind); }
 
-Result<StrategyKind> parse_strategy(std::string_view name) {
-  std::string known;
-  for (const auto& [kind, known_name] : kNames) {
-    if (known_name == name) return kind;
-    known += (known.empty() ? "" : ", ") + std::string(known_name);
-  }
-  return make_error(ErrorCode::invalid_argument, "unknown strategy '" + std::string(name) + "' (known: " + known + ")");
-}
+Result<StrategyKind> parse_strategy(std::string_view name) { return detail::parse_name(kNames, name, "strategy"); }
 
 Status StrategyConfig::validate() const {
   if (!(server_learning_rate > 0.0f) || !std::isfinite(server_learning_rate)) {

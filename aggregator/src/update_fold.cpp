@@ -1,16 +1,17 @@
 #include "shoal/aggregator/update_fold.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <utility>
 
+#include "enum_names.h"
+
 namespace shoal::aggregator {
 namespace {
 
-constexpr std::array<std::pair<CombinerKind, std::string_view>, 3> kNames = {{
+constexpr detail::NameTable<CombinerKind, 3> kNames = {{
     {CombinerKind::mean, "mean"},
     {CombinerKind::median, "median"},
     {CombinerKind::trimmed_mean, "trimmed_mean"},
@@ -113,21 +114,9 @@ class HeldUpdates final : public UpdateCombiner {
 
 }  // namespace
 
-std::string_view combiner_name(CombinerKind kind) {
-  for (const auto& [k, name] : kNames) {
-    if (k == kind) return name;
-  }
-  return "unknown";
-}
+std::string_view combiner_name(CombinerKind kind) { return detail::name_of(kNames, kind); }
 
-Result<CombinerKind> parse_combiner(std::string_view name) {
-  std::string known;
-  for (const auto& [kind, known_name] : kNames) {
-    if (known_name == name) return kind;
-    known += (known.empty() ? "" : ", ") + std::string(known_name);
-  }
-  return make_error(ErrorCode::invalid_argument, "unknown combiner '" + std::string(name) + "' (known: " + known + ")");
-}
+Result<CombinerKind> parse_combiner(std::string_view name) { return detail::parse_name(kNames, name, "combiner"); }
 
 Result<std::unique_ptr<UpdateCombiner>> make_combiner(CombinerKind kind, std::size_t parameter_count,
                                                       double trim_fraction) {

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "shoal/inference/prediction_session.h"
+#include "random_images.h"
 
 using namespace shoal;
 using namespace shoal::inference;
@@ -22,13 +23,7 @@ std::optional<Device> accelerator() {
   return *chosen;
 }
 
-std::vector<float> random_images(std::size_t count) {
-  std::mt19937 rng(7);
-  std::uniform_real_distribution<float> pixel(0.0f, 1.0f);
-  std::vector<float> images(count * 28 * 28);
-  for (auto& p : images) p = pixel(rng);
-  return images;
-}
+std::vector<float> random_images(std::size_t count) { return testing::random_images(count, 7); }
 
 }  // namespace
 

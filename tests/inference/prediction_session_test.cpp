@@ -5,18 +5,14 @@
 #include <numeric>
 #include <random>
 
+#include "random_images.h"
+
 using namespace shoal;
 using namespace shoal::inference;
 
 namespace {
 
-std::vector<float> random_images(std::size_t count) {
-  std::mt19937 rng(4);
-  std::uniform_real_distribution<float> pixel(0.0f, 1.0f);
-  std::vector<float> images(count * 28 * 28);
-  for (auto& p : images) p = pixel(rng);
-  return images;
-}
+std::vector<float> random_images(std::size_t count) { return testing::random_images(count, 4); }
 
 }  // namespace
 
