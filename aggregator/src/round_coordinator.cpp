@@ -21,12 +21,7 @@ Status RoundConfig::validate() const {
   if (!(fraction > 0.0 && fraction <= 1.0)) return invalid("fraction", "must be in (0, 1]");
   if (train_deadline.count() <= 0) return invalid("train_deadline", "must be positive");
   if (device_timeout.count() <= 0) return invalid("device_timeout", "must be positive");
-  if (plan.epochs < 1) return invalid("plan.epochs", "must be at least 1");
-  if (plan.batch_size < 1) return invalid("plan.batch_size", "must be at least 1");
-  if (!(plan.learning_rate > 0.0) || !std::isfinite(plan.learning_rate)) {
-    return invalid("plan.learning_rate", "must be positive");
-  }
-  if (!(plan.momentum >= 0.0 && plan.momentum < 1.0)) return invalid("plan.momentum", "must be in [0, 1)");
+  if (auto e = plan.check()) return invalid("plan." + e->field, e->detail);
   if (!(trim_fraction >= 0.0 && trim_fraction < 0.5)) return invalid("trim_fraction", "must be in [0, 0.5)");
   return ok_status();
 }

@@ -26,6 +26,19 @@ std::optional<DecodeError> check_finite(double value, const char* field) {
 
 }  // namespace
 
+std::optional<DecodeError> WirePlan::check() const {
+  if (auto e = protocol::check(epochs >= 1 && epochs <= kMaxEpochs, "epochs", "must be in [1, 10000]")) return e;
+  if (auto e = protocol::check(batch_size >= 1, "batch_size", "must be positive")) return e;
+  if (auto e = protocol::check(learning_rate > 0 && std::isfinite(learning_rate), "learning_rate", "must be positive")) {
+    return e;
+  }
+  if (auto e = protocol::check(momentum >= 0 && momentum < 1, "momentum", "must be in [0, 1)")) return e;
+  if (auto e = protocol::check(weight_decay >= 0 && std::isfinite(weight_decay), "weight_decay", "must be >= 0")) {
+    return e;
+  }
+  return protocol::check(proximal_mu >= 0 && std::isfinite(proximal_mu), "proximal_mu", "must be >= 0");
+}
+
 void TrainTask::write(HeaderWriter& header) const {
   header.put("round", round)
       .put("model_version", model_version)
@@ -54,18 +67,7 @@ Decoded<TrainTask> TrainTask::read(const Envelope& envelope) {
   if (auto e = assign(plan.proximal_mu, fields.get_double("proximal_mu"))) return *e;
   if (auto e = assign(plan.seed, fields.get_uint("seed"))) return *e;
   if (auto e = check(task.deadline_ms > 0, "deadline_ms", "must be positive")) return *e;
-  if (auto e = check(plan.epochs >= 1 && plan.epochs <= kMaxEpochs, "epochs", "must be in [1, 10000]")) return *e;
-  if (auto e = check(plan.batch_size >= 1, "batch_size", "must be positive")) return *e;
-  if (auto e = check(plan.learning_rate > 0 && std::isfinite(plan.learning_rate), "learning_rate", "must be positive")) {
-    return *e;
-  }
-  if (auto e = check(plan.momentum >= 0 && plan.momentum < 1, "momentum", "must be in [0, 1)")) return *e;
-  if (auto e = check(plan.weight_decay >= 0 && std::isfinite(plan.weight_decay), "weight_decay", "must be >= 0")) {
-    return *e;
-  }
-  if (auto e = check(plan.proximal_mu >= 0 && std::isfinite(plan.proximal_mu), "proximal_mu", "must be >= 0")) {
-    return *e;
-  }
+  if (auto e = plan.check()) return *e;
   return task;
 }
 

@@ -188,4 +188,9 @@ TEST_CASE("bad round settings are refused by name") {
   config = small_config();
   config.max_devices = 1;
   CHECK_FALSE(RoundCoordinator::create(config, global_model(), *ServerOptimizer::create({}, 3), 0));
+  config = small_config();
+  config.plan.weight_decay = -1;
+  auto plan = RoundCoordinator::create(config, global_model(), *ServerOptimizer::create({}, 3), 0);
+  REQUIRE_FALSE(plan);
+  CHECK(plan.error().message == "round config: plan.weight_decay must be >= 0");
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "shoal/protocol/messages.h"
 
@@ -23,6 +24,10 @@ struct WirePlan {
   double weight_decay = 0;
   double proximal_mu = 0;
   std::uint64_t seed = 0;
+
+  // The first field out of range (invalid_value, with the field and its
+  // rule), or nullopt. Decoding a task and loading a server config both use it.
+  std::optional<DecodeError> check() const;
 };
 
 // Server -> device: train on local data from `model_version` and report.
