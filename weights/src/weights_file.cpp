@@ -1,5 +1,7 @@
 #include "shoal/weights/weights_file.h"
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 #include <fstream>
@@ -52,42 +54,48 @@ std::vector<std::uint8_t> encode_head(const Weights& weights) {
   return head;
 }
 
-}  // namespace
-
-std::vector<std::uint8_t> encode_weights(const Weights& weights) {
-  auto bytes = encode_head(weights);
-  const auto payload = bytes_of(weights.values());
-  bytes.insert(bytes.end(), payload.begin(), payload.end());
-  return bytes;
-}
-
-Result<Weights> decode_weights(std::span<const std::uint8_t> bytes, std::string_view source) {
-  const std::uint64_t size = bytes.size();
-  if (size < kPrefixBytes) {
-    return source_error(source, ErrorCode::corrupt, "only " + std::to_string(size) + " bytes, too short for a header");
+// The 16-byte prefix: magic, format version, header length. Returns the
+// header length once it fits in `total_size` bytes.
+Result<std::uint32_t> read_prefix(std::span<const std::uint8_t> prefix, std::uint64_t total_size,
+                                  std::string_view source) {
+  if (prefix.size() < kPrefixBytes) {
+    return source_error(source, ErrorCode::corrupt,
+                        "only " + std::to_string(total_size) + " bytes, too short for a header");
   }
-  if (std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+  if (std::memcmp(prefix.data(), kMagic, sizeof kMagic) != 0) {
     return source_error(source, ErrorCode::corrupt, "not a shoal weights file (no SHOALWTS magic)");
   }
-  detail::ByteReader prefix_reader(bytes.data() + sizeof kMagic, kPrefixBytes - sizeof kMagic);
-  const std::uint32_t format = *prefix_reader.read_le<std::uint32_t>("the format version");
-  const std::uint32_t header_bytes = *prefix_reader.read_le<std::uint32_t>("the header length");
+  detail::ByteReader reader(prefix.data() + sizeof kMagic, kPrefixBytes - sizeof kMagic);
+  const std::uint32_t format = *reader.read_le<std::uint32_t>("the format version");
+  const std::uint32_t header_bytes = *reader.read_le<std::uint32_t>("the header length");
   if (format != kWeightsFormatVersion) {
     return source_error(source, ErrorCode::unsupported,
                         "format version " + std::to_string(format) + ", this build reads version " +
                             std::to_string(kWeightsFormatVersion));
   }
-  if (header_bytes > kMaxHeaderBytes || kPrefixBytes + header_bytes + crypto::kBlake2b256Bytes > size) {
+  if (header_bytes > kMaxHeaderBytes || kPrefixBytes + header_bytes + crypto::kBlake2b256Bytes > total_size) {
     return source_error(source, ErrorCode::corrupt,
                         "header of " + std::to_string(header_bytes) + " bytes does not fit in the " +
-                            std::to_string(size) + "-byte file (truncated?)");
+                            std::to_string(total_size) + "-byte file (truncated?)");
   }
-  const auto head = bytes.first(kPrefixBytes + header_bytes + crypto::kBlake2b256Bytes);
+  return header_bytes;
+}
+
+struct Head {
+  std::uint64_t version;
+  Layout layout;
+  std::string payload_hash;
+  std::uint64_t payload_offset;
+};
+
+// Checks and parses the head (prefix, header, header hash), and that the
+// whole is exactly as long as the layout says.
+Result<Head> read_head(std::span<const std::uint8_t> head, std::uint32_t header_bytes, std::uint64_t total_size,
+                       std::string_view source) {
   const auto header_hash = crypto::blake2b256(head.first(kPrefixBytes + header_bytes));
   if (!std::equal(header_hash.begin(), header_hash.end(), head.end() - crypto::kBlake2b256Bytes)) {
     return source_error(source, ErrorCode::corrupt, "header checksum mismatch (the header was damaged)");
   }
-
   detail::ByteReader reader(head.data() + kPrefixBytes, header_bytes);
   auto version = reader.read_le<std::uint64_t>("the model version");
   if (!version) return source_error(source, ErrorCode::corrupt, version.error().message);
@@ -101,22 +109,43 @@ Result<Weights> decode_weights(std::span<const std::uint8_t> bytes, std::string_
     return source_error(source, ErrorCode::corrupt,
                         std::to_string(reader.remaining()) + " unexpected bytes in the header");
   }
-
   const std::uint64_t offset = payload_offset(header_bytes);
   const std::uint64_t expected_size = offset + layout->parameter_count() * sizeof(float);
-  if (size != expected_size) {
+  if (total_size != expected_size) {
     return source_error(source, ErrorCode::corrupt,
-                        std::to_string(size) + " bytes, but its layout of " +
+                        std::to_string(total_size) + " bytes, but its layout of " +
                             std::to_string(layout->parameter_count()) + " parameters needs exactly " +
-                            std::to_string(expected_size) + (size < expected_size ? " (truncated)" : ""));
+                            std::to_string(expected_size) + (total_size < expected_size ? " (truncated)" : ""));
   }
-  std::vector<float> values(layout->parameter_count());
-  std::memcpy(values.data(), bytes.data() + offset, values.size() * sizeof(float));
+  return Head{*version, std::move(layout).value(), std::move(payload_hash).value(), offset};
+}
+
+Result<Weights> finish(Head head, std::vector<float> values, std::string_view source) {
   const auto actual_hash = crypto::blake2b256(bytes_of(values));
-  if (std::memcmp(actual_hash.data(), payload_hash->data(), actual_hash.size()) != 0) {
+  if (std::memcmp(actual_hash.data(), head.payload_hash.data(), actual_hash.size()) != 0) {
     return source_error(source, ErrorCode::corrupt, "payload checksum mismatch (the parameters were damaged)");
   }
-  return Weights::from_values(std::move(layout).value(), *version, std::move(values));
+  return Weights::from_values(std::move(head.layout), head.version, std::move(values));
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> encode_weights(const Weights& weights) {
+  auto bytes = encode_head(weights);
+  const auto payload = bytes_of(weights.values());
+  bytes.insert(bytes.end(), payload.begin(), payload.end());
+  return bytes;
+}
+
+Result<Weights> decode_weights(std::span<const std::uint8_t> bytes, std::string_view source) {
+  auto header_bytes = read_prefix(bytes.first(std::min(bytes.size(), kPrefixBytes)), bytes.size(), source);
+  if (!header_bytes) return header_bytes.error();
+  auto head = read_head(bytes.first(kPrefixBytes + *header_bytes + crypto::kBlake2b256Bytes), *header_bytes,
+                        bytes.size(), source);
+  if (!head) return head.error();
+  std::vector<float> values(head->layout.parameter_count());
+  std::memcpy(values.data(), bytes.data() + head->payload_offset, values.size() * sizeof(float));
+  return finish(std::move(head).value(), std::move(values), source);
 }
 
 Status write_weights_file(const std::filesystem::path& path, const Weights& weights) {
@@ -128,20 +157,40 @@ Status write_weights_file(const std::filesystem::path& path, const Weights& weig
   return writer->commit();
 }
 
+// Reads the head first, then the payload straight into the values: a model
+// is never held twice in memory.
 Result<Weights> read_weights_file(const std::filesystem::path& path) {
+  const auto source = file_source(path);
   std::ifstream file(path, std::ios::binary | std::ios::ate);
   if (!file) {
     std::error_code error;
     const bool exists = std::filesystem::exists(path, error);
-    return source_error(file_source(path), exists ? ErrorCode::io : ErrorCode::not_found,
+    return source_error(source, exists ? ErrorCode::io : ErrorCode::not_found,
                         exists ? "cannot be opened" : "does not exist");
   }
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(file.tellg()));
+  const auto file_size = static_cast<std::uint64_t>(file.tellg());
   file.seekg(0);
-  if (!file.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()))) {
-    return source_error(file_source(path), ErrorCode::io, "read failed");
+  std::array<std::uint8_t, kPrefixBytes> prefix{};
+  const auto prefix_size = static_cast<std::size_t>(std::min<std::uint64_t>(file_size, kPrefixBytes));
+  if (!file.read(reinterpret_cast<char*>(prefix.data()), static_cast<std::streamsize>(prefix_size))) {
+    return source_error(source, ErrorCode::io, "read of the header failed");
   }
-  return decode_weights(bytes, file_source(path));
+  auto header_bytes = read_prefix(std::span(prefix).first(prefix_size), file_size, source);
+  if (!header_bytes) return header_bytes.error();
+  std::vector<std::uint8_t> head(kPrefixBytes + *header_bytes + crypto::kBlake2b256Bytes);
+  std::copy(prefix.begin(), prefix.end(), head.begin());
+  if (!file.read(reinterpret_cast<char*>(head.data() + kPrefixBytes),
+                 static_cast<std::streamsize>(head.size() - kPrefixBytes))) {
+    return source_error(source, ErrorCode::io, "read of the header failed");
+  }
+  auto parsed = read_head(head, *header_bytes, file_size, source);
+  if (!parsed) return parsed.error();
+  std::vector<float> values(parsed->layout.parameter_count());
+  file.seekg(static_cast<std::streamoff>(parsed->payload_offset));
+  if (!file.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(values.size() * sizeof(float)))) {
+    return source_error(source, ErrorCode::io, "read of the payload failed");
+  }
+  return finish(std::move(parsed).value(), std::move(values), source);
 }
 
 }  // namespace shoal::weights
