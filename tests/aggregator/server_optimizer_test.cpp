@@ -32,6 +32,13 @@ std::vector<float> two_steps(StrategyKind kind) {
   return x;
 }
 
+// x after two adaptive steps, given v after each step; m is the same for all
+// three adaptive strategies: {0.02, -0.04} then {0.038, -0.026}.
+std::vector<double> adaptive_expectation(double v1a, double v1b, double v2a, double v2b) {
+  return {1.0 + 0.5 * 0.02 / (std::sqrt(v1a) + 0.1) + 0.5 * 0.038 / (std::sqrt(v2a) + 0.1),
+          -1.0 + 0.5 * -0.04 / (std::sqrt(v1b) + 0.1) + 0.5 * -0.026 / (std::sqrt(v2b) + 0.1)};
+}
+
 }  // namespace
 
 // Expected values worked by hand from the update rules in server_optimizer.h
@@ -53,10 +60,8 @@ TEST_CASE("fedadagrad accumulates squared updates") {
   // step 1: m = {0.02, -0.04}; v = {0.05, 0.17}
   //         x += 0.5 * m / (sqrt(v) + 0.1)
   // step 2: m = {0.038, -0.026}; v = {0.09, 0.18}
-  double x0 = 1.0 + 0.5 * 0.02 / (std::sqrt(0.05) + 0.1);
-  double x1 = -1.0 + 0.5 * -0.04 / (std::sqrt(0.17) + 0.1);
-  x0 += 0.5 * 0.038 / (std::sqrt(0.09) + 0.1);
-  x1 += 0.5 * -0.026 / (std::sqrt(0.18) + 0.1);
+  const auto expected = adaptive_expectation(0.05, 0.17, 0.09, 0.18);
+  const double x0 = expected[0], x1 = expected[1];
   const auto x = two_steps(StrategyKind::fedadagrad);
   CHECK(x[0] == Approx(x0).epsilon(1e-5));
   CHECK(x[1] == Approx(x1).epsilon(1e-5));
@@ -67,10 +72,8 @@ TEST_CASE("fedadam uses an exponential average of squared updates") {
   // step 2: v = {0.99 * 0.0103 + 0.01 * 0.04, 0.99 * 0.0115 + 0.01 * 0.01}
   const double v1a = 0.0103, v1b = 0.0115;
   const double v2a = 0.99 * v1a + 0.0004, v2b = 0.99 * v1b + 0.0001;
-  double x0 = 1.0 + 0.5 * 0.02 / (std::sqrt(v1a) + 0.1);
-  double x1 = -1.0 + 0.5 * -0.04 / (std::sqrt(v1b) + 0.1);
-  x0 += 0.5 * 0.038 / (std::sqrt(v2a) + 0.1);
-  x1 += 0.5 * -0.026 / (std::sqrt(v2b) + 0.1);
+  const auto expected = adaptive_expectation(v1a, v1b, v2a, v2b);
+  const double x0 = expected[0], x1 = expected[1];
   const auto x = two_steps(StrategyKind::fedadam);
   CHECK(x[0] == Approx(x0).epsilon(1e-5));
   CHECK(x[1] == Approx(x1).epsilon(1e-5));
@@ -81,10 +84,8 @@ TEST_CASE("fedyogi moves v towards the squared update by a fixed step") {
   // step 2: a: v = 0.0104 < 0.04, v += 0.0004; b: v = 0.0116 > 0.01, v -= 0.0001
   const double v1a = 0.0104, v1b = 0.0116;
   const double v2a = v1a + 0.0004, v2b = v1b - 0.0001;
-  double x0 = 1.0 + 0.5 * 0.02 / (std::sqrt(v1a) + 0.1);
-  double x1 = -1.0 + 0.5 * -0.04 / (std::sqrt(v1b) + 0.1);
-  x0 += 0.5 * 0.038 / (std::sqrt(v2a) + 0.1);
-  x1 += 0.5 * -0.026 / (std::sqrt(v2b) + 0.1);
+  const auto expected = adaptive_expectation(v1a, v1b, v2a, v2b);
+  const double x0 = expected[0], x1 = expected[1];
   const auto x = two_steps(StrategyKind::fedyogi);
   CHECK(x[0] == Approx(x0).epsilon(1e-5));
   CHECK(x[1] == Approx(x1).epsilon(1e-5));
