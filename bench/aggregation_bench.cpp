@@ -4,6 +4,8 @@
 // infinite values, so it does strictly more work than the plain loop.
 //
 // Usage: aggregation_bench [--quick] [--parameters 10000000]
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <random>
 #include <string>
@@ -28,11 +30,10 @@ namespace {
 int main(int argc, char** argv) {
   bool quick = false;
   std::size_t parameters = 10'000'000;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--quick") quick = true;
-    if (arg == "--parameters" && i + 1 < argc) parameters = std::stoul(argv[++i]);
-  }
+  CLI::App app{"update fold vs a plain loop"};
+  app.add_flag("--quick", quick, "short runs, for a smoke test");
+  app.add_option("--parameters", parameters, "model size")->check(CLI::Range(1, 1'000'000'000));
+  CLI11_PARSE(app, argc, argv);
   std::vector<float> update(parameters);
   std::mt19937 rng(1);
   std::normal_distribution<float> value(0.0f, 0.01f);

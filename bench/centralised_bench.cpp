@@ -5,6 +5,8 @@
 // wall time; exits 1 when the target is missed.
 //
 // Usage: centralised_bench [--epochs 5] [--data /usr/share/datasets/fashion-mnist]
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -18,11 +20,10 @@ using namespace shoal;
 int main(int argc, char** argv) {
   int epochs = 5;
   std::filesystem::path dir = "/usr/share/datasets/fashion-mnist";
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--epochs" && i + 1 < argc) epochs = std::stoi(argv[++i]);
-    if (arg == "--data" && i + 1 < argc) dir = argv[++i];
-  }
+  CLI::App app{"zoo cnn trained centrally on Fashion-MNIST"};
+  app.add_option("--epochs", epochs)->check(CLI::Range(1, 1000));
+  app.add_option("--data", dir, "directory of the Fashion-MNIST IDX files");
+  CLI11_PARSE(app, argc, argv);
   auto train_set = client::load_idx(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz");
   auto test_set = client::load_idx(dir / "t10k-images-idx3-ubyte.gz", dir / "t10k-labels-idx1-ubyte.gz");
   if (!train_set || !test_set) {
@@ -53,7 +54,10 @@ int main(int argc, char** argv) {
     }
     train_seconds += std::chrono::duration<double>(Clock::now() - epoch_start).count();
     auto tested = client::evaluate(model, *test_set);
-    if (!tested) return 1;
+    if (!tested) {
+      std::fprintf(stderr, "centralised_bench: %s\n", tested.error().message.c_str());
+      return 1;
+    }
     accuracy = tested->accuracy;
     std::printf("epoch %d: test accuracy %.4f, test loss %.4f, %.0f s training so far (%.0f samples/s)\n", epoch, accuracy,
                 tested->loss, train_seconds, epoch * train_set->size() / train_seconds);

@@ -4,6 +4,8 @@
 // writes: from_blob, forward, softmax, argmax, under InferenceMode.
 //
 // Usage: inference_bench [--quick] [--model cnn]
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <random>
 #include <string>
@@ -20,11 +22,10 @@ volatile float sink;
 int main(int argc, char** argv) {
   bool quick = false;
   std::string model_name = "cnn";
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--quick") quick = true;
-    if (arg == "--model" && i + 1 < argc) model_name = argv[++i];
-  }
+  CLI::App app{"prediction session vs bare libtorch"};
+  app.add_flag("--quick", quick, "short runs, for a smoke test");
+  app.add_option("--model", model_name, "zoo model");
+  CLI11_PARSE(app, argc, argv);
   if (!inference::set_cpu_threads(0)) return 1;
   auto session = inference::PredictionSession::open(*inference::Model::from_zoo(model_name, 1),
                                                     *inference::resolve_device("cpu"));

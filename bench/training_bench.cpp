@@ -6,6 +6,8 @@
 // before/after evaluation off, as that is extra work the bare loop does not do.
 //
 // Usage: training_bench [--quick] [--model cnn] [--samples 1024] [--threads 0]
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <string>
 
@@ -45,13 +47,12 @@ int main(int argc, char** argv) {
   std::string model_name = "cnn";
   std::size_t samples = 1024;
   int threads = 0;  // one per core
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--quick") quick = true;
-    if (arg == "--model" && i + 1 < argc) model_name = argv[++i];
-    if (arg == "--samples" && i + 1 < argc) samples = std::stoul(argv[++i]);
-    if (arg == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
-  }
+  CLI::App app{"trainer vs a bare libtorch training loop"};
+  app.add_flag("--quick", quick, "short runs, for a smoke test");
+  app.add_option("--model", model_name, "zoo model");
+  app.add_option("--samples", samples, "synthetic samples per epoch")->check(CLI::Range(1, 10'000'000));
+  app.add_option("--threads", threads, "libtorch CPU threads (0: one per core)")->check(CLI::Range(0, 1024));
+  CLI11_PARSE(app, argc, argv);
   if (!inference::set_cpu_threads(threads)) return 1;
   client::SyntheticSpec spec;
   spec.samples = samples;
