@@ -23,6 +23,7 @@ Status RoundConfig::validate() const {
   if (device_timeout.count() <= 0) return invalid("device_timeout", "must be positive");
   if (auto e = plan.check()) return invalid("plan." + e->field, e->detail);
   if (!(trim_fraction >= 0.0 && trim_fraction < 0.5)) return invalid("trim_fraction", "must be in [0, 0.5)");
+  if (evaluation_deadline.count() <= 0) return invalid("evaluation_deadline", "must be positive");
   return ok_status();
 }
 
@@ -47,7 +48,11 @@ void RoundCoordinator::on_hello(const DeviceKey& device, const protocol::Hello& 
 }
 
 void RoundCoordinator::on_heartbeat(const DeviceKey& device, Clock::time_point now) {
-  if (auto found = devices_.find(device); found != devices_.end()) found->second.last_seen = now;
+  if (auto found = devices_.find(device); found != devices_.end()) {
+    found->second.last_seen = now;
+  } else {
+    refuse(device, "unknown device", "this aggregator has no session for the device (it may have restarted); say hello");
+  }
 }
 
 void RoundCoordinator::refuse(const DeviceKey& device, const std::string& fault, const std::string& detail) {
@@ -111,14 +116,52 @@ std::optional<std::string> RoundCoordinator::on_update(const DeviceKey& device, 
   return std::nullopt;
 }
 
+std::optional<std::string> RoundCoordinator::on_evaluation(const DeviceKey& device,
+                                                           const protocol::EvaluationReport& report,
+                                                           Clock::time_point now) {
+  on_heartbeat(device, now);
+  std::optional<std::string> problem;
+  if (!evaluation_ || report.round != evaluation_->record.round ||
+      report.model_version != evaluation_->record.model_version) {
+    problem = "no evaluation of round " + std::to_string(report.round) + " (model version " +
+              std::to_string(report.model_version) + ") is open";
+  } else if (!evaluation_->asked.contains(device)) {
+    problem = "not asked to evaluate round " + std::to_string(report.round);
+  } else if (evaluation_->reported.contains(device)) {
+    problem = "duplicate evaluation for round " + std::to_string(report.round);
+  }
+  if (problem) {
+    refuse(device, "evaluation refused", *problem);
+    return problem;
+  }
+  auto& record = evaluation_->record;
+  evaluation_->reported.insert(device);
+  record.samples += report.samples;
+  record.loss += report.loss * static_cast<double>(report.samples);  // sums until close_evaluation
+  record.accuracy += report.accuracy * static_cast<double>(report.samples);
+  if (evaluation_->reported.size() == evaluation_->asked.size()) close_evaluation(now);
+  return std::nullopt;
+}
+
 void RoundCoordinator::on_tick(Clock::time_point now) {
   forget_silent_devices(now);
   if (round_ && now >= round_->deadline) close_round(now);
-  if (!round_) try_start_round(now);
+  if (evaluation_ && now >= evaluation_->deadline) close_evaluation(now);
+  if (!round_ && !evaluation_) try_start_round(now);
 }
 
 void RoundCoordinator::forget_silent_devices(Clock::time_point now) {
-  std::erase_if(devices_, [&](const auto& entry) { return now - entry.second.last_seen > config_.device_timeout; });
+  // Cohort members stay until the round closes, which counts them as dropped.
+  std::erase_if(devices_, [&](const auto& entry) {
+    return now - entry.second.last_seen > config_.device_timeout && !(round_ && round_->cohort.contains(entry.first));
+  });
+}
+
+bool RoundCoordinator::send_model_if_behind(const DeviceKey& device) {
+  auto& state = devices_.at(device);
+  const bool behind = state.model_version != global_.version();
+  state.model_version = global_.version();  // it holds this version once the task arrives
+  return behind;
 }
 
 void RoundCoordinator::try_start_round(Clock::time_point now) {
@@ -138,11 +181,7 @@ void RoundCoordinator::try_start_round(Clock::time_point now) {
                   now + config_.train_deadline};
   protocol::TrainTask task{round.id, global_.version(), static_cast<std::uint64_t>(config_.train_deadline.count()),
                            config_.plan};
-  for (const auto& device : cohort) {
-    auto& state = devices_.at(device);
-    outbox_.push_back({device, task, state.model_version != global_.version()});
-    state.model_version = global_.version();  // it holds this version once the task arrives
-  }
+  for (const auto& device : cohort) outbox_.push_back({device, task, send_model_if_behind(device)});
   round_ = std::move(round);
 }
 
@@ -152,7 +191,11 @@ void RoundCoordinator::close_round(Clock::time_point now) {
   record.version_before = global_.version();
   record.cohort = round_->cohort.size();
   record.reported = round_->reported.size();
-  record.stragglers = record.cohort - record.reported;
+  for (const auto& device : round_->cohort) {
+    if (round_->reported.contains(device)) continue;
+    const auto& state = devices_.at(device);
+    ++(now - state.last_seen > config_.device_timeout ? record.dropped : record.stragglers);
+  }
   record.rejected = round_->rejected;
   record.samples = round_->samples;
   record.seconds = std::chrono::duration<double>(now - round_->started).count();
@@ -169,12 +212,45 @@ void RoundCoordinator::close_round(Clock::time_point now) {
                             " needed";
   }
   record.version_after = global_.version();
+  const bool evaluate = record.applied && config_.evaluate_every > 0 && global_.version() % config_.evaluate_every == 0;
   finished_.push_back(std::move(record));
   round_.reset();
+  if (evaluate) start_evaluation(now);
+}
+
+void RoundCoordinator::start_evaluation(Clock::time_point now) {
+  if (devices_.empty()) return;
+  OpenEvaluation evaluation;
+  evaluation.record.round = rounds_started_;
+  evaluation.record.model_version = global_.version();
+  evaluation.started = now;
+  evaluation.deadline = now + config_.evaluation_deadline;
+  const protocol::EvaluateTask task{rounds_started_, global_.version(),
+                                    static_cast<std::uint64_t>(config_.evaluation_deadline.count())};
+  for (const auto& [device, state] : devices_) {
+    evaluation.asked.insert(device);
+    outbox_.push_back({device, task, send_model_if_behind(device)});
+  }
+  evaluation.record.asked = evaluation.asked.size();
+  evaluation_ = std::move(evaluation);
+}
+
+void RoundCoordinator::close_evaluation(Clock::time_point now) {
+  auto record = evaluation_->record;
+  record.reported = evaluation_->reported.size();
+  if (record.samples > 0) {
+    record.loss /= static_cast<double>(record.samples);
+    record.accuracy /= static_cast<double>(record.samples);
+  }
+  record.seconds = std::chrono::duration<double>(now - evaluation_->started).count();
+  evaluations_.push_back(record);
+  evaluation_.reset();
 }
 
 std::vector<Outgoing> RoundCoordinator::take_outgoing() { return std::exchange(outbox_, {}); }
 
 std::vector<RoundRecord> RoundCoordinator::take_finished() { return std::exchange(finished_, {}); }
+
+std::vector<EvaluationRecord> RoundCoordinator::take_evaluations() { return std::exchange(evaluations_, {}); }
 
 }  // namespace shoal::aggregator

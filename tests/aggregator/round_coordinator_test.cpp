@@ -194,3 +194,79 @@ TEST_CASE("bad round settings are refused by name") {
   REQUIRE_FALSE(plan);
   CHECK(plan.error().message == "round config: plan.weight_decay must be >= 0");
 }
+
+TEST_CASE("cohort members that go silent count as dropped, those still alive as stragglers") {
+  auto config = small_config();
+  config.min_devices = 1;
+  config.device_timeout = 5s;
+  config.train_deadline = 20s;
+  auto c = coordinator(config);
+  connect_and_start(c, {"a", "b", "c"});
+  REQUIRE_FALSE(c.on_update("a", report(1, 10), bytes({1.0f, 1.0f, 1.0f}), t0 + 1s));
+  c.on_heartbeat("b", t0 + 18s);  // "c" says nothing after the task
+  c.on_tick(t0 + 19s);
+  CHECK(c.round_open());  // a silent cohort member is kept until the round closes
+  c.on_tick(t0 + 20s);
+  const auto finished = c.take_finished();
+  REQUIRE(finished.size() == 1);
+  CHECK(finished[0].applied);
+  CHECK(finished[0].stragglers == 1);
+  CHECK(finished[0].dropped == 1);
+}
+
+TEST_CASE("a heartbeat from a device without a session asks it to say hello") {
+  auto c = coordinator();
+  c.on_heartbeat("stranger", t0);
+  const auto sent = c.take_outgoing();
+  REQUIRE(sent.size() == 1);
+  const auto* refusal = std::get_if<protocol::Refusal>(&sent[0].message);
+  REQUIRE(refusal);
+  CHECK(refusal->fault == "unknown device");
+  CHECK(c.connected_devices() == 0);
+}
+
+TEST_CASE("evaluation rounds follow every evaluate_every applied rounds and weight devices by samples") {
+  auto config = small_config();
+  config.evaluate_every = 1;
+  config.evaluation_deadline = 5s;
+  auto c = coordinator(config);
+  connect_and_start(c, {"a", "b", "c"});
+  // Ineligible to train, still asked to evaluate; it already holds version 6.
+  c.on_hello("d", protocol::Hello{"test", 6, false}, t0);
+  for (const std::string device : {"a", "b", "c"}) {
+    REQUIRE_FALSE(c.on_update(device, report(1, 10), bytes({1.0f, 1.0f, 1.0f}), t0 + 1s));
+  }
+  REQUIRE(c.evaluation_open());
+  std::map<std::string, bool> asked;
+  for (const auto& o : c.take_outgoing()) {
+    if (const auto* task = std::get_if<protocol::EvaluateTask>(&o.message)) {
+      CHECK(task->model_version == 6);
+      CHECK(task->round == 1);
+      asked[o.device] = o.with_model;
+    }
+  }
+  // The cohort trained from version 5, so it needs version 6 sent along.
+  CHECK(asked == std::map<std::string, bool>{{"a", true}, {"b", true}, {"c", true}, {"d", false}});
+
+  c.on_tick(t0 + 2s);
+  CHECK_FALSE(c.round_open());  // no training while the evaluation is open
+  REQUIRE_FALSE(c.on_evaluation("a", protocol::EvaluationReport{1, 6, 100, 1.0, 0.5}, t0 + 2s));
+  REQUIRE_FALSE(c.on_evaluation("d", protocol::EvaluationReport{1, 6, 300, 2.0, 0.9}, t0 + 2s));
+  auto stale = c.on_evaluation("b", protocol::EvaluationReport{1, 5, 100, 1.0, 0.5}, t0 + 2s);
+  REQUIRE(stale);
+  CHECK(*stale == "no evaluation of round 1 (model version 5) is open");
+  auto duplicate = c.on_evaluation("a", protocol::EvaluationReport{1, 6, 100, 1.0, 0.5}, t0 + 2s);
+  REQUIRE(duplicate);
+  CHECK(*duplicate == "duplicate evaluation for round 1");
+
+  c.on_tick(t0 + 6s);  // deadline: "b" and "c" never answered
+  CHECK_FALSE(c.evaluation_open());
+  const auto evaluations = c.take_evaluations();
+  REQUIRE(evaluations.size() == 1);
+  CHECK(evaluations[0].asked == 4);
+  CHECK(evaluations[0].reported == 2);
+  CHECK(evaluations[0].samples == 400);
+  CHECK(evaluations[0].loss == Approx(1.75));
+  CHECK(evaluations[0].accuracy == Approx(0.8));
+  CHECK(c.round_open());  // training resumes in the same tick
+}

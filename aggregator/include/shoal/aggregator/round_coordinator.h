@@ -13,6 +13,11 @@
 // the deadline passes. With at least min_devices reports the mean update goes
 // through the server optimiser and the model version goes up by one;
 // otherwise the round is abandoned and nothing is applied.
+//
+// Every evaluate_every applied rounds, an evaluation round follows: every
+// connected device is asked for the new model's loss and accuracy on its
+// held-out data, and the sample-weighted result is recorded. No training
+// round starts while it is open.
 #pragma once
 
 #include <chrono>
@@ -49,13 +54,15 @@ struct RoundConfig {
   CombinerKind combiner = CombinerKind::mean;
   double trim_fraction = 0.1;
   std::uint64_t seed = 0;  // cohort sampling
+  std::uint64_t evaluate_every = 0;  // applied rounds between evaluation rounds; 0: none
+  std::chrono::milliseconds evaluation_deadline{30'000};
 
   Status validate() const;
 };
 
 struct Outgoing {
   DeviceKey device;
-  std::variant<protocol::Welcome, protocol::TrainTask, protocol::Refusal> message;
+  std::variant<protocol::Welcome, protocol::TrainTask, protocol::EvaluateTask, protocol::Refusal> message;
   bool with_model = false;  // attach the current global model as the payload
 };
 
@@ -65,13 +72,25 @@ struct RoundRecord {
   std::uint64_t version_after = 0;  // version_before when abandoned
   std::size_t cohort = 0;
   std::size_t reported = 0;
-  std::size_t stragglers = 0;  // cohort members that had not reported at the deadline
+  std::size_t stragglers = 0;  // cohort members still connected that had not reported at the deadline
+  std::size_t dropped = 0;     // cohort members that went silent before reporting
   std::size_t rejected = 0;    // updates refused (wrong round, size, base version, ...)
   std::uint64_t samples = 0;
   double mean_loss_after = 0;      // sample-weighted, as the devices measured it
   double mean_accuracy_after = 0;
   bool applied = false;
   std::string abandon_reason;  // empty when applied
+  double seconds = 0;
+};
+
+struct EvaluationRecord {
+  std::uint64_t round = 0;  // the training round whose result was evaluated
+  std::uint64_t model_version = 0;
+  std::size_t asked = 0;
+  std::size_t reported = 0;
+  std::uint64_t samples = 0;
+  double loss = 0;  // sample-weighted means of the devices' reports
+  double accuracy = 0;
   double seconds = 0;
 };
 
@@ -82,21 +101,27 @@ class RoundCoordinator {
                                          std::uint64_t rounds_started);
 
   void on_hello(const DeviceKey& device, const protocol::Hello& hello, Clock::time_point now);
+  // A heartbeat from a device without a session (the aggregator restarted)
+  // is answered with an "unknown device" refusal, asking it to say hello.
   void on_heartbeat(const DeviceKey& device, Clock::time_point now);
   // Folds the update if it is valid; otherwise returns why not (and queues a
   // Refusal to the device). `payload` is the update frame's bytes.
   std::optional<std::string> on_update(const DeviceKey& device, const protocol::UpdateReport& report,
                                        std::span<const std::uint8_t> payload, Clock::time_point now);
+  std::optional<std::string> on_evaluation(const DeviceKey& device, const protocol::EvaluationReport& report,
+                                           Clock::time_point now);
   // Starts and closes rounds as devices and deadlines allow.
   void on_tick(Clock::time_point now);
 
   std::vector<Outgoing> take_outgoing();
   std::vector<RoundRecord> take_finished();
+  std::vector<EvaluationRecord> take_evaluations();
 
   const weights::Weights& global() const { return global_; }
   const ServerOptimizer& optimizer() const { return optimizer_; }
   std::uint64_t rounds_started() const { return rounds_started_; }
   bool round_open() const { return round_.has_value(); }
+  bool evaluation_open() const { return evaluation_.has_value(); }
   std::size_t connected_devices() const { return devices_.size(); }
 
  private:
@@ -117,12 +142,22 @@ class RoundCoordinator {
     double loss_sum = 0;
     double accuracy_sum = 0;
   };
+  struct OpenEvaluation {
+    EvaluationRecord record;
+    std::set<DeviceKey> asked;
+    std::set<DeviceKey> reported;
+    Clock::time_point started;
+    Clock::time_point deadline;
+  };
 
   RoundCoordinator(const RoundConfig& config, weights::Weights global, ServerOptimizer optimizer,
                    std::uint64_t rounds_started);
   void forget_silent_devices(Clock::time_point now);
   void try_start_round(Clock::time_point now);
   void close_round(Clock::time_point now);
+  void start_evaluation(Clock::time_point now);
+  void close_evaluation(Clock::time_point now);
+  bool send_model_if_behind(const DeviceKey& device);
   std::optional<std::string> check_update(const DeviceKey& device, const protocol::UpdateReport& report,
                                           std::span<const std::uint8_t> payload) const;
   void refuse(const DeviceKey& device, const std::string& fault, const std::string& detail);
@@ -134,8 +169,10 @@ class RoundCoordinator {
   std::mt19937_64 rng_;
   std::map<DeviceKey, DeviceState> devices_;
   std::optional<OpenRound> round_;
+  std::optional<OpenEvaluation> evaluation_;
   std::vector<Outgoing> outbox_;
   std::vector<RoundRecord> finished_;
+  std::vector<EvaluationRecord> evaluations_;
 };
 
 }  // namespace shoal::aggregator
