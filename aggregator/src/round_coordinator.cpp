@@ -200,12 +200,14 @@ void RoundCoordinator::close_round(Clock::time_point now) {
   record.samples = round_->samples;
   record.seconds = std::chrono::duration<double>(now - round_->started).count();
   if (record.reported >= config_.min_devices) {
+    const auto apply_start = Clock::now();  // real time: `now` may be a test's clock
     const auto mean = round_->combiner->result();
     optimizer_.apply(mean, global_.values());
     global_.set_version(global_.version() + 1);
     record.applied = true;
     record.mean_loss_after = round_->loss_sum / static_cast<double>(round_->samples);
     record.mean_accuracy_after = round_->accuracy_sum / static_cast<double>(round_->samples);
+    record.apply_seconds = std::chrono::duration<double>(Clock::now() - apply_start).count();
   } else {
     record.abandon_reason = std::to_string(record.reported) + " of " + std::to_string(record.cohort) +
                             " devices reported by the deadline, at least " + std::to_string(config_.min_devices) +

@@ -108,3 +108,87 @@ std::string enrolment_source_fingerprint(const std::filesystem::path& source) {
 }
 
 }  // namespace shoal::protocol
+
+namespace shoal::protocol {
+namespace {
+
+bool is_enrolment_directory(const std::filesystem::path& path) {
+  std::error_code ignored;
+  return std::filesystem::is_directory(path, ignored);
+}
+
+// The list file's text, empty when the file does not exist yet.
+Result<std::string> list_text(const std::filesystem::path& source) {
+  std::error_code ignored;
+  if (!std::filesystem::exists(source, ignored)) return std::string();
+  auto text = crypto::read_file(source, kMaxListBytes);
+  if (!text) return make_error(text.error().code, "enrolment list: " + text.error().message);
+  return text;
+}
+
+Error not_enrolled(const std::filesystem::path& source, const crypto::PublicIdentity& device) {
+  return make_error(ErrorCode::not_found, crypto::format_ed25519_public(device.ed25519()) + " is not enrolled in " +
+                                              source.string());
+}
+
+}  // namespace
+
+Status enroll_device(const std::filesystem::path& source, const crypto::PublicIdentity& device, std::string_view name) {
+  if (name.find_first_of(" \t\n/") != std::string_view::npos) {
+    return make_error(ErrorCode::invalid_argument, "device name '" + std::string(name) + "' has a space or a slash");
+  }
+  const std::string key_text = crypto::format_ed25519_public(device.ed25519());
+  auto current = is_enrolment_directory(source) ? EnrolmentList::load(source) : [&]() -> Result<EnrolmentList> {
+    auto text = list_text(source);
+    if (!text) return text.error();
+    return EnrolmentList::parse(*text, source.string());
+  }();
+  if (!current) return current.error();
+  if (current->find(device.curve25519())) {
+    return make_error(ErrorCode::invalid_argument, key_text + " is already enrolled in " + source.string());
+  }
+  if (is_enrolment_directory(source)) {
+    const std::string stem = name.empty() ? device.key_id() : std::string(name);
+    return crypto::save_public_key(source / (stem + ".pub"), {crypto::KeyRole::device, device});
+  }
+  auto text = list_text(source);
+  if (!text) return text.error();
+  if (!text->empty() && text->back() != '\n') text->push_back('\n');
+  *text += key_text + (name.empty() ? "" : " " + std::string(name)) + "\n";
+  return crypto::write_file_durably(source, *text);
+}
+
+Status revoke_device(const std::filesystem::path& source, const crypto::PublicIdentity& device) {
+  if (is_enrolment_directory(source)) {
+    std::error_code error;
+    bool removed = false;
+    for (const auto& file : public_key_files(source, error)) {
+      auto key = crypto::load_public_key(file);
+      if (key && key->identity == device) removed = std::filesystem::remove(file, error) || removed;
+    }
+    if (error) return make_error(ErrorCode::io, "cannot update enrolment directory " + source.string() + ": " + error.message());
+    return removed ? ok_status() : Status(not_enrolled(source, device));
+  }
+  auto text = list_text(source);
+  if (!text) return text.error();
+  std::string kept;
+  bool removed = false;
+  std::string_view rest = *text;
+  while (!rest.empty()) {
+    const auto end = rest.find('\n');
+    const std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
+    const auto trimmed = trim(line);
+    const auto key = crypto::parse_ed25519_public(trimmed.substr(0, trimmed.find_first_of(" \t")), "");
+    if (!trimmed.empty() && trimmed.front() != '#' && key && *key == device) {
+      removed = true;
+      continue;
+    }
+    kept.append(line);
+    kept.push_back('\n');
+  }
+  if (!removed) return not_enrolled(source, device);
+  return crypto::write_file_durably(source, kept);
+}
+
+}  // namespace shoal::protocol

@@ -100,7 +100,9 @@ std::optional<FromPeer> receive_from_peer(zmq::socket_t& router, const Limits& l
   if (!frames.empty()) {
     if (const char* id = frames.front().gets("User-Id")) user_id = id;
   }
-  return FromPeer{std::move(routing_id), std::move(user_id),
+  std::size_t bytes = 0;
+  for (const auto& frame : frames) bytes += frame.size();
+  return FromPeer{std::move(routing_id), std::move(user_id), bytes,
                   decode_received(std::move(frames), within_limit, limits)};
 }
 

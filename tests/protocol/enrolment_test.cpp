@@ -74,3 +74,43 @@ TEST_CASE("the source fingerprint changes when a key file is added") {
                                                   crypto::IdentityKeyPair::generate().public_identity()}));
   CHECK(enrolment_source_fingerprint(dir.path()) != before);
 }
+
+TEST_CASE("enroll and revoke edit a list file, keeping comments and other devices") {
+  TempDir dir;
+  const auto list_path = dir.path() / "enrolled.txt";
+  const auto a = crypto::IdentityKeyPair::generate().public_identity();
+  const auto b = crypto::IdentityKeyPair::generate().public_identity();
+  REQUIRE(crypto::write_file_durably(list_path, std::string_view("# the fleet\n")));
+  REQUIRE(enroll_device(list_path, a, "laptop-1"));
+  REQUIRE(enroll_device(list_path, b, ""));
+  auto twice = enroll_device(list_path, a, "again");
+  REQUIRE_FALSE(twice);
+  CHECK(twice.error().message.find("is already enrolled in") != std::string::npos);
+  auto list = EnrolmentList::load(list_path);
+  REQUIRE(list);
+  CHECK(list->size() == 2);
+  CHECK(list->find(a.curve25519())->name == "laptop-1");
+
+  REQUIRE(revoke_device(list_path, a));
+  list = EnrolmentList::load(list_path);
+  REQUIRE(list);
+  CHECK(list->size() == 1);
+  CHECK(list->find(a.curve25519()) == nullptr);
+  CHECK(list->find(b.curve25519()) != nullptr);
+  CHECK(crypto::read_file(list_path, 1 << 20)->rfind("# the fleet\n", 0) == 0);
+  auto gone = revoke_device(list_path, a);
+  REQUIRE_FALSE(gone);
+  CHECK(gone.error().code == ErrorCode::not_found);
+}
+
+TEST_CASE("enroll and revoke in an enrolment directory add and remove .pub files") {
+  TempDir dir;
+  const auto a = crypto::IdentityKeyPair::generate().public_identity();
+  REQUIRE(enroll_device(dir.path(), a, "phone-7"));
+  CHECK(std::filesystem::exists(dir.path() / "phone-7.pub"));
+  auto list = EnrolmentList::load(dir.path());
+  REQUIRE(list);
+  CHECK(list->find(a.curve25519()) != nullptr);
+  REQUIRE(revoke_device(dir.path(), a));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "phone-7.pub"));
+}

@@ -80,7 +80,8 @@ struct RoundRecord {
   double mean_accuracy_after = 0;
   bool applied = false;
   std::string abandon_reason;  // empty when applied
-  double seconds = 0;
+  double seconds = 0;        // from the tasks going out to the close
+  double apply_seconds = 0;  // combining and the server optimiser step
 };
 
 struct EvaluationRecord {
@@ -110,6 +111,10 @@ class RoundCoordinator {
                                        std::span<const std::uint8_t> payload, Clock::time_point now);
   std::optional<std::string> on_evaluation(const DeviceKey& device, const protocol::EvaluationReport& report,
                                            Clock::time_point now);
+  // Queues a refusal for a message the caller could not decode.
+  void refuse_message(const DeviceKey& device, const std::string& fault, const std::string& detail) {
+    refuse(device, fault, detail);
+  }
   // Starts and closes rounds as devices and deadlines allow.
   void on_tick(Clock::time_point now);
 

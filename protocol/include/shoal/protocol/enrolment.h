@@ -41,6 +41,14 @@ class EnrolmentList {
   std::map<crypto::Curve25519PublicKey, EnrolledDevice> devices_;
 };
 
+// Enrols `device` in the list file or directory at `source`: a list file
+// gets a line (and is created if absent), a directory gets <name>.pub. The
+// file is replaced atomically, so a running authenticator reloads either the
+// old list or the new one. A key already enrolled is an error.
+Status enroll_device(const std::filesystem::path& source, const crypto::PublicIdentity& device, std::string_view name);
+// Removes every entry for `device`; not_found if it was not enrolled.
+Status revoke_device(const std::filesystem::path& source, const crypto::PublicIdentity& device);
+
 // A value that changes whenever the source's contents may have changed
 // (modification times and sizes of the file, or of the directory and its
 // entries). The authenticator reloads the list when it differs.

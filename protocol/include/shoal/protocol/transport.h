@@ -41,6 +41,7 @@ std::string last_endpoint(zmq::socket_t& socket);
 struct FromPeer {
   zmq::message_t routing_id;  // pass back to send_to_peer
   std::string user_id;        // the ZAP User-Id: "ed25519:<hex>" of the enrolled device
+  std::size_t bytes = 0;      // size of all frames received, for traffic accounting
   Decoded<Envelope> message;  // the envelope, or why it was refused
 };
 

@@ -1,0 +1,87 @@
+#include "shoal/aggregator/aggregator_config.h"
+
+namespace shoal::aggregator {
+namespace {
+
+// Reads an enum setting by name through `parse` (which lists the valid names).
+template <typename Kind, typename Parse>
+void read_named(config::ConfigFile& file, std::string_view key, Kind& out, Parse parse) {
+  std::string name;
+  file.read(key, name);
+  if (!file.has(key)) return;
+  auto kind = parse(name);
+  if (kind) {
+    out = *kind;
+  } else {
+    file.fail(key, kind.error().message);
+  }
+}
+
+}  // namespace
+
+void read_round_settings(config::ConfigFile& file, RoundConfig& round, StrategyConfig& strategy) {
+  file.read("cohort.min_devices", round.min_devices);
+  file.read("cohort.max_devices", round.max_devices);
+  file.read("cohort.fraction", round.fraction);
+  file.read("cohort.require_eligible", round.require_eligible);
+  file.read("cohort.seed", round.seed);
+  file.read_seconds("cohort.train_deadline_s", round.train_deadline);
+  file.read_seconds("cohort.device_timeout_s", round.device_timeout);
+
+  file.read("training.epochs", round.plan.epochs);
+  file.read("training.batch_size", round.plan.batch_size);
+  file.read("training.learning_rate", round.plan.learning_rate);
+  file.read("training.momentum", round.plan.momentum);
+  file.read("training.weight_decay", round.plan.weight_decay);
+  file.read("training.proximal_mu", round.plan.proximal_mu);
+  file.read("training.seed", round.plan.seed);
+
+  read_named(file, "aggregation.strategy", strategy.kind, parse_strategy);
+  file.read("aggregation.server_learning_rate", strategy.server_learning_rate);
+  file.read("aggregation.beta1", strategy.beta1);
+  file.read("aggregation.beta2", strategy.beta2);
+  file.read("aggregation.tau", strategy.tau);
+  read_named(file, "aggregation.combiner", round.combiner, parse_combiner);
+  file.read("aggregation.trim_fraction", round.trim_fraction);
+
+  file.read("evaluation.every", round.evaluate_every);
+  file.read_seconds("evaluation.deadline_s", round.evaluation_deadline);
+}
+
+Status AggregatorConfig::validate() const {
+  auto missing = [](const char* key) {
+    return make_error(ErrorCode::invalid_argument, std::string("aggregator config: server.") + key + " is required");
+  };
+  if (bind.empty()) return missing("bind");
+  if (server_key.empty()) return missing("key");
+  if (enrolment.empty()) return missing("enrolment");
+  if (state_dir.empty()) return missing("state_dir");
+  if (auto status = round.validate(); !status) return status;
+  if (auto status = strategy.validate(); !status) return status;
+  return ok_status();
+}
+
+Result<AggregatorConfig> read_aggregator_config(config::ConfigFile& file) {
+  AggregatorConfig config;
+  file.read("server.bind", config.bind);
+  file.read_path("server.key", config.server_key);
+  file.read_path("server.enrolment", config.enrolment);
+  file.read_path("server.initial_weights", config.initial_weights);
+  file.read_path("server.state_dir", config.state_dir);
+  file.read_path("server.metrics_log", config.metrics_log);
+  file.read("server.rounds", config.rounds);
+  read_round_settings(file, config.round, config.strategy);
+  if (auto status = file.finish(); !status) return status.error();
+  if (auto status = config.validate(); !status) {
+    return make_error(status.error().code, file.source().string() + ": " + status.error().message);
+  }
+  return config;
+}
+
+Result<AggregatorConfig> load_aggregator_config(const std::filesystem::path& path) {
+  auto file = config::ConfigFile::load(path);
+  if (!file) return file.error();
+  return read_aggregator_config(*file);
+}
+
+}  // namespace shoal::aggregator

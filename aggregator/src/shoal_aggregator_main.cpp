@@ -1,0 +1,131 @@
+// shoal-aggregator: the federated-learning server.
+//
+//   shoal-aggregator run --config configs/aggregator.toml [--rounds 20 --bind tcp://0.0.0.0:7400 ...]
+//   shoal-aggregator enroll device.pub --config configs/aggregator.toml [--name laptop-1]
+//   shoal-aggregator revoke device.pub --config configs/aggregator.toml
+//
+// enroll and revoke edit the enrolment list in place; a running aggregator
+// picks the change up at the next handshake, without a restart.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <iostream>
+
+#include "shoal/aggregator/aggregator_server.h"
+#include "shoal/crypto/key_file.h"
+#include "shoal/protocol/enrolment.h"
+
+namespace fs = std::filesystem;
+using namespace shoal;
+
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+int fail(const Error& error) {
+  std::cerr << "shoal-aggregator: " << error.describe() << "\n";
+  return 1;
+}
+
+// Settings a command line may override, left unset to keep the file's.
+struct Overrides {
+  std::optional<std::string> bind;
+  std::optional<fs::path> state_dir;
+  std::optional<fs::path> metrics_log;
+  std::optional<std::uint64_t> rounds;
+  std::optional<std::size_t> min_devices;
+  std::optional<double> train_deadline_s;
+};
+
+Result<aggregator::AggregatorConfig> load_config(const fs::path& path, const Overrides& overrides) {
+  auto config = aggregator::load_aggregator_config(path);
+  if (!config) return config.error();
+  if (overrides.bind) config->bind = *overrides.bind;
+  if (overrides.state_dir) config->state_dir = *overrides.state_dir;
+  if (overrides.metrics_log) config->metrics_log = *overrides.metrics_log;
+  if (overrides.rounds) config->rounds = *overrides.rounds;
+  if (overrides.min_devices) config->round.min_devices = *overrides.min_devices;
+  if (overrides.train_deadline_s) {
+    config->round.train_deadline = std::chrono::milliseconds(static_cast<std::int64_t>(*overrides.train_deadline_s * 1000));
+  }
+  if (auto status = config->validate(); !status) return make_error(status.error().code, "after command-line overrides: " + status.error().message);
+  return config;
+}
+
+int run(const fs::path& config_path, const Overrides& overrides) {
+  auto config = load_config(config_path, overrides);
+  if (!config) return fail(config.error());
+  auto server = aggregator::AggregatorServer::open(*config, std::cout);
+  if (!server) return fail(server.error());
+  std::signal(SIGINT, [](int) { stop_requested = true; });
+  std::signal(SIGTERM, [](int) { stop_requested = true; });
+  if (auto status = (*server)->run(stop_requested); !status) return fail(status.error());
+  return 0;
+}
+
+Result<crypto::PublicIdentity> device_key(const fs::path& key_file) {
+  auto key = crypto::load_public_key(key_file);
+  if (!key) return key.error();
+  if (key->role != crypto::KeyRole::device) {
+    return make_error(ErrorCode::invalid_argument,
+                      key_file.string() + ": a " + crypto::to_string(key->role) + " key, not a device key");
+  }
+  return key->identity;
+}
+
+int enroll(const fs::path& config_path, const fs::path& key_file, std::string name, bool revoke) {
+  auto config = aggregator::load_aggregator_config(config_path);
+  if (!config) return fail(config.error());
+  auto identity = device_key(key_file);
+  if (!identity) return fail(identity.error());
+  const auto key_text = crypto::format_ed25519_public(identity->ed25519());
+  if (revoke) {
+    if (auto status = protocol::revoke_device(config->enrolment, *identity); !status) return fail(status.error());
+    std::cout << "revoked " << key_text << " from " << config->enrolment.string()
+              << "; new connections from it are refused from now on\n";
+    return 0;
+  }
+  if (name.empty()) name = key_file.stem().string();
+  if (auto status = protocol::enroll_device(config->enrolment, *identity, name); !status) return fail(status.error());
+  std::cout << "enrolled " << key_text << " (" << name << ") in " << config->enrolment.string() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shoal-aggregator: the shoal federated-learning server"};
+  app.require_subcommand(1);
+  fs::path config_path;
+  auto add_config = [&](CLI::App* command) {
+    command->add_option("--config", config_path, "aggregator TOML file (configs/aggregator.toml documents every key)")
+        ->required()
+        ->check(CLI::ExistingFile);
+  };
+
+  Overrides overrides;
+  auto* run_command = app.add_subcommand("run", "serve rounds until the configured version is reached or SIGINT");
+  add_config(run_command);
+  run_command->add_option("--bind", overrides.bind, "override server.bind");
+  run_command->add_option("--state-dir", overrides.state_dir, "override server.state_dir");
+  run_command->add_option("--metrics-log", overrides.metrics_log, "override server.metrics_log");
+  run_command->add_option("--rounds", overrides.rounds, "override server.rounds");
+  run_command->add_option("--min-devices", overrides.min_devices, "override cohort.min_devices");
+  run_command->add_option("--train-deadline", overrides.train_deadline_s, "override cohort.train_deadline_s (seconds)")
+      ->check(CLI::PositiveNumber);
+
+  fs::path enroll_key, revoke_key;
+  std::string name;
+  auto* enroll_command = app.add_subcommand("enroll", "admit a device's public key");
+  add_config(enroll_command);
+  enroll_command->add_option("key", enroll_key, "the device's .pub file")->required()->check(CLI::ExistingFile);
+  enroll_command->add_option("--name", name, "a name for the device (default: the file's stem)");
+  auto* revoke_command = app.add_subcommand("revoke", "remove a device's public key");
+  add_config(revoke_command);
+  revoke_command->add_option("key", revoke_key, "the device's .pub file")->required()->check(CLI::ExistingFile);
+
+  CLI11_PARSE(app, argc, argv);
+  if (*run_command) return run(config_path, overrides);
+  if (*enroll_command) return enroll(config_path, enroll_key, name, false);
+  return enroll(config_path, revoke_key, "", true);
+}
