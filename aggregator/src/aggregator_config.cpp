@@ -69,7 +69,7 @@ Result<AggregatorConfig> read_aggregator_config(config::ConfigFile& file) {
   file.read_path("server.initial_weights", config.initial_weights);
   file.read_path("server.state_dir", config.state_dir);
   file.read_path("server.metrics_log", config.metrics_log);
-  file.read("server.rounds", config.rounds);
+  file.read("server.rounds", config.round.final_version);
   read_round_settings(file, config.round, config.strategy);
   if (auto status = file.finish(); !status) return status.error();
   if (auto status = config.validate(); !status) {

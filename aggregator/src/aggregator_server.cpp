@@ -100,7 +100,8 @@ std::string AggregatorServer::endpoint() { return protocol::last_endpoint(*socke
 
 Status AggregatorServer::run(const std::atomic<bool>& stop) {
   auto done = [&] {
-    return config_.rounds > 0 && coordinator_.global().version() >= config_.rounds && !coordinator_.evaluation_open();
+    const auto final_version = config_.round.final_version;
+    return final_version > 0 && coordinator_.global().version() >= final_version && !coordinator_.evaluation_open();
   };
   while (!stop.load() && !done()) {
     auto message = protocol::receive_from_peer(*socket_, limits_, kPollInterval);

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace shoal::aggregator {
 namespace {
 
 constexpr const char* kServerVersion = "shoal-aggregator 0.1.0";
+constexpr std::uint64_t kNoModel = std::numeric_limits<std::uint64_t>::max();
 
 Error invalid(const std::string& field, const std::string& why) {
   return make_error(ErrorCode::invalid_argument, "round config: " + field + " " + why);
@@ -42,7 +44,9 @@ RoundCoordinator::RoundCoordinator(const RoundConfig& config, weights::Weights g
       rng_(config.seed ^ rounds_started) {}
 
 void RoundCoordinator::on_hello(const DeviceKey& device, const protocol::Hello& hello, Clock::time_point now) {
-  devices_[device] = DeviceState{hello.model_version, hello.eligible, now};
+  // Version 0 in a hello means "no model yet": the initial model is version 0 too, so send it anyway.
+  const auto held = hello.model_version == 0 ? kNoModel : hello.model_version;
+  devices_[device] = DeviceState{held, hello.eligible, now};
   const auto heartbeat = static_cast<std::uint64_t>(config_.device_timeout.count() / 3);
   outbox_.push_back({device, protocol::Welcome{kServerVersion, global_.version(), std::max<std::uint64_t>(heartbeat, 1)}});
 }
@@ -165,6 +169,7 @@ bool RoundCoordinator::send_model_if_behind(const DeviceKey& device) {
 }
 
 void RoundCoordinator::try_start_round(Clock::time_point now) {
+  if (config_.final_version > 0 && global_.version() >= config_.final_version) return;
   std::vector<DeviceKey> candidates;
   for (const auto& [key, state] : devices_) {
     if (state.eligible || !config_.require_eligible) candidates.push_back(key);

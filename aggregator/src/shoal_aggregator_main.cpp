@@ -43,7 +43,7 @@ Result<aggregator::AggregatorConfig> load_config(const fs::path& path, const Ove
   if (overrides.bind) config->bind = *overrides.bind;
   if (overrides.state_dir) config->state_dir = *overrides.state_dir;
   if (overrides.metrics_log) config->metrics_log = *overrides.metrics_log;
-  if (overrides.rounds) config->rounds = *overrides.rounds;
+  if (overrides.rounds) config->round.final_version = *overrides.rounds;
   if (overrides.min_devices) config->round.min_devices = *overrides.min_devices;
   if (overrides.train_deadline_s) {
     config->round.train_deadline = std::chrono::milliseconds(static_cast<std::int64_t>(*overrides.train_deadline_s * 1000));

@@ -3,17 +3,25 @@
 //   shoal-agent init-model --model cnn --seed 1 --out v0.weights
 //   shoal-agent train   --model cnn --weights v0.weights --images X.gz --labels Y.gz --out v1.weights
 //   shoal-agent predict --model cnn --weights v1.weights --images X.gz --labels Y.gz
+//   shoal-agent run --config configs/agent-1.toml        # take part in federated rounds
+//   shoal-agent predict --model mlp --state-dir demo/device-1 --images X.gz --labels Y.gz
 //
 // --model is a zoo name or a TorchScript file; data is IDX (--images, --labels), CSV
 // (--csv) or synthetic (--synthetic N). Every command takes --device and --threads.
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <mutex>
 #include <iostream>
 #include <optional>
 
+#include "shoal/client/agent.h"
+#include "shoal/client/agent_config.h"
 #include "shoal/client/dataset.h"
+#include "shoal/crypto/key_file.h"
 #include "shoal/client/trainer.h"
 #include "shoal/inference/prediction_session.h"
 #include "shoal/weights/weights_file.h"
@@ -96,6 +104,54 @@ Result<inference::Model> open_model(const CommonOptions& options, const std::opt
   return model;
 }
 
+std::atomic<bool> stop_requested{false};
+
+int run_agent(const fs::path& config_path) {
+  auto config = client::load_agent_config(config_path);
+  if (!config) return fail(config.error());
+  auto key = crypto::load_identity_key(config->key);
+  if (!key) return fail(key.error());
+  if (key->role != crypto::KeyRole::device) {
+    return fail(make_error(ErrorCode::invalid_argument,
+                           config->key.string() + ": a " + crypto::to_string(key->role) + " key, not a device key"));
+  }
+  auto server = crypto::load_public_key(config->server_public_key);
+  if (!server) return fail(server.error());
+  auto train_data = client::load_data_source(config->train);
+  if (!train_data) return fail(train_data.error());
+  client::Dataset held_out;
+  if (!config->held_out.empty()) {
+    auto loaded = client::load_data_source(config->held_out);
+    if (!loaded) return fail(loaded.error());
+    held_out = client::take_shard(*loaded, config->shard, config->shards);
+  }
+  auto model = open_model(CommonOptions{config->model, config->device, config->threads}, std::nullopt);
+  if (!model) return fail(model.error());
+
+  const std::string device_name = model->device().name();
+  client::AgentOptions options;
+  options.name = config->name;
+  options.endpoint = config->endpoint;
+  options.server = server->identity;
+  options.state_dir = config->state_dir;
+  options.eligibility = config->eligibility;
+  std::mutex log_mutex;
+  auto log = [&](const std::string& line) {
+    std::lock_guard lock(log_mutex);
+    std::cout << line << std::endl;
+  };
+  auto agent = client::Agent::create(options, key->keys, std::move(model).value(),
+                                     client::take_shard(*train_data, config->shard, config->shards),
+                                     std::move(held_out), log);
+  if (!agent) return fail(agent.error());
+  log(config->name + ": device " + crypto::format_ed25519_public(key->keys.public_identity().ed25519()) + ", " +
+      config->model + " on " + device_name + ", connecting to " + config->endpoint);
+  std::signal(SIGINT, [](int) { stop_requested = true; });
+  std::signal(SIGTERM, [](int) { stop_requested = true; });
+  (*agent)->run(stop_requested);
+  return 0;
+}
+
 int init_model(const CommonOptions& options, std::uint64_t seed, const fs::path& out) {
   auto model = inference::Model::from_zoo(options.model, seed);
   if (!model) return fail(model.error());
@@ -130,8 +186,9 @@ int train(const CommonOptions& options, const DataOptions& data_options, const f
   return 0;
 }
 
-int predict(const CommonOptions& options, const DataOptions& data_options, const fs::path& weights_path,
-            std::size_t batch, std::size_t show) {
+int predict(const CommonOptions& options, const DataOptions& data_options, fs::path weights_path,
+            const fs::path& state_dir, std::size_t batch, std::size_t show) {
+  if (!state_dir.empty()) weights_path = client::Agent::model_path(state_dir);  // the latest global model
   auto data = load_data(data_options);
   if (!data) return fail(data.error());
   auto start_weights = read_optional_weights(weights_path);
@@ -200,12 +257,22 @@ int main(int argc, char** argv) {
   auto* predict_command = app.add_subcommand("predict", "predict classes for a dataset and report accuracy");
   add_common(predict_command, predict_options);
   add_data(predict_command, predict_data);
-  predict_command->add_option("--weights", predict_weights, "weights file to load");
+  fs::path predict_state_dir;
+  auto* weights_option = predict_command->add_option("--weights", predict_weights, "weights file to load");
+  predict_command->add_option("--state-dir", predict_state_dir, "an agent's state directory: use its latest global model")
+      ->excludes(weights_option);
+
+  fs::path run_config;
+  auto* run_command = app.add_subcommand("run", "take part in federated rounds, as configured");
+  run_command->add_option("--config", run_config, "agent TOML file (configs/agent-1.toml documents every key)")
+      ->required()
+      ->check(CLI::ExistingFile);
   predict_command->add_option("--batch", batch, "samples per batch")->capture_default_str()->check(CLI::PositiveNumber);
   predict_command->add_option("--show", show, "print the first N predictions")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   if (*init) return init_model(init_options, seed, init_out);
   if (*train_command) return train(train_options, train_data, train_weights, plan, train_out);
-  return predict(predict_options, predict_data, predict_weights, batch, show);
+  if (*run_command) return run_agent(run_config);
+  return predict(predict_options, predict_data, predict_weights, predict_state_dir, batch, show);
 }

@@ -79,6 +79,9 @@ Result<zmq::socket_t> connect_client_socket(zmq::context_t& context, const crypt
     socket.set(zmq::sockopt::curve_serverkey, zmq::const_buffer(server_key.data(), server_key.size()));
     socket.set(zmq::sockopt::curve_publickey, zmq::const_buffer(public_key.data(), public_key.size()));
     socket.set(zmq::sockopt::curve_secretkey, zmq::const_buffer(secret.data(), secret.size()));
+    // libzmq reconnects by itself, doubling the wait after each failure up to the maximum.
+    socket.set(zmq::sockopt::reconnect_ivl, 200);
+    socket.set(zmq::sockopt::reconnect_ivl_max, 10'000);
     socket.connect(endpoint);
     return socket;
   } catch (const zmq::error_t& e) {

@@ -20,8 +20,7 @@ struct AggregatorConfig {
   std::filesystem::path initial_weights;  // the model to start from when state_dir has no checkpoint
   std::filesystem::path state_dir;        // checkpoints; metrics.jsonl unless metrics_log is set
   std::filesystem::path metrics_log;
-  std::uint64_t rounds = 0;  // stop once the global model reaches this version; 0: run until stopped
-  RoundConfig round;
+  RoundConfig round;  // round.final_version (key server.rounds): stop at this version; 0: run until stopped
   StrategyConfig strategy;
 
   // Every required setting present and every value in range; errors name the setting.

@@ -36,7 +36,7 @@ class AggregatorServer {
   static Result<std::unique_ptr<AggregatorServer>> open(const AggregatorConfig& config, std::ostream& log);
   ~AggregatorServer();
 
-  // Serves until `stop` is set or the model reaches config.rounds (and its
+  // Serves until `stop` is set or the model reaches config.round.final_version (and its
   // evaluation, if one is due, has closed). Fails only when a checkpoint or
   // the metrics log cannot be written: continuing would break crash safety.
   Status run(const std::atomic<bool>& stop);

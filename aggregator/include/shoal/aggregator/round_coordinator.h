@@ -56,6 +56,7 @@ struct RoundConfig {
   std::uint64_t seed = 0;  // cohort sampling
   std::uint64_t evaluate_every = 0;  // applied rounds between evaluation rounds; 0: none
   std::chrono::milliseconds evaluation_deadline{30'000};
+  std::uint64_t final_version = 0;  // no round starts once the model has this version; 0: no end
 
   Status validate() const;
 };

@@ -29,6 +29,7 @@ Result<zmq::socket_t> bind_server_socket(zmq::context_t& context, const ZapAuthe
                                          const std::string& endpoint, const Limits& limits);
 
 // Connects a CurveZMQ DEALER socket to `endpoint`, trusting only `server`.
+// Lost connections are retried with exponential backoff (0.2 s to 10 s).
 Result<zmq::socket_t> connect_client_socket(zmq::context_t& context,
                                             const crypto::IdentityKeyPair& device,
                                             const crypto::PublicIdentity& server,

@@ -1,0 +1,113 @@
+// Agent: the device side of federated rounds, as `shoal-agent run` and the
+// simulator run it.
+//
+// It connects a CurveZMQ DEALER socket to the aggregator and says hello
+// (again, with growing pauses, until welcomed; libzmq redials lost
+// connections by itself). Once welcomed it sends heartbeats, trains on its
+// local data when a train task names it, answers evaluation tasks from its
+// held-out data, and keeps the latest global model on disk (written
+// atomically) so that a restart and `shoal-agent predict` use it. Anything
+// malformed, stale or out of order from the server is logged and dropped.
+// A handshake the server refuses (the device is not enrolled) is logged
+// with what to do; the agent keeps redialling, so enrolling it later works.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "shoal/client/dataset.h"
+#include "shoal/client/eligibility.h"
+#include "shoal/client/trainer.h"
+#include "shoal/crypto/identity.h"
+#include "shoal/inference/model.h"
+#include "shoal/protocol/envelope.h"
+#include "shoal/protocol/limits.h"
+#include "shoal/protocol/round_messages.h"
+
+namespace shoal::client {
+
+using LogSink = std::function<void(const std::string& line)>;
+
+struct AgentOptions {
+  std::string name = "agent";  // for log lines
+  std::string endpoint;        // "tcp://aggregator.example:7400"
+  std::optional<crypto::PublicIdentity> server;  // the aggregator's key; required
+  std::filesystem::path state_dir;  // keeps model.weights; empty: keep nothing on disk
+  EligibilityRules eligibility;
+  std::chrono::milliseconds max_hello_backoff{30'000};
+  // Simulations share one machine among many agents: training takes this
+  // lock so one agent at a time uses every core. Null on a real device.
+  std::mutex* compute_gate = nullptr;
+};
+
+struct AgentCounters {
+  std::uint64_t rounds_trained = 0;
+  std::uint64_t evaluations = 0;
+  std::uint64_t dropped_messages = 0;  // malformed, stale or out of order
+  std::uint64_t refused_handshakes = 0;
+};
+
+class Agent {
+ public:
+  // `held_out` may be empty: evaluation tasks then use the training data.
+  static Result<std::unique_ptr<Agent>> create(AgentOptions options, const crypto::IdentityKeyPair& identity,
+                                               inference::Model model, Dataset train, Dataset held_out, LogSink log);
+  ~Agent();
+
+  // Serves the aggregator until `stop` is set.
+  void run(const std::atomic<bool>& stop);
+
+  // The version of the global model held (0: none yet).
+  std::uint64_t model_version() const { return global_ ? global_->version() : 0; }
+  AgentCounters counters() const { return counters_; }
+
+  // The file in `state_dir` that holds the latest global model.
+  static std::filesystem::path model_path(const std::filesystem::path& state_dir) {
+    return state_dir / "model.weights";
+  }
+
+ private:
+  Agent(AgentOptions options, inference::Model model, Dataset train, Dataset held_out, LogSink log);
+  void say_hello();
+  void handle(protocol::Envelope& envelope);
+  void check_monitor();
+  bool adopt_model(std::span<const std::uint8_t> payload, std::uint64_t expected_version, const char* what);
+  void train_round(const protocol::TrainTask& task);
+  void evaluate_round(const protocol::EvaluateTask& task);
+  void drop(const std::string& why);
+  void send(std::vector<zmq::message_t> frames);
+
+  AgentOptions options_;
+  inference::Model model_;
+  Dataset train_;
+  Dataset held_out_;
+  LogSink log_;
+  std::optional<weights::Weights> global_;
+  protocol::Limits limits_;
+  zmq::context_t context_;
+  std::optional<zmq::socket_t> socket_;
+  std::optional<zmq::socket_t> monitor_;  // handshake events of socket_
+  bool welcomed_ = false;
+  bool eligible_ = false;
+  std::chrono::milliseconds heartbeat_interval_{10'000};
+  std::chrono::milliseconds hello_backoff_{1'000};
+  std::chrono::steady_clock::time_point next_hello_;
+  std::chrono::steady_clock::time_point next_heartbeat_;
+  std::uint64_t heartbeat_sequence_ = 0;
+  std::uint64_t last_round_ = 0;       // the latest round trained, to drop replays and stale tasks
+  std::uint64_t last_evaluation_ = 0;
+  AgentCounters counters_;
+};
+
+// The agent's plan from the server's: field by field, then validated.
+Result<TrainingPlan> training_plan_from_wire(const protocol::WirePlan& wire);
+
+}  // namespace shoal::client

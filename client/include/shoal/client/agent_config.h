@@ -1,0 +1,47 @@
+// The settings of `shoal-agent run`, read from its TOML file
+// (configs/agent-1.toml documents every key).
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "shoal/client/agent.h"
+#include "shoal/client/dataset.h"
+#include "shoal/config/config_file.h"
+
+namespace shoal::client {
+
+// A local data source: IDX images + labels, or a CSV file.
+struct DataSource {
+  std::filesystem::path images, labels, csv;
+  bool empty() const { return images.empty() && csv.empty(); }
+};
+
+struct AgentConfig {
+  std::string name = "agent";
+  std::filesystem::path key;  // the device's secret key file
+  std::filesystem::path state_dir;
+  std::string endpoint = "tcp://127.0.0.1:7400";
+  std::filesystem::path server_public_key;
+  std::string model = "cnn";  // zoo name or TorchScript file
+  std::string device = "auto";
+  int threads = 0;
+  DataSource train;
+  DataSource held_out;  // empty: evaluate on the training data
+  // Use every shards-th sample starting at `shard`, so several agents on one
+  // machine can split one dataset (a demo); 1 shard is the whole dataset.
+  std::size_t shard = 0;
+  std::size_t shards = 1;
+  EligibilityRules eligibility;
+
+  Status validate() const;
+};
+
+Result<AgentConfig> load_agent_config(const std::filesystem::path& path);
+
+// Loads a data source; errors name the files.
+Result<Dataset> load_data_source(const DataSource& source);
+// The samples of shard `shard` of `shards` (every shards-th, from `shard`).
+Dataset take_shard(const Dataset& data, std::size_t shard, std::size_t shards);
+
+}  // namespace shoal::client

@@ -1,0 +1,78 @@
+#include "shoal/client/agent_config.h"
+
+namespace shoal::client {
+namespace {
+
+void read_source(config::ConfigFile& file, const std::string& prefix, DataSource& source) {
+  file.read_path(prefix + "images", source.images);
+  file.read_path(prefix + "labels", source.labels);
+  file.read_path(prefix + "csv", source.csv);
+}
+
+Status check_source(const DataSource& source, const char* name) {
+  auto invalid = [&](const std::string& why) {
+    return make_error(ErrorCode::invalid_argument, std::string("agent config: ") + name + " " + why);
+  };
+  if (!source.images.empty() != !source.labels.empty()) return invalid("needs both images and labels");
+  if (!source.images.empty() && !source.csv.empty()) return invalid("has both IDX files and a CSV file; give one");
+  return ok_status();
+}
+
+}  // namespace
+
+Status AgentConfig::validate() const {
+  auto missing = [](const char* key) {
+    return make_error(ErrorCode::invalid_argument, std::string("agent config: ") + key + " is required");
+  };
+  if (key.empty()) return missing("agent.key");
+  if (server_public_key.empty()) return missing("aggregator.public_key");
+  if (endpoint.empty()) return missing("aggregator.endpoint");
+  if (train.empty()) return missing("data.images and data.labels (or data.csv)");
+  if (auto status = check_source(train, "data"); !status) return status;
+  if (auto status = check_source(held_out, "data.held_out"); !status) return status;
+  if (shards == 0 || shard >= shards) {
+    return make_error(ErrorCode::invalid_argument, "agent config: data.shard must be below data.shards");
+  }
+  if (eligibility.max_load_per_core < 0) {
+    return make_error(ErrorCode::invalid_argument, "agent config: eligibility.max_load_per_core must be >= 0");
+  }
+  return ok_status();
+}
+
+Result<AgentConfig> load_agent_config(const std::filesystem::path& path) {
+  auto file = config::ConfigFile::load(path);
+  if (!file) return file.error();
+  AgentConfig config;
+  file->read("agent.name", config.name);
+  file->read_path("agent.key", config.key);
+  file->read_path("agent.state_dir", config.state_dir);
+  file->read("aggregator.endpoint", config.endpoint);
+  file->read_path("aggregator.public_key", config.server_public_key);
+  file->read("model.name", config.model);
+  file->read("model.device", config.device);
+  file->read("model.threads", config.threads);
+  read_source(*file, "data.", config.train);
+  read_source(*file, "data.held_out.", config.held_out);
+  file->read("data.shard", config.shard);
+  file->read("data.shards", config.shards);
+  file->read("eligibility.require_ac_power", config.eligibility.require_ac_power);
+  file->read("eligibility.max_load_per_core", config.eligibility.max_load_per_core);
+  if (auto status = file->finish(); !status) return status.error();
+  if (auto status = config.validate(); !status) {
+    return make_error(status.error().code, path.string() + ": " + status.error().message);
+  }
+  return config;
+}
+
+Result<Dataset> load_data_source(const DataSource& source) {
+  if (!source.csv.empty()) return load_csv(source.csv);
+  return load_idx(source.images, source.labels);
+}
+
+Dataset take_shard(const Dataset& data, std::size_t shard, std::size_t shards) {
+  std::vector<std::size_t> indices;
+  for (std::size_t i = shard; i < data.size(); i += shards) indices.push_back(i);
+  return data.subset(indices);
+}
+
+}  // namespace shoal::client
