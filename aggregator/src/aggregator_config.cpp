@@ -22,6 +22,7 @@ void read_named(config::ConfigFile& file, std::string_view key, Kind& out, Parse
 void read_round_settings(config::ConfigFile& file, RoundConfig& round, StrategyConfig& strategy) {
   file.read("cohort.min_devices", round.min_devices);
   file.read("cohort.max_devices", round.max_devices);
+  file.read("cohort.min_available", round.min_available);
   file.read("cohort.fraction", round.fraction);
   file.read("cohort.require_eligible", round.require_eligible);
   file.read("cohort.seed", round.seed);

@@ -174,7 +174,7 @@ void RoundCoordinator::try_start_round(Clock::time_point now) {
   for (const auto& [key, state] : devices_) {
     if (state.eligible || !config_.require_eligible) candidates.push_back(key);
   }
-  if (candidates.size() < config_.min_devices) return;
+  if (candidates.size() < std::max(config_.min_devices, config_.min_available)) return;
   auto wanted = static_cast<std::size_t>(std::ceil(config_.fraction * static_cast<double>(candidates.size())));
   wanted = std::clamp(wanted, config_.min_devices, std::min(config_.max_devices, candidates.size()));
   std::vector<DeviceKey> cohort;

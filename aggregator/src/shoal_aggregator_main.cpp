@@ -55,6 +55,7 @@ Result<aggregator::AggregatorConfig> load_config(const fs::path& path, const Ove
 int run(const fs::path& config_path, const Overrides& overrides) {
   auto config = load_config(config_path, overrides);
   if (!config) return fail(config.error());
+  std::cout << std::unitbuf;  // each log line reaches a redirected file at once
   auto server = aggregator::AggregatorServer::open(*config, std::cout);
   if (!server) return fail(server.error());
   std::signal(SIGINT, [](int) { stop_requested = true; });

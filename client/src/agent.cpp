@@ -254,6 +254,10 @@ void Agent::train_round(const protocol::TrainTask& task) {
   if (gate) gate.unlock();
   if (!result) return log_("training for round " + std::to_string(task.round) + " failed: " + result.error().message);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (options_.keep_updates) keep_update(task.round, result->update);
+  if (options_.hold_updates_from_round > 0 && task.round >= options_.hold_updates_from_round) {
+    return log_("round " + std::to_string(task.round) + ": trained; holding the update (debug.hold_updates_from_round)");
+  }
   protocol::UpdateReport report{task.round,          task.model_version,     result->samples,
                                 result->before.loss, result->before.accuracy, result->after.loss,
                                 result->after.accuracy};
@@ -264,6 +268,20 @@ void Agent::train_round(const protocol::TrainTask& task) {
   log_("round " + std::to_string(task.round) + ": trained on " + std::to_string(result->samples) + " samples in " +
        fmt(seconds) + " s, loss " + fmt(result->before.loss) + " -> " + fmt(result->after.loss) + ", accuracy " +
        fmt(result->before.accuracy) + " -> " + fmt(result->after.accuracy));
+}
+
+void Agent::keep_update(std::uint64_t round, const std::vector<float>& update) {
+  const auto dir = options_.state_dir / "updates";
+  std::error_code ignored;
+  std::filesystem::create_directories(dir, ignored);
+  const auto base = dir / ("base-v" + std::to_string(global_->version()) + ".weights");
+  auto kept = weights::write_weights_file(base, *global_);
+  if (kept) {
+    auto values = weights::Weights::from_values(global_->layout(), global_->version(), update);
+    kept = values ? weights::write_weights_file(dir / ("round-" + std::to_string(round) + ".update"), *values)
+                  : Status(values.error());
+  }
+  if (!kept) log_("could not keep the update of round " + std::to_string(round) + ": " + kept.error().message);
 }
 
 void Agent::evaluate_round(const protocol::EvaluateTask& task) {

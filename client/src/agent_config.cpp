@@ -33,6 +33,9 @@ Status AgentConfig::validate() const {
   if (shards == 0 || shard >= shards) {
     return make_error(ErrorCode::invalid_argument, "agent config: data.shard must be below data.shards");
   }
+  if (keep_updates && state_dir.empty()) {
+    return make_error(ErrorCode::invalid_argument, "agent config: debug.keep_updates needs agent.state_dir");
+  }
   if (eligibility.max_load_per_core < 0) {
     return make_error(ErrorCode::invalid_argument, "agent config: eligibility.max_load_per_core must be >= 0");
   }
@@ -57,6 +60,8 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path) {
   file->read("data.shards", config.shards);
   file->read("eligibility.require_ac_power", config.eligibility.require_ac_power);
   file->read("eligibility.max_load_per_core", config.eligibility.max_load_per_core);
+  file->read("debug.keep_updates", config.keep_updates);
+  file->read("debug.hold_updates_from_round", config.hold_updates_from_round);
   if (auto status = file->finish(); !status) return status.error();
   if (auto status = config.validate(); !status) {
     return make_error(status.error().code, path.string() + ": " + status.error().message);

@@ -135,6 +135,8 @@ int run_agent(const fs::path& config_path) {
   options.server = server->identity;
   options.state_dir = config->state_dir;
   options.eligibility = config->eligibility;
+  options.keep_updates = config->keep_updates;
+  options.hold_updates_from_round = config->hold_updates_from_round;
   std::mutex log_mutex;
   auto log = [&](const std::string& line) {
     std::lock_guard lock(log_mutex);

@@ -270,3 +270,16 @@ TEST_CASE("evaluation rounds follow every evaluate_every applied rounds and weig
   CHECK(evaluations[0].accuracy == Approx(0.8));
   CHECK(c.round_open());  // training resumes in the same tick
 }
+
+TEST_CASE("a round waits for min_available connected devices") {
+  auto config = small_config();
+  config.min_available = 3;
+  auto c = coordinator(config);
+  c.on_hello("a", protocol::Hello{"test", 5, true}, t0);
+  c.on_hello("b", protocol::Hello{"test", 5, true}, t0);
+  c.on_tick(t0);
+  CHECK_FALSE(c.round_open());  // min_devices (2) are there, min_available (3) are not
+  c.on_hello("c", protocol::Hello{"test", 5, true}, t0);
+  c.on_tick(t0);
+  CHECK(c.round_open());
+}

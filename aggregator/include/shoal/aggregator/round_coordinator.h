@@ -46,6 +46,7 @@ using DeviceKey = std::string;  // the device's identity key, as the transport r
 struct RoundConfig {
   std::size_t min_devices = 2;  // fewer reports than this abandons the round
   std::size_t max_devices = 100;
+  std::size_t min_available = 0;  // connected eligible devices a round waits for; below min_devices means min_devices
   double fraction = 1.0;        // share of the eligible devices picked for a cohort
   bool require_eligible = true; // only devices that say they may train (charging, idle)
   std::chrono::milliseconds train_deadline{60'000};

@@ -46,6 +46,12 @@ struct AgentOptions {
   // Simulations share one machine among many agents: training takes this
   // lock so one agent at a time uses every core. Null on a real device.
   std::mutex* compute_gate = nullptr;
+  // For tests and audits: write each update sent, and the model it was
+  // trained from, to <state_dir>/updates/ (round-<N>.update, base-v<K>.weights).
+  bool keep_updates = false;
+  // For fault-injection tests: from round N on, train but never send the
+  // update, so a test can kill the agent at a known point mid-round. 0: off.
+  std::uint64_t hold_updates_from_round = 0;
 };
 
 struct AgentCounters {
@@ -84,6 +90,7 @@ class Agent {
   void evaluate_round(const protocol::EvaluateTask& task);
   void drop(const std::string& why);
   void send(std::vector<zmq::message_t> frames);
+  void keep_update(std::uint64_t round, const std::vector<float>& update);
 
   AgentOptions options_;
   inference::Model model_;

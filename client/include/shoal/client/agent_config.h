@@ -33,6 +33,8 @@ struct AgentConfig {
   std::size_t shard = 0;
   std::size_t shards = 1;
   EligibilityRules eligibility;
+  bool keep_updates = false;               // [debug], see AgentOptions
+  std::uint64_t hold_updates_from_round = 0;
 
   Status validate() const;
 };

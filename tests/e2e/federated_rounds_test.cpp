@@ -1,0 +1,218 @@
+// Federated rounds end to end, as an operator runs them: shoal-aggregator
+// and shoal-agent as separate processes on 127.0.0.1, CurveZMQ, real files.
+//
+// Five enrolled agents with different amounts of data and one unenrolled
+// agent. From round 2 on, one agent trains but holds its update, and is
+// SIGKILLed there; the model that round applies must be the sample-weighted
+// mean of the survivors' updates, computed here from the updates they kept. After round 3 the
+// aggregator is SIGKILLed and restarted: it resumes from its checkpoint and
+// finishes round 4 with the survivors.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <regex>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "child_process.h"
+#include "shoal/crypto/durable_file.h"
+#include "shoal/crypto/key_file.h"
+#include "shoal/protocol/enrolment.h"
+#include "shoal/weights/weights_file.h"
+#include "temp_dir.h"
+
+using namespace shoal;
+using shoal::testing::ChildProcess;
+using shoal::testing::eventually;
+using shoal::testing::TempDir;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kTestImages = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
+constexpr const char* kTestLabels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
+constexpr std::size_t kAgents = 5;
+constexpr std::uint64_t kHeldRound = 2;
+
+std::string text_of(const fs::path& path) {
+  auto text = crypto::read_file(path, 1 << 24);
+  return text ? *text : std::string();
+}
+
+std::size_t count_of(const std::string& haystack, const std::string& needle) {
+  std::size_t count = 0;
+  for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++count;
+  return count;
+}
+
+void write_text(const fs::path& path, const std::string& text) { REQUIRE(crypto::write_file_durably(path, text)); }
+
+crypto::IdentityKeyPair make_key(const fs::path& path, crypto::KeyRole role) {
+  auto keys = crypto::IdentityKeyPair::generate();
+  REQUIRE(crypto::save_identity_key(path, {role, keys}));
+  REQUIRE(crypto::save_public_key(fs::path(path).replace_extension(".pub"), {role, keys.public_identity()}));
+  return keys;
+}
+
+std::string aggregator_toml() {
+  return "[server]\nbind = \"tcp://127.0.0.1:*\"\nkey = \"server.key\"\nenrolment = \"enrolled.txt\"\n"
+         "initial_weights = \"initial.weights\"\nstate_dir = \"aggregator\"\nrounds = 4\n"
+         "[cohort]\nmin_devices = 3\nmin_available = 4\ntrain_deadline_s = 10\ndevice_timeout_s = 5\n"
+         "[training]\nepochs = 1\nbatch_size = 50\nlearning_rate = 0.1\n"
+         "[evaluation]\nevery = 0\n";
+}
+
+// Agent i trains on every (i+2)-th test image, so each holds a different number of samples.
+std::string agent_toml(std::size_t i, const std::string& endpoint, bool enrolled) {
+  const std::string name = enrolled ? "device-" + std::to_string(i) : "stranger";
+  std::string text = "[agent]\nname = \"" + name + "\"\nkey = \"" + name + ".key\"\nstate_dir = \"" + name + "\"\n" +
+                     "[aggregator]\nendpoint = \"" + endpoint + "\"\npublic_key = \"server.pub\"\n" +
+                     "[model]\nname = \"logreg\"\ndevice = \"cpu\"\nthreads = 1\n" + "[data]\nimages = \"" +
+                     kTestImages + "\"\nlabels = \"" + kTestLabels + "\"\nshard = 0\nshards = " + std::to_string(i + 2) +
+                     "\n[debug]\nkeep_updates = true\n";
+  if (i == kAgents - 1) text += "hold_updates_from_round = " + std::to_string(kHeldRound) + "\n";
+  return text;
+}
+
+std::size_t samples_of_agent(std::size_t i) { return (10000 + i + 1) / (i + 2); }  // ceil(10000 / (i + 2))
+
+// The metrics lines of applied rounds, as (round, version) pairs.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> applied_rounds(const fs::path& metrics) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> rounds;
+  std::istringstream lines(text_of(metrics));
+  for (std::string line; std::getline(lines, line);) {
+    const auto record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_discarded()) continue;  // a line being written
+    if (record["event"] == "round" && record["applied"] == true) {
+      rounds.emplace_back(record["round"].get<std::uint64_t>(), record["version"].get<std::uint64_t>());
+    }
+  }
+  return rounds;
+}
+
+}  // namespace
+
+TEST_CASE("aggregator and agents as processes: a killed agent, a killed aggregator, an unenrolled device") {
+  TempDir dir;
+  make_key(dir / "server.key", crypto::KeyRole::server);
+  for (std::size_t i = 0; i < kAgents; ++i) {
+    const auto key = make_key(dir / ("device-" + std::to_string(i) + ".key"), crypto::KeyRole::device);
+    REQUIRE(protocol::enroll_device(dir / "enrolled.txt", key.public_identity(), "device-" + std::to_string(i)));
+  }
+  make_key(dir / "stranger.key", crypto::KeyRole::device);
+  ChildProcess init({SHOAL_AGENT, "init-model", "--model", "logreg", "--seed", "3", "--out", (dir / "initial.weights").string()},
+                    dir / "init.log");
+  REQUIRE(init.wait() == 0);
+  write_text(dir / "aggregator.toml", aggregator_toml());
+
+  auto aggregator = std::make_unique<ChildProcess>(
+      std::vector<std::string>{SHOAL_AGGREGATOR, "run", "--config", (dir / "aggregator.toml").string()},
+      dir / "aggregator-1.log");
+  std::string endpoint;
+  const std::regex listening(R"(listening on (tcp://127\.0\.0\.1:\d+))");
+  REQUIRE(eventually([&] {
+    const auto log = aggregator->log();
+    std::smatch bound;
+    if (std::regex_search(log, bound, listening)) endpoint = bound[1];
+    return !endpoint.empty();
+  }, 30s));
+
+  std::vector<std::unique_ptr<ChildProcess>> agents;
+  for (std::size_t i = 0; i <= kAgents; ++i) {
+    const bool enrolled = i < kAgents;
+    const auto config = dir / ("agent-" + std::to_string(i) + ".toml");
+    write_text(config, agent_toml(i, endpoint, enrolled));
+    agents.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{SHOAL_AGENT, "run", "--config", config.string()},
+        dir / ("agent-" + std::to_string(i) + ".log")));
+  }
+  auto& held = *agents[kAgents - 1];
+  auto& stranger = *agents[kAgents];
+  INFO(held.log());
+  INFO(aggregator->log());
+
+  {
+    // The holding agent trained its first round from round 2 on and sits on the update: kill it there.
+    const std::regex holding(R"(round (\d+): trained; holding the update)");
+    std::uint64_t killed_round = 0;
+    REQUIRE(eventually([&] {
+      const auto log = held.log();
+      std::smatch match;
+      if (std::regex_search(log, match, holding)) killed_round = std::stoull(match[1]);
+      return killed_round > 0;
+    }, 60s));
+    held.kill(SIGKILL);
+
+    // The stranger's handshake is refused, and it never takes part.
+    REQUIRE(eventually([&] { return stranger.log().find("refused this device's key") != std::string::npos; }, 30s));
+    CHECK(stranger.log().find("welcomed") == std::string::npos);
+
+    // Round 3 applied: SIGKILL the aggregator right away, then restart it.
+    const auto metrics = dir / "aggregator" / "metrics.jsonl";
+    REQUIRE(eventually([&] { return applied_rounds(metrics).size() >= 3; }, 60s));
+    aggregator->kill(SIGKILL);
+    const auto before_restart = applied_rounds(metrics);
+    aggregator = std::make_unique<ChildProcess>(
+        std::vector<std::string>{SHOAL_AGGREGATOR, "run", "--config", (dir / "aggregator.toml").string(), "--bind", endpoint},
+        dir / "aggregator-2.log");
+    REQUIRE(aggregator->wait() == 0);  // it stops by itself at version 4
+    const auto restarted = aggregator->log();
+    INFO(restarted);
+    CHECK(restarted.find("resuming from checkpoint") != std::string::npos);
+    CHECK(restarted.find("model version " + std::to_string(before_restart.back().second) + ", ") != std::string::npos);
+    const auto after_restart = applied_rounds(metrics);
+    REQUIRE(after_restart.size() == before_restart.size() + 1);
+    CHECK(after_restart.back().second == 4);  // one version per round, none lost or applied twice
+    CHECK(after_restart.back().first > before_restart.back().first);  // round numbers never repeat
+
+    // The round the agent died in applied the sample-weighted mean of the survivors' updates.
+    const auto round_name = "round-" + std::to_string(killed_round) + ".update";
+    std::vector<std::size_t> survivors;
+    for (std::size_t i = 0; i + 1 < kAgents; ++i) {
+      if (fs::exists(dir / ("device-" + std::to_string(i)) / "updates" / round_name)) survivors.push_back(i);
+    }
+    REQUIRE(survivors.size() >= 3);
+    const auto updates_of = [&](std::size_t i) { return dir / ("device-" + std::to_string(i)) / "updates"; };
+    std::vector<double> sum;
+    double total = 0;
+    std::uint64_t base_version = 0;
+    for (const auto i : survivors) {
+      auto update = weights::read_weights_file(updates_of(i) / round_name);
+      REQUIRE(update);
+      base_version = update->version();  // the model version it was trained from
+      sum.resize(update->values().size(), 0.0);
+      const double samples = static_cast<double>(samples_of_agent(i));
+      for (std::size_t k = 0; k < sum.size(); ++k) sum[k] += samples * update->values()[k];
+      total += samples;
+    }
+    auto base = weights::read_weights_file(updates_of(survivors[0]) / ("base-v" + std::to_string(base_version) + ".weights"));
+    REQUIRE(base);
+    // The next version, as a survivor received it to train the following round.
+    const auto next_name = "base-v" + std::to_string(base_version + 1) + ".weights";
+    const auto with_next = std::find_if(survivors.begin(), survivors.end(),
+                                        [&](std::size_t i) { return fs::exists(updates_of(i) / next_name); });
+    REQUIRE(with_next != survivors.end());
+    auto applied = weights::read_weights_file(updates_of(*with_next) / next_name);
+    REQUIRE(applied);
+    double worst = 0;
+    for (std::size_t k = 0; k < sum.size(); ++k) {
+      const double expected = base->values()[k] + sum[k] / total;
+      worst = std::max(worst, std::abs(expected - applied->values()[k]) / std::max(1.0, std::abs(expected)));
+    }
+    CHECK(worst < 1e-6);
+    bool round_logged = false;
+    std::istringstream lines(text_of(metrics));
+    for (std::string line; std::getline(lines, line);) {
+      const auto record = nlohmann::json::parse(line, nullptr, false);
+      if (record.is_discarded() || record["event"] != "round" || record["round"] != killed_round) continue;
+      round_logged = true;
+      CHECK(record["applied"] == true);
+      CHECK(record["reported"] == survivors.size());
+      CHECK(record["dropped"] == 1);
+    }
+    CHECK(round_logged);
+    CHECK(count_of(text_of(dir / "agent-0.log"), "welcomed by") >= 2);  // it reconnected after the restart
+  }
+}
