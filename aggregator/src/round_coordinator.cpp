@@ -206,7 +206,7 @@ void RoundCoordinator::close_round(Clock::time_point now) {
   record.seconds = std::chrono::duration<double>(now - round_->started).count();
   if (record.reported >= config_.min_devices) {
     const auto apply_start = Clock::now();  // real time: `now` may be a test's clock
-    const auto mean = round_->combiner->result();
+    const auto mean = round_->combiner->take_result();
     optimizer_.apply(mean, global_.values());
     global_.set_version(global_.version() + 1);
     record.applied = true;

@@ -148,4 +148,12 @@ std::vector<float> WeightedMeanFold::result() const {
   return mean;
 }
 
+std::vector<float> WeightedMeanFold::take_result() {
+  const auto inverse = static_cast<float>(1.0 / total_weight_);
+  for (auto& value : sum_) value *= inverse;
+  count_ = 0;
+  total_weight_ = 0;
+  return std::move(sum_);
+}
+
 }  // namespace shoal::aggregator

@@ -41,6 +41,7 @@ TEST_CASE("the streaming fold equals the batch weighted mean to 1e-6") {
     for (std::size_t i = 0; i < updates.size(); ++i) expected += weights[i] * updates[i][j];
     REQUIRE(std::abs(mean[j] - expected / total) <= 1e-6);
   }
+  CHECK(fold.take_result() == mean);  // the same values, from the sum's own buffer
 }
 
 TEST_CASE("an update with a NaN or infinity, the wrong size or a bad weight is refused and not folded") {

@@ -36,6 +36,9 @@ class UpdateCombiner {
   virtual double total_weight() const = 0;
   // The combined update; REQUIRES count() > 0.
   virtual std::vector<float> result() const = 0;
+  // The same, leaving the combiner spent; the mean hands over its own sum
+  // buffer, so closing a round needs no second model-sized vector.
+  virtual std::vector<float> take_result() { return result(); }
 };
 
 // trim_fraction: the share of updates dropped at each end of every
@@ -51,6 +54,7 @@ class WeightedMeanFold final : public UpdateCombiner {
   std::size_t count() const override { return count_; }
   double total_weight() const override { return total_weight_; }
   std::vector<float> result() const override;
+  std::vector<float> take_result() override;
 
  private:
   std::vector<float> sum_;
