@@ -63,13 +63,8 @@ Result<RoundCoordinator> restore_coordinator(const AggregatorConfig& config, std
 
 Result<std::unique_ptr<AggregatorServer>> AggregatorServer::open(const AggregatorConfig& config, std::ostream& log) {
   if (auto status = config.validate(); !status) return status.error();
-  auto key = crypto::load_identity_key(config.server_key);
+  auto key = crypto::load_identity_key(config.server_key, crypto::KeyRole::server);
   if (!key) return key.error();
-  if (key->role != crypto::KeyRole::server) {
-    return make_error(ErrorCode::invalid_argument, config.server_key.string() + ": a " +
-                                                       crypto::to_string(key->role) +
-                                                       " key, not a server key (make one with shoal-keys generate --role server)");
-  }
   auto coordinator = restore_coordinator(config, log);
   if (!coordinator) return coordinator.error();
   auto metrics = MetricsLog::open(config.metrics_path());
@@ -120,7 +115,9 @@ Status AggregatorServer::run(const std::atomic<bool>& stop) {
 void AggregatorServer::handle(protocol::FromPeer& message, Clock::time_point now) {
   costs_.bytes_in += message.bytes;
   const DeviceKey& device = message.user_id;
-  routes_[device] = zmq::message_t(message.routing_id.data(), message.routing_id.size());
+  // A device keeps its routing id until it reconnects; copy it only then.
+  auto& route = routes_[device];
+  if (route != message.routing_id) route.copy(message.routing_id);
   auto refuse = [&](const protocol::DecodeError& error) {
     log_ << "dropped a message from " << short_key(device) << ": " << error.describe() << "\n";
     coordinator_.refuse_message(device, to_string(error.fault), error.describe());
@@ -207,10 +204,9 @@ Status AggregatorServer::record_finished() {
     if (record.applied) {
       const auto start = Clock::now();
       const auto& optimizer = coordinator_.optimizer();
-      Checkpoint checkpoint{coordinator_.global(), coordinator_.rounds_started(),
-                            std::string(strategy_name(optimizer.config().kind)),
-                            {optimizer.first_moment().begin(), optimizer.first_moment().end()},
-                            {optimizer.second_moment().begin(), optimizer.second_moment().end()}};
+      const CheckpointView checkpoint{coordinator_.global(), coordinator_.rounds_started(),
+                                      strategy_name(optimizer.config().kind), optimizer.first_moment(),
+                                      optimizer.second_moment()};
       if (auto status = write_checkpoint(config_.state_dir, checkpoint); !status) return status;
       costs_.checkpoint_seconds = std::chrono::duration<double>(Clock::now() - start).count();
       log_ << "round " << record.round << ": applied " << record.reported << " of " << record.cohort

@@ -33,8 +33,8 @@ fs::path member(const fs::path& dir, const nlohmann::json& index, const char* ke
 }
 
 // Moments are stored as weights files in the model's layout.
-Status write_moment(const fs::path& path, const weights::Weights& global, const std::vector<float>& values) {
-  auto moment = weights::Weights::from_values(global.layout(), global.version(), values);
+Status write_moment(const fs::path& path, const weights::Weights& global, std::span<const float> values) {
+  auto moment = weights::Weights::from_values(global.layout(), global.version(), {values.begin(), values.end()});
   if (!moment) return moment.error();
   return weights::write_weights_file(path, *moment);
 }
@@ -60,7 +60,7 @@ void remove_stale(const fs::path& dir, const std::vector<std::string>& keep) {
 
 }  // namespace
 
-Status write_checkpoint(const fs::path& state_dir, const Checkpoint& checkpoint) {
+Status write_checkpoint(const fs::path& state_dir, const CheckpointView& checkpoint) {
   std::error_code error;
   fs::create_directories(state_dir, error);
   if (error) return make_error(ErrorCode::io, "cannot create state directory " + state_dir.string() + ": " + error.message());
@@ -72,12 +72,12 @@ Status write_checkpoint(const fs::path& state_dir, const Checkpoint& checkpoint)
                           {"global", versioned("global", version)}};
   std::vector<std::string> keep = {versioned("global", version)};
   if (auto status = weights::write_weights_file(state_dir / keep.back(), checkpoint.global); !status) return status;
-  const std::pair<const char*, const std::vector<float>*> moments[] = {{"first", &checkpoint.first_moment},
-                                                                       {"second", &checkpoint.second_moment}};
+  const std::pair<const char*, std::span<const float>> moments[] = {{"first", checkpoint.first_moment},
+                                                                    {"second", checkpoint.second_moment}};
   for (const auto& [which, values] : moments) {
-    if (values->empty()) continue;
+    if (values.empty()) continue;
     keep.push_back(versioned("moments", version, std::string("-") + which));
-    if (auto status = write_moment(state_dir / keep.back(), checkpoint.global, *values); !status) return status;
+    if (auto status = write_moment(state_dir / keep.back(), checkpoint.global, values); !status) return status;
     index[std::string(which) + "_moment"] = keep.back();
   }
   if (auto status = crypto::write_file_durably(state_dir / "checkpoint.json", index.dump(2) + "\n"); !status) {

@@ -64,30 +64,21 @@ int run(const fs::path& config_path, const Overrides& overrides) {
   return 0;
 }
 
-Result<crypto::PublicIdentity> device_key(const fs::path& key_file) {
-  auto key = crypto::load_public_key(key_file);
-  if (!key) return key.error();
-  if (key->role != crypto::KeyRole::device) {
-    return make_error(ErrorCode::invalid_argument,
-                      key_file.string() + ": a " + crypto::to_string(key->role) + " key, not a device key");
-  }
-  return key->identity;
-}
-
 int enroll(const fs::path& config_path, const fs::path& key_file, std::string name, bool revoke) {
   auto config = aggregator::load_aggregator_config(config_path);
   if (!config) return fail(config.error());
-  auto identity = device_key(key_file);
-  if (!identity) return fail(identity.error());
-  const auto key_text = crypto::format_ed25519_public(identity->ed25519());
+  auto key = crypto::load_public_key(key_file, crypto::KeyRole::device);
+  if (!key) return fail(key.error());
+  const auto& identity = key->identity;
+  const auto key_text = crypto::format_ed25519_public(identity.ed25519());
   if (revoke) {
-    if (auto status = protocol::revoke_device(config->enrolment, *identity); !status) return fail(status.error());
+    if (auto status = protocol::revoke_device(config->enrolment, identity); !status) return fail(status.error());
     std::cout << "revoked " << key_text << " from " << config->enrolment.string()
               << "; new connections from it are refused from now on\n";
     return 0;
   }
   if (name.empty()) name = key_file.stem().string();
-  if (auto status = protocol::enroll_device(config->enrolment, *identity, name); !status) return fail(status.error());
+  if (auto status = protocol::enroll_device(config->enrolment, identity, name); !status) return fail(status.error());
   std::cout << "enrolled " << key_text << " (" << name << ") in " << config->enrolment.string() << "\n";
   return 0;
 }

@@ -233,25 +233,39 @@ bool Agent::adopt_model(std::span<const std::uint8_t> payload, std::uint64_t exp
   return true;
 }
 
+bool Agent::holds_version(std::uint64_t version, const char* what) {
+  if (global_ && global_->version() == version) return true;
+  drop(std::string(what) + " for model version " + std::to_string(version) +
+       " came without the model, and this device holds " +
+       (global_ ? "version " + std::to_string(global_->version()) : std::string("none")) + "; saying hello so it is sent");
+  say_hello();
+  return false;
+}
+
+std::optional<std::unique_lock<std::mutex>> Agent::load_global_model() {
+  std::unique_lock<std::mutex> gate;
+  if (options_.compute_gate) gate = std::unique_lock(*options_.compute_gate);
+  if (auto status = model_.set_weights(*global_); !status) {
+    log_("cannot load the global model: " + status.error().message);
+    return std::nullopt;
+  }
+  return gate;
+}
+
 void Agent::train_round(const protocol::TrainTask& task) {
   if (task.round <= last_round_) {
     return drop("train task for round " + std::to_string(task.round) + ", but round " + std::to_string(last_round_) +
                 " was already trained (out of order or replayed)");
   }
-  if (!global_ || global_->version() != task.model_version) {
-    drop("train task for model version " + std::to_string(task.model_version) + " came without the model, and this device holds " +
-         (global_ ? "version " + std::to_string(global_->version()) : std::string("none")) + "; saying hello so it is sent");
-    return say_hello();
-  }
+  if (!holds_version(task.model_version, "train task")) return;
   auto plan = training_plan_from_wire(task.plan);
   if (!plan) return drop(plan.error().message);
   last_round_ = task.round;
-  std::unique_lock<std::mutex> gate;
-  if (options_.compute_gate) gate = std::unique_lock(*options_.compute_gate);
-  if (auto status = model_.set_weights(*global_); !status) return log_("cannot load the global model: " + status.error().message);
+  auto gate = load_global_model();
+  if (!gate) return;
   const auto start = Clock::now();
   auto result = train(model_, train_, *plan);
-  if (gate) gate.unlock();
+  if (gate->owns_lock()) gate->unlock();
   if (!result) return log_("training for round " + std::to_string(task.round) + " failed: " + result.error().message);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (options_.keep_updates) keep_update(task.round, result->update);
@@ -289,17 +303,13 @@ void Agent::evaluate_round(const protocol::EvaluateTask& task) {
     return drop("evaluate task for round " + std::to_string(task.round) + " after round " +
                 std::to_string(last_evaluation_) + " (out of order or replayed)");
   }
-  if (!global_ || global_->version() != task.model_version) {
-    drop("evaluate task for model version " + std::to_string(task.model_version) + " came without the model");
-    return say_hello();
-  }
+  if (!holds_version(task.model_version, "evaluate task")) return;
   last_evaluation_ = task.round;
   const Dataset& data = held_out_.size() > 0 ? held_out_ : train_;
-  std::unique_lock<std::mutex> gate;
-  if (options_.compute_gate) gate = std::unique_lock(*options_.compute_gate);
-  if (auto status = model_.set_weights(*global_); !status) return log_("cannot load the global model: " + status.error().message);
+  auto gate = load_global_model();
+  if (!gate) return;
   auto evaluation = evaluate(model_, data);
-  if (gate) gate.unlock();
+  if (gate->owns_lock()) gate->unlock();
   if (!evaluation) return log_("evaluation failed: " + evaluation.error().message);
   send(protocol::encode(protocol::EvaluationReport{task.round, task.model_version, evaluation->samples,
                                                    evaluation->loss, evaluation->accuracy}));

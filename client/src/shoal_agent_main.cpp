@@ -109,13 +109,9 @@ std::atomic<bool> stop_requested{false};
 int run_agent(const fs::path& config_path) {
   auto config = client::load_agent_config(config_path);
   if (!config) return fail(config.error());
-  auto key = crypto::load_identity_key(config->key);
+  auto key = crypto::load_identity_key(config->key, crypto::KeyRole::device);
   if (!key) return fail(key.error());
-  if (key->role != crypto::KeyRole::device) {
-    return fail(make_error(ErrorCode::invalid_argument,
-                           config->key.string() + ": a " + crypto::to_string(key->role) + " key, not a device key"));
-  }
-  auto server = crypto::load_public_key(config->server_public_key);
+  auto server = crypto::load_public_key(config->server_public_key, crypto::KeyRole::server);
   if (!server) return fail(server.error());
   auto train_data = client::load_data_source(config->train);
   if (!train_data) return fail(train_data.error());

@@ -221,4 +221,25 @@ Result<PublicKeyFile> load_public_key(const std::filesystem::path& path) {
   return parse_public_key(*text, path.string());
 }
 
+namespace {
+
+template <typename KeyFile>
+Result<KeyFile> of_role(Result<KeyFile> key, const std::filesystem::path& path, KeyRole expected) {
+  if (key && key->role != expected) {
+    return make_error(ErrorCode::invalid_argument, path.string() + ": a " + to_string(key->role) + " key, not a " +
+                                                       to_string(expected) + " key");
+  }
+  return key;
+}
+
+}  // namespace
+
+Result<IdentityKeyFile> load_identity_key(const std::filesystem::path& path, KeyRole expected) {
+  return of_role(load_identity_key(path), path, expected);
+}
+
+Result<PublicKeyFile> load_public_key(const std::filesystem::path& path, KeyRole expected) {
+  return of_role(load_public_key(path), path, expected);
+}
+
 }  // namespace shoal::crypto

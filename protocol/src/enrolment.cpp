@@ -74,12 +74,8 @@ Result<EnrolmentList> EnrolmentList::load(const std::filesystem::path& source) {
   }
   EnrolmentList list;
   for (const auto& file : files) {
-    auto key = crypto::load_public_key(file);
+    auto key = crypto::load_public_key(file, crypto::KeyRole::device);
     if (!key) return make_error(key.error().code, "enrolment directory: " + key.error().message);
-    if (key->role != crypto::KeyRole::device) {
-      return make_error(ErrorCode::invalid_argument, "enrolment directory: '" + file.string() + "' holds a " +
-                                                         crypto::to_string(key->role) + " key, not a device key");
-    }
     if (auto status = list.add({key->identity, file.stem().string()}, "'" + file.string() + "'"); !status) {
       return status.error();
     }

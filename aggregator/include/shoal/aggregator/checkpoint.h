@@ -16,7 +16,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shoal/crypto/result.h"
@@ -32,7 +34,21 @@ struct Checkpoint {
   std::vector<float> second_moment;
 };
 
-Status write_checkpoint(const std::filesystem::path& state_dir, const Checkpoint& checkpoint);
+// What write_checkpoint stores, borrowed: the server checkpoints its live
+// model and optimiser state without copying them.
+struct CheckpointView {
+  const weights::Weights& global;
+  std::uint64_t rounds_started;
+  std::string_view strategy;
+  std::span<const float> first_moment;
+  std::span<const float> second_moment;
+};
+
+Status write_checkpoint(const std::filesystem::path& state_dir, const CheckpointView& checkpoint);
+inline Status write_checkpoint(const std::filesystem::path& state_dir, const Checkpoint& checkpoint) {
+  return write_checkpoint(state_dir, CheckpointView{checkpoint.global, checkpoint.rounds_started, checkpoint.strategy,
+                                                    checkpoint.first_moment, checkpoint.second_moment});
+}
 
 // nullopt when the directory holds no checkpoint yet; an error naming the
 // file and the fault when one is damaged or inconsistent.

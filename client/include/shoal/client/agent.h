@@ -86,6 +86,12 @@ class Agent {
   void handle(protocol::Envelope& envelope);
   void check_monitor();
   bool adopt_model(std::span<const std::uint8_t> payload, std::uint64_t expected_version, const char* what);
+  // True when the task's model version is the one held; otherwise drops the
+  // task and says hello, so the aggregator sends the model with the next.
+  bool holds_version(std::uint64_t version, const char* what);
+  // Puts the global model into the network, holding the compute gate (if
+  // any) until the returned lock is released; nullopt if it cannot load.
+  std::optional<std::unique_lock<std::mutex>> load_global_model();
   void train_round(const protocol::TrainTask& task);
   void evaluate_round(const protocol::EvaluateTask& task);
   void drop(const std::string& why);

@@ -51,6 +51,11 @@ Result<IdentityKeyFile> load_identity_key(const std::filesystem::path& path);
 // secret files must not be confused.
 Result<PublicKeyFile> load_public_key(const std::filesystem::path& path);
 
+// The same, refusing a key of any other role ("server.key: a device key,
+// not a server key"), so a device key cannot stand in for a server's.
+Result<IdentityKeyFile> load_identity_key(const std::filesystem::path& path, KeyRole expected);
+Result<PublicKeyFile> load_public_key(const std::filesystem::path& path, KeyRole expected);
+
 // Parsers behind the loaders; `source` names the text in error messages.
 Result<IdentityKeyFile> parse_identity_key(std::string_view text, std::string_view source);
 Result<PublicKeyFile> parse_public_key(std::string_view text, std::string_view source);
