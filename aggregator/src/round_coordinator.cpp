@@ -51,10 +51,15 @@ void RoundCoordinator::on_hello(const DeviceKey& device, const protocol::Hello& 
   outbox_.push_back({device, protocol::Welcome{kServerVersion, global_.version(), std::max<std::uint64_t>(heartbeat, 1)}});
 }
 
+bool RoundCoordinator::touch(const DeviceKey& device, Clock::time_point now) {
+  const auto found = devices_.find(device);
+  if (found == devices_.end()) return false;
+  found->second.last_seen = now;
+  return true;
+}
+
 void RoundCoordinator::on_heartbeat(const DeviceKey& device, Clock::time_point now) {
-  if (auto found = devices_.find(device); found != devices_.end()) {
-    found->second.last_seen = now;
-  } else {
+  if (!touch(device, now)) {
     refuse(device, "unknown device", "this aggregator has no session for the device (it may have restarted); say hello");
   }
 }
@@ -89,7 +94,7 @@ std::optional<std::string> RoundCoordinator::check_update(const DeviceKey& devic
 
 std::optional<std::string> RoundCoordinator::on_update(const DeviceKey& device, const protocol::UpdateReport& report,
                                                        std::span<const std::uint8_t> payload, Clock::time_point now) {
-  on_heartbeat(device, now);
+  touch(device, now);
   auto problem = check_update(device, report, payload);
   if (!problem) {
     // Frames are malloc'd and so float-aligned; copy only when one is not.
@@ -123,7 +128,7 @@ std::optional<std::string> RoundCoordinator::on_update(const DeviceKey& device, 
 std::optional<std::string> RoundCoordinator::on_evaluation(const DeviceKey& device,
                                                            const protocol::EvaluationReport& report,
                                                            Clock::time_point now) {
-  on_heartbeat(device, now);
+  touch(device, now);
   std::optional<std::string> problem;
   if (!evaluation_ || report.round != evaluation_->record.round ||
       report.model_version != evaluation_->record.model_version) {

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <sstream>
 
 #include "shoal/aggregator/checkpoint.h"
@@ -54,4 +55,19 @@ TEST_CASE("a simulated fleet trains the global model round by round and checkpoi
   auto refused = simulations::run_simulation(config, out);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message == "simulation config: cohort.min_devices exceeds fleet.devices");
+}
+
+TEST_CASE("the shipped quick-start config loads, and a bad split is refused by key") {
+  auto config = simulations::load_simulation_config(SHOAL_CONFIGS "/quickstart.toml");
+  REQUIRE(config);
+  CHECK(config->devices == 20);
+  CHECK(config->alpha == 0.5);
+  CHECK(config->round.final_version == 20);
+
+  shoal::testing::TempDir dir;
+  const auto path = dir.path() / "sim.toml";
+  std::ofstream(path) << "[fleet]\nsplit = \"shards\"\n";
+  auto refused = simulations::load_simulation_config(path);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message == path.string() + ": key 'fleet.split': unknown split 'shards' (iid or dirichlet)");
 }

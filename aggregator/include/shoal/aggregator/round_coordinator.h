@@ -159,6 +159,7 @@ class RoundCoordinator {
 
   RoundCoordinator(const RoundConfig& config, weights::Weights global, ServerOptimizer optimizer,
                    std::uint64_t rounds_started);
+  bool touch(const DeviceKey& device, Clock::time_point now);  // false for an unknown device
   void forget_silent_devices(Clock::time_point now);
   void try_start_round(Clock::time_point now);
   void close_round(Clock::time_point now);

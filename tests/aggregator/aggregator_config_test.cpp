@@ -1,0 +1,56 @@
+#include "shoal/aggregator/aggregator_config.h"
+
+#include <catch2/catch.hpp>
+
+using namespace shoal;
+using namespace shoal::aggregator;
+
+namespace {
+
+const std::string kServer = "[server]\nkey = \"server.key\"\nenrolment = \"enrolled.txt\"\nstate_dir = \"state\"\n";
+
+Result<AggregatorConfig> parse(const std::string& text) {
+  auto file = config::ConfigFile::parse(text, "/srv/aggregator.toml");
+  REQUIRE(file);
+  return read_aggregator_config(*file);
+}
+
+}  // namespace
+
+TEST_CASE("the shipped aggregator config loads, every key known") {
+  auto config = load_aggregator_config(SHOAL_CONFIGS "/aggregator.toml");
+  REQUIRE(config);
+  CHECK(config->round.final_version == 20);
+  CHECK(config->strategy.kind == StrategyKind::fedavg);
+  CHECK(config->round.evaluate_every == 1);
+  CHECK(config->metrics_path() == config->state_dir / "metrics.jsonl");
+}
+
+TEST_CASE("aggregator config errors name the file and the setting") {
+  auto good = parse(kServer + "[aggregation]\nstrategy = \"fedyogi\"\ncombiner = \"median\"\n");
+  REQUIRE(good);
+  CHECK(good->strategy.kind == StrategyKind::fedyogi);
+  CHECK(good->round.combiner == CombinerKind::median);
+  CHECK(good->server_key == "/srv/server.key");
+
+  auto strategy = parse(kServer + "[aggregation]\nstrategy = \"fedsgd\"\n");
+  REQUIRE_FALSE(strategy);
+  CHECK(strategy.error().message.rfind("/srv/aggregator.toml: key 'aggregation.strategy': ", 0) == 0);
+  CHECK(strategy.error().message.find("fedavg") != std::string::npos);  // lists the valid names
+
+  auto missing = parse("[server]\nenrolment = \"enrolled.txt\"\nstate_dir = \"state\"\n");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message == "/srv/aggregator.toml: aggregator config: server.key is required");
+
+  auto fraction = parse(kServer + "[cohort]\nfraction = 2\n");
+  REQUIRE_FALSE(fraction);
+  CHECK(fraction.error().message == "/srv/aggregator.toml: round config: fraction must be in (0, 1]");
+
+  auto deadline = parse(kServer + "[cohort]\ntrain_deadline_s = -1\n");
+  REQUIRE_FALSE(deadline);
+  CHECK(deadline.error().message.find("key 'cohort.train_deadline_s'") != std::string::npos);
+
+  auto misspelt = parse(kServer + "[cohort]\nmin_device = 3\n");
+  REQUIRE_FALSE(misspelt);
+  CHECK(misspelt.error().message.find("unknown key 'cohort.min_device'") != std::string::npos);
+}

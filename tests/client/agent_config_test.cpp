@@ -1,0 +1,70 @@
+#include "shoal/client/agent_config.h"
+
+#include <catch2/catch.hpp>
+
+#include "shoal/crypto/durable_file.h"
+#include "temp_dir.h"
+
+using namespace shoal;
+using namespace shoal::client;
+
+namespace {
+
+const std::string kBase =
+    "[agent]\nkey = \"device.key\"\n[aggregator]\npublic_key = \"server.pub\"\n"
+    "[data]\nimages = \"x.idx\"\nlabels = \"y.idx\"\n";
+
+Result<AgentConfig> load(const std::string& text) {
+  shoal::testing::TempDir dir;
+  const auto path = dir.path() / "agent.toml";
+  REQUIRE(crypto::write_file_durably(path, text));
+  return load_agent_config(path);
+}
+
+}  // namespace
+
+TEST_CASE("the shipped agent configs load, every key known") {
+  for (const char* name : {"/agent-1.toml", "/agent-2.toml"}) {
+    auto config = load_agent_config(std::string(SHOAL_CONFIGS) + name);
+    REQUIRE(config);
+    CHECK(config->shards == 2);
+    CHECK(config->model == "mlp");
+    CHECK_FALSE(config->held_out.empty());
+  }
+}
+
+TEST_CASE("agent config errors name the file and the setting") {
+  auto good = load(kBase + "[data.held_out]\ncsv = \"held.csv\"\n");
+  REQUIRE(good);
+  CHECK(good->held_out.csv.filename() == "held.csv");
+
+  auto shard = load(kBase + "shard = 2\nshards = 2\n");
+  REQUIRE_FALSE(shard);
+  CHECK(shard.error().message.find("agent.toml: agent config: data.shard must be below data.shards") !=
+        std::string::npos);
+
+  auto labels = load("[agent]\nkey = \"k\"\n[aggregator]\npublic_key = \"p\"\n[data]\nimages = \"x.idx\"\n");
+  REQUIRE_FALSE(labels);
+  CHECK(labels.error().message.find("agent config: data needs both images and labels") != std::string::npos);
+
+  auto no_key = load("[aggregator]\npublic_key = \"p\"\n[data]\ncsv = \"d.csv\"\n");
+  REQUIRE_FALSE(no_key);
+  CHECK(no_key.error().message.find("agent config: agent.key is required") != std::string::npos);
+
+  auto keep = load(kBase + "[debug]\nkeep_updates = true\n");
+  REQUIRE_FALSE(keep);
+  CHECK(keep.error().message.find("debug.keep_updates needs agent.state_dir") != std::string::npos);
+
+  auto typo = load(kBase + "[eligibility]\nrequire_ac = true\n");
+  REQUIRE_FALSE(typo);
+  CHECK(typo.error().message.find("unknown key 'eligibility.require_ac'") != std::string::npos);
+}
+
+TEST_CASE("a server plan the trainer cannot follow is refused by field") {
+  protocol::WirePlan plan;
+  CHECK(training_plan_from_wire(plan));
+  plan.batch_size = 0;
+  auto refused = training_plan_from_wire(plan);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("batch_size") != std::string::npos);
+}

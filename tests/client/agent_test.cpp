@@ -1,0 +1,78 @@
+// The round agent against a hand-driven server socket over real CurveZMQ:
+// malformed and unusable server messages are dropped, never fatal.
+#include "shoal/client/agent.h"
+
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "shoal/crypto/durable_file.h"
+#include "shoal/crypto/key_file.h"
+#include "shoal/protocol/messages.h"
+#include "shoal/protocol/transport.h"
+#include "shoal/weights/weights_file.h"
+#include "temp_dir.h"
+
+using namespace shoal;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The next message from the agent, of the given type, failing the test after 10 s.
+protocol::FromPeer next_of_type(zmq::socket_t& router, protocol::MessageType type) {
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < give_up) {
+    auto received = protocol::receive_from_peer(router, {}, 100ms);
+    if (received && received->message && received->message->type() == type) return std::move(*received);
+  }
+  FAIL("no message of the awaited type from the agent");
+  throw std::logic_error("unreachable");
+}
+
+}  // namespace
+
+TEST_CASE("the agent drops malformed and unusable server messages and keeps going") {
+  shoal::testing::TempDir dir;
+  const auto server_keys = crypto::IdentityKeyPair::generate();
+  const auto device_keys = crypto::IdentityKeyPair::generate();
+  REQUIRE(crypto::write_file_durably(dir / "enrolled.txt",
+                                     crypto::format_ed25519_public(device_keys.public_identity().ed25519()) + "\n"));
+  zmq::context_t context;
+  auto authenticator = protocol::ZapAuthenticator::start(context, dir / "enrolled.txt");
+  REQUIRE(authenticator);
+  auto router = protocol::bind_server_socket(context, **authenticator, server_keys, "tcp://127.0.0.1:*", {});
+  REQUIRE(router);
+
+  auto model = inference::Model::from_zoo("logreg", 0);
+  REQUIRE(model);
+  client::SyntheticSpec spec;
+  spec.samples = 64;
+  client::AgentOptions options;
+  options.endpoint = protocol::last_endpoint(*router);
+  options.server = server_keys.public_identity();
+  auto agent = client::Agent::create(options, device_keys, std::move(model).value(), client::make_synthetic(spec), {},
+                                     [](const std::string&) {});
+  REQUIRE(agent);
+  std::atomic<bool> stop{false};
+  std::thread running([&] { (*agent)->run(stop); });
+
+  auto hello = next_of_type(*router, protocol::MessageType::hello);
+  std::vector<zmq::message_t> garbage;
+  garbage.emplace_back(std::string_view("not msgpack"));
+  REQUIRE(protocol::send_to_peer(*router, hello.routing_id, std::move(garbage)));
+  // A train task whose model has another layout than the agent's logreg.
+  auto foreign = *weights::Layout::create({{"w", {3}}});
+  const auto bytes = weights::encode_weights(*weights::Weights::from_values(foreign, 1, {1, 2, 3}));
+  std::vector<zmq::message_t> payload;
+  payload.emplace_back(bytes.data(), bytes.size());
+  REQUIRE(protocol::send_to_peer(*router, hello.routing_id,
+                                 protocol::encode(protocol::TrainTask{1, 1, 1000, {}}, std::move(payload))));
+  REQUIRE(protocol::send_to_peer(*router, hello.routing_id, protocol::encode(protocol::Welcome{"test", 1, 100})));
+  // Messages are handled in order: a heartbeat after the welcome means the two before were handled.
+  next_of_type(*router, protocol::MessageType::heartbeat);
+  stop = true;
+  running.join();
+  CHECK((*agent)->counters().dropped_messages == 2);
+  CHECK((*agent)->counters().rounds_trained == 0);
+  CHECK((*agent)->model_version() == 0);
+}
