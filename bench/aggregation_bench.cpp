@@ -1,18 +1,23 @@
 // aggregation_bench: folding updates into the round's running sum, against a
 // plain `sum[i] += w * x[i]` loop over the same buffers in the same run
 // (target: fold >= 0.9x the plain loop's GB/s). The fold also refuses NaN and
-// infinite values, so it does strictly more work than the plain loop.
+// infinite values, so it does strictly more work than the plain loop. It
+// folds each update part by part (protocol::kUpdatePartValues values), as
+// the aggregator does when the parts arrive.
 //
 // Usage: aggregation_bench [--quick] [--parameters 10000000]
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <span>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "measure.h"
 #include "shoal/aggregator/update_fold.h"
+#include "shoal/protocol/round_messages.h"
 
 using namespace shoal;
 using shoal::bench::best_rates;
@@ -39,14 +44,19 @@ int main(int argc, char** argv) {
   std::normal_distribution<float> value(0.0f, 0.01f);
   for (auto& v : update) v = value(rng);
   std::vector<float> plain_sum(parameters, 0.0f);
-  aggregator::WeightedMeanFold fold(parameters);
+  aggregator::WeightedMeanFold fold(parameters, protocol::kUpdatePartValues);
+  auto fold_in_parts = [&] {
+    const std::span<const float> values = update;
+    for (std::size_t offset = 0; offset < parameters; offset += protocol::kUpdatePartValues) {
+      const auto part = values.subspan(offset, std::min(protocol::kUpdatePartValues, parameters - offset));
+      if (!fold.add_part(0, offset, part, 3.0)) std::abort();
+    }
+  };
 
   const double bytes = static_cast<double>(parameters) * sizeof(float);
   const auto rates = best_rates(bytes / 1e9, quick ? 0.1 : 2.0, quick ? 1 : 5,
                                 {[&] { plain_fold(3.0f, update, plain_sum); },
-                                 [&] {
-                                   if (!fold.add(update, 3.0)) std::abort();
-                                 }});
+                                 fold_in_parts});
   std::printf("fold of %zu-parameter updates (%.0f MB each)\n", parameters, bytes / 1e6);
   std::printf("%14s %14s %8s\n", "plain GB/s", "shoal GB/s", "ratio");
   std::printf("%14.2f %14.2f %7.3fx (shoal/plain, target >= 0.9x)\n", rates[0], rates[1], rates[1] / rates[0]);

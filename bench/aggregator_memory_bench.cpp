@@ -4,10 +4,12 @@
 // child process, whose peak resident set the parent reads from wait4().
 //
 // The round is driven through RoundCoordinator as the server drives it:
-// hello from every device, the tasks go out, then each update arrives as its
-// own buffer (as a received message would), is folded and freed. The figure
-// is the child's peak RSS, printed raw and above its baseline before the
-// model existed (the process's code and libraries).
+// hello from every device, the tasks go out, then each update arrives part
+// by part (protocol::kUpdatePartValues values each), every part its own
+// buffer as a received message would be, folded and freed. The figure is
+// the child's peak RSS, printed raw and above its baseline before the model
+// existed (the process's code and libraries). The floor is two models: the
+// global weights and the running sum.
 //
 // Usage: aggregator_memory_bench [--parameters 10000000] [--cohorts 10,1000]
 #include <CLI/CLI.hpp>
@@ -16,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -49,11 +52,14 @@ int run_round(std::size_t parameters, std::size_t cohort) {
   coordinator->on_tick(now);
   (void)coordinator->take_outgoing();
   for (std::size_t d = 0; d < cohort; ++d) {
-    std::vector<std::uint8_t> payload(parameters * sizeof(float));  // one received update at a time
     const float value = 0.001f * static_cast<float>(d % 7);
-    for (std::size_t i = 0; i < parameters; ++i) std::memcpy(&payload[i * sizeof(float)], &value, sizeof value);
     protocol::UpdateReport report{1, 0, 100, 1, 0.1, 1, 0.1};
-    if (coordinator->on_update("device-" + std::to_string(d), report, payload, now)) return 1;
+    for (report.offset = 0; report.offset < parameters; report.offset += protocol::kUpdatePartValues) {
+      const std::size_t values = std::min(protocol::kUpdatePartValues, parameters - report.offset);
+      std::vector<std::uint8_t> payload(values * sizeof(float));  // one received part at a time
+      for (std::size_t i = 0; i < values; ++i) std::memcpy(&payload[i * sizeof(float)], &value, sizeof value);
+      if (coordinator->on_update("device-" + std::to_string(d), report, payload, now)) return 1;
+    }
   }
   const auto finished = coordinator->take_finished();
   return finished.size() == 1 && finished[0].applied ? 0 : 1;

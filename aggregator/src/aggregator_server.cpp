@@ -163,12 +163,15 @@ void AggregatorServer::handle(protocol::FromPeer& message, Clock::time_point now
 
 zmq::message_t AggregatorServer::model_frame() {
   const auto& global = coordinator_.global();
-  if (!encoded_model_ || encoded_model_->empty() || global.version() != cached_version_) {
-    encoded_model_ = std::make_shared<const std::vector<std::uint8_t>>(weights::encode_weights(global));
-    cached_version_ = global.version();
+  auto encoded = encoded_model_.lock();
+  if (!encoded || global.version() != encoded_version_) {
+    encoded = std::make_shared<const std::vector<std::uint8_t>>(weights::encode_weights(global));
+    encoded_model_ = encoded;
+    encoded_version_ = global.version();
   }
+  batch_model_ = encoded;
   // Zero copy: each frame holds a reference to the one encoding until libzmq has sent it.
-  auto* holder = new std::shared_ptr<const std::vector<std::uint8_t>>(encoded_model_);
+  auto* holder = new std::shared_ptr<const std::vector<std::uint8_t>>(std::move(encoded));
   return zmq::message_t(
       const_cast<std::uint8_t*>((*holder)->data()), (*holder)->size(),
       [](void*, void* hint) { delete static_cast<std::shared_ptr<const std::vector<std::uint8_t>>*>(hint); }, holder);
@@ -197,6 +200,7 @@ void AggregatorServer::send_outgoing() {
       log_ << "could not send to " << short_key(outgoing.device) << ": disconnected or its queue is full\n";
     }
   }
+  batch_model_.reset();  // from here on only frames still being sent hold the encoding
 }
 
 Status AggregatorServer::record_finished() {

@@ -79,15 +79,56 @@ std::optional<std::string> RoundCoordinator::check_update(const DeviceKey& devic
   }
   if (!round_->cohort.contains(device)) return "not in the cohort of round " + std::to_string(round_->id);
   if (round_->reported.contains(device)) return "duplicate update for round " + std::to_string(round_->id);
+  if (round_->refused.contains(device)) {
+    return "the update for round " + std::to_string(round_->id) + " was already refused";
+  }
   if (report.base_version != global_.version()) {
     return "update trained from model version " + std::to_string(report.base_version) + ", the round's model is " +
            std::to_string(global_.version());
   }
-  const auto expected = global_.layout().parameter_count() * sizeof(float);
-  if (payload.size() != expected) {
-    return "update of " + std::to_string(payload.size()) + " bytes does not fit layout " +
-           global_.layout().short_hash() + " (" + std::to_string(global_.layout().parameter_count()) +
-           " float32 values, " + std::to_string(expected) + " bytes)";
+  const auto upload = round_->uploads.find(device);
+  const std::size_t expected_offset = upload == round_->uploads.end() ? 0 : upload->second.received;
+  if (report.offset != expected_offset) {
+    return "update part at offset " + std::to_string(report.offset) + " out of order: the next is at " +
+           std::to_string(expected_offset);
+  }
+  if (upload != round_->uploads.end() && report.samples != upload->second.samples) {
+    return "update part says " + std::to_string(report.samples) + " samples, its first part said " +
+           std::to_string(upload->second.samples);
+  }
+  const std::size_t parameters = global_.layout().parameter_count();
+  const std::size_t values = std::min(protocol::kUpdatePartValues, parameters - std::min(parameters, report.offset));
+  if (payload.size() != values * sizeof(float)) {
+    return "update part of " + std::to_string(payload.size()) + " bytes at offset " + std::to_string(report.offset) +
+           " does not fit layout " + global_.layout().short_hash() + " (" + std::to_string(parameters) +
+           " float32 values, sent in parts of " + std::to_string(protocol::kUpdatePartValues) + "; this part has " +
+           std::to_string(values * sizeof(float)) + " bytes)";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> RoundCoordinator::fold_part(const DeviceKey& device, const protocol::UpdateReport& report,
+                                                       std::span<const std::uint8_t> payload) {
+  // Frames are malloc'd and so float-aligned; copy only when one is not.
+  std::vector<float> aligned_copy;
+  std::span<const float> values;
+  if (reinterpret_cast<std::uintptr_t>(payload.data()) % alignof(float) == 0) {
+    values = {reinterpret_cast<const float*>(payload.data()), payload.size() / sizeof(float)};
+  } else {
+    aligned_copy.resize(payload.size() / sizeof(float));
+    std::memcpy(aligned_copy.data(), payload.data(), payload.size());
+    values = aligned_copy;
+  }
+  auto& upload = round_->uploads.try_emplace(device, Upload{round_->uploads.size(), report.samples}).first->second;
+  const auto weight = static_cast<double>(report.samples);
+  if (auto folded = round_->combiner->add_part(upload.number, report.offset, values, weight); !folded) {
+    return folded.error().message;
+  }
+  upload.received += values.size();
+  if (upload.received == global_.layout().parameter_count()) {
+    if (auto finished = round_->combiner->finish_update(upload.number, weight); !finished) {
+      return finished.error().message;
+    }
   }
   return std::nullopt;
 }
@@ -96,32 +137,26 @@ std::optional<std::string> RoundCoordinator::on_update(const DeviceKey& device, 
                                                        std::span<const std::uint8_t> payload, Clock::time_point now) {
   touch(device, now);
   auto problem = check_update(device, report, payload);
-  if (!problem) {
-    // Frames are malloc'd and so float-aligned; copy only when one is not.
-    std::vector<float> aligned_copy;
-    std::span<const float> values;
-    if (reinterpret_cast<std::uintptr_t>(payload.data()) % alignof(float) == 0) {
-      values = {reinterpret_cast<const float*>(payload.data()), payload.size() / sizeof(float)};
-    } else {
-      aligned_copy.resize(payload.size() / sizeof(float));
-      std::memcpy(aligned_copy.data(), payload.data(), payload.size());
-      values = aligned_copy;
-    }
-    if (auto folded = round_->combiner->add(values, static_cast<double>(report.samples)); !folded) {
-      problem = folded.error().message;
-    }
-  }
+  const bool already_refused = problem && round_ && round_->refused.contains(device);
+  if (!problem) problem = fold_part(device, report, payload);
   if (problem) {
+    if (already_refused) return problem;  // the device was told once
+    // A member's refused update for this round is over: parts already folded stay, and no more are taken.
+    if (round_ && report.round == round_->id && round_->cohort.contains(device) && !round_->reported.contains(device)) {
+      round_->refused.insert(device);
+    }
     if (round_) ++round_->rejected;
     refuse(device, "update refused", *problem);
+    if (round_ && round_->reported.size() + round_->refused.size() == round_->cohort.size()) close_round(now);
     return problem;
   }
+  if (round_->uploads.at(device).received < global_.layout().parameter_count()) return std::nullopt;  // more to come
   round_->reported.insert(device);
   round_->samples += report.samples;
   round_->loss_sum += report.loss_after * static_cast<double>(report.samples);
   round_->accuracy_sum += report.accuracy_after * static_cast<double>(report.samples);
   if (auto found = devices_.find(device); found != devices_.end()) found->second.model_version = global_.version();
-  if (round_->reported.size() == round_->cohort.size()) close_round(now);
+  if (round_->reported.size() + round_->refused.size() == round_->cohort.size()) close_round(now);
   return std::nullopt;
 }
 
@@ -185,10 +220,15 @@ void RoundCoordinator::try_start_round(Clock::time_point now) {
   std::vector<DeviceKey> cohort;
   std::sample(candidates.begin(), candidates.end(), std::back_inserter(cohort), wanted, rng_);
 
-  auto combiner = make_combiner(config_.combiner, global_.layout().parameter_count(), config_.trim_fraction);
+  auto combiner = make_combiner(config_.combiner, global_.layout().parameter_count(), config_.trim_fraction,
+                                protocol::kUpdatePartValues);
   if (!combiner) return;  // validated in create(); cannot fail here
-  OpenRound round{++rounds_started_, {cohort.begin(), cohort.end()}, {}, std::move(combiner).value(), now,
-                  now + config_.train_deadline};
+  OpenRound round;
+  round.id = ++rounds_started_;
+  round.cohort = {cohort.begin(), cohort.end()};
+  round.combiner = std::move(combiner).value();
+  round.started = now;
+  round.deadline = now + config_.train_deadline;
   protocol::TrainTask task{round.id, global_.version(), static_cast<std::uint64_t>(config_.train_deadline.count()),
                            config_.plan};
   for (const auto& device : cohort) outbox_.push_back({device, task, send_model_if_behind(device)});
@@ -202,7 +242,7 @@ void RoundCoordinator::close_round(Clock::time_point now) {
   record.cohort = round_->cohort.size();
   record.reported = round_->reported.size();
   for (const auto& device : round_->cohort) {
-    if (round_->reported.contains(device)) continue;
+    if (round_->reported.contains(device) || round_->refused.contains(device)) continue;
     const auto& state = devices_.at(device);
     ++(now - state.last_seen > config_.device_timeout ? record.dropped : record.stragglers);
   }

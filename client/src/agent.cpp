@@ -2,7 +2,9 @@
 
 #include <zmq.h>
 
+#include <algorithm>
 #include <cstring>
+#include <span>
 
 #include "shoal/client/trainer.h"
 #include "shoal/crypto/key_file.h"
@@ -23,8 +25,8 @@ std::string fmt(double value) {
   return text;
 }
 
-zmq::message_t float_frame(const std::vector<float>& values) {
-  return zmq::message_t(values.data(), values.size() * sizeof(float));
+zmq::message_t float_frame(std::span<const float> values) {
+  return zmq::message_t(values.data(), values.size_bytes());
 }
 
 }  // namespace
@@ -261,12 +263,18 @@ void Agent::train_round(const protocol::TrainTask& task) {
   auto plan = training_plan_from_wire(task.plan);
   if (!plan) return drop(plan.error().message);
   last_round_ = task.round;
-  auto gate = load_global_model();
-  if (!gate) return;
   const auto start = Clock::now();
-  auto result = train(model_, train_, *plan);
-  if (gate->owns_lock()) gate->unlock();
-  if (!result) return log_("training for round " + std::to_string(task.round) + " failed: " + result.error().message);
+  Result<TrainingResult> result = TrainingResult{};
+  if (options_.zero_update) {
+    result->update.assign(global_->values().size(), 0.0f);
+    result->samples = train_.size();
+  } else {
+    auto gate = load_global_model();
+    if (!gate) return;
+    result = train(model_, train_, *plan);
+    if (gate->owns_lock()) gate->unlock();
+    if (!result) return log_("training for round " + std::to_string(task.round) + " failed: " + result.error().message);
+  }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (options_.keep_updates) keep_update(task.round, result->update);
   if (options_.hold_updates_from_round > 0 && task.round >= options_.hold_updates_from_round) {
@@ -275,10 +283,16 @@ void Agent::train_round(const protocol::TrainTask& task) {
   protocol::UpdateReport report{task.round,          task.model_version,     result->samples,
                                 result->before.loss, result->before.accuracy, result->after.loss,
                                 result->after.accuracy};
-  std::vector<zmq::message_t> payloads;
-  payloads.push_back(float_frame(result->update));
-  send(protocol::encode(report, std::move(payloads)));
+  // In parts, so that the aggregator folds each as it comes and never holds the whole update.
+  const std::span<const float> update = result->update;
+  for (report.offset = 0; report.offset < update.size(); report.offset += protocol::kUpdatePartValues) {
+    std::vector<zmq::message_t> payloads;
+    payloads.push_back(float_frame(update.subspan(report.offset, std::min(protocol::kUpdatePartValues,
+                                                                          update.size() - report.offset))));
+    send(protocol::encode(report, std::move(payloads)));
+  }
   ++counters_.rounds_trained;
+  if (options_.zero_update) return log_("round " + std::to_string(task.round) + ": sent an all-zero update (debug.zero_update)");
   log_("round " + std::to_string(task.round) + ": trained on " + std::to_string(result->samples) + " samples in " +
        fmt(seconds) + " s, loss " + fmt(result->before.loss) + " -> " + fmt(result->after.loss) + ", accuracy " +
        fmt(result->before.accuracy) + " -> " + fmt(result->after.accuracy));

@@ -62,6 +62,7 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path) {
   file->read("eligibility.max_load_per_core", config.eligibility.max_load_per_core);
   file->read("debug.keep_updates", config.keep_updates);
   file->read("debug.hold_updates_from_round", config.hold_updates_from_round);
+  file->read("debug.zero_update", config.zero_update);
   if (auto status = file->finish(); !status) return status.error();
   if (auto status = config.validate(); !status) {
     return make_error(status.error().code, path.string() + ": " + status.error().message);

@@ -133,6 +133,7 @@ int run_agent(const fs::path& config_path) {
   options.eligibility = config->eligibility;
   options.keep_updates = config->keep_updates;
   options.hold_updates_from_round = config->hold_updates_from_round;
+  options.zero_update = config->zero_update;
   std::mutex log_mutex;
   auto log = [&](const std::string& line) {
     std::lock_guard lock(log_mutex);

@@ -78,7 +78,8 @@ void UpdateReport::write(HeaderWriter& header) const {
       .put("loss_before", loss_before)
       .put("accuracy_before", accuracy_before)
       .put("loss_after", loss_after)
-      .put("accuracy_after", accuracy_after);
+      .put("accuracy_after", accuracy_after)
+      .put("offset", offset);
 }
 
 Decoded<UpdateReport> UpdateReport::read(const Envelope& envelope) {
@@ -91,13 +92,18 @@ Decoded<UpdateReport> UpdateReport::read(const Envelope& envelope) {
   if (auto e = assign(report.accuracy_before, fields.get_double("accuracy_before"))) return *e;
   if (auto e = assign(report.loss_after, fields.get_double("loss_after"))) return *e;
   if (auto e = assign(report.accuracy_after, fields.get_double("accuracy_after"))) return *e;
+  if (auto e = assign(report.offset, fields.get_uint("offset"))) return *e;
   if (auto e = check(report.samples > 0, "samples", "must be positive")) return *e;
   if (auto e = check_finite(report.loss_before, "loss_before")) return *e;
   if (auto e = check_finite(report.loss_after, "loss_after")) return *e;
   if (auto e = check_fraction(report.accuracy_before, "accuracy_before")) return *e;
   if (auto e = check_fraction(report.accuracy_after, "accuracy_after")) return *e;
+  static_assert(kUpdatePartValues == 262144, "the rule below names the part size");
+  if (auto e = check(report.offset % kUpdatePartValues == 0, "offset", "must be a multiple of 262144 (a part's values)")) {
+    return *e;
+  }
   if (envelope.payload_count() != 1) {
-    return DecodeError{DecodeFault::missing_frame, "update", "an update report carries the update as one payload frame"};
+    return DecodeError{DecodeFault::missing_frame, "update", "an update report carries its part of the update as one payload frame"};
   }
   return report;
 }

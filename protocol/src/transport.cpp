@@ -1,5 +1,7 @@
 #include "shoal/protocol/transport.h"
 
+#include "shoal/protocol/round_messages.h"
+
 namespace shoal::protocol {
 namespace {
 
@@ -81,6 +83,9 @@ Result<zmq::socket_t> connect_client_socket(zmq::context_t& context, const crypt
     socket.set(zmq::sockopt::curve_secretkey, zmq::const_buffer(secret.data(), secret.size()));
     // libzmq reconnects by itself, doubling the wait after each failure up to the maximum.
     socket.set(zmq::sockopt::reconnect_ivl, 200);
+    // An update is queued as all its parts at once: leave room for the largest on top of the default queue.
+    const std::size_t update_parts = limits.max_payload_bytes / (kUpdatePartValues * sizeof(float)) + 1;
+    socket.set(zmq::sockopt::sndhwm, static_cast<int>(1000 + update_parts));
     socket.set(zmq::sockopt::reconnect_ivl_max, 10'000);
     socket.connect(endpoint);
     return socket;

@@ -91,7 +91,7 @@ TEST_CASE("a round sends tasks, folds updates and applies their sample-weighted 
 
 TEST_CASE("late, duplicate, foreign-round, outsider, stale and wrong-layout updates are refused with reasons") {
   auto c = coordinator();
-  connect_and_start(c, {"a", "b", "c"});
+  connect_and_start(c, {"a", "b", "c", "d", "e"});
   c.on_hello("late-joiner", protocol::Hello{"test", 5, true}, t0 + 1s);
   c.take_outgoing();
   const auto good = bytes({0.1f, 0.1f, 0.1f});
@@ -109,25 +109,80 @@ TEST_CASE("late, duplicate, foreign-round, outsider, stale and wrong-layout upda
   auto stale = c.on_update("b", report(1, 10, 4), good, t0 + 1s);
   REQUIRE(stale);
   CHECK(*stale == "update trained from model version 4, the round's model is 5");
-  auto short_update = c.on_update("b", report(1, 10), bytes({0.1f, 0.1f}), t0 + 1s);
+  auto short_update = c.on_update("c", report(1, 10), bytes({0.1f, 0.1f}), t0 + 1s);
   REQUIRE(short_update);
-  CHECK(short_update->find("update of 8 bytes does not fit layout") == 0);
-  auto nan = c.on_update("b", report(1, 10), bytes({0.1f, std::nanf(""), 0.1f}), t0 + 1s);
+  CHECK(short_update->find("update part of 8 bytes at offset 0 does not fit layout") == 0);
+  auto nan = c.on_update("d", report(1, 10), bytes({0.1f, std::nanf(""), 0.1f}), t0 + 1s);
   REQUIRE(nan);
   CHECK(nan->find("NaN or infinite value at index 1") != std::string::npos);
   CHECK(refusals(c.take_outgoing()) == 6);
 
-  // A refused device may still send its valid update.
-  REQUIRE_FALSE(c.on_update("b", report(1, 10), good, t0 + 2s));
-  c.on_tick(t0 + 11s);
+  // A member whose update for the round was refused has no further update taken, and is told only once.
+  auto again = c.on_update("b", report(1, 10), good, t0 + 2s);
+  REQUIRE(again);
+  CHECK(*again == "the update for round 1 was already refused");
+  CHECK(refusals(c.take_outgoing()) == 0);
+
+  // The last member to answer closes the round: two reported, three refused.
+  REQUIRE_FALSE(c.on_update("e", report(1, 30), good, t0 + 2s));
   const auto finished = c.take_finished();
   REQUIRE(finished.size() == 1);
+  CHECK(finished[0].applied);
   CHECK(finished[0].reported == 2);
-  CHECK(finished[0].stragglers == 1);
+  CHECK(finished[0].stragglers == 0);
   CHECK(finished[0].rejected == 6);
+  c.on_tick(t0 + 12s);  // the next round starts
   auto late = c.on_update("c", report(1, 10), good, t0 + 12s);
   REQUIRE(late);
   CHECK(*late == "round 1 is closed (the update is late); the open round is 2");
+}
+
+TEST_CASE("an update arrives in parts; each part's mean is weighted over the devices that delivered it") {
+  const std::size_t size = protocol::kUpdatePartValues + 3;  // a whole part and a short one
+  auto layout = *weights::Layout::create({{"w", {static_cast<std::int64_t>(size)}}});
+  auto global = *weights::Weights::from_values(layout, 5, std::vector<float>(size, 0.0f));
+  auto config = small_config();
+  config.min_devices = 1;
+  auto c = *RoundCoordinator::create(config, std::move(global), *ServerOptimizer::create({}, size), 0);
+  connect_and_start(c, {"a", "b", "c", "d"});
+  c.take_outgoing();
+  auto part = [](std::uint64_t samples, std::uint64_t offset) {
+    auto r = report(1, samples);
+    r.offset = offset;
+    return r;
+  };
+  const auto ones = bytes(std::vector<float>(protocol::kUpdatePartValues, 1.0f));
+  const auto fives = bytes(std::vector<float>(protocol::kUpdatePartValues, 5.0f));
+
+  // a: both parts, weight 10. b: only its first part, weight 30, then it goes quiet.
+  REQUIRE_FALSE(c.on_update("a", part(10, 0), ones, t0 + 1s));
+  REQUIRE_FALSE(c.on_update("a", part(10, protocol::kUpdatePartValues), bytes({2.0f, 2.0f, 2.0f}), t0 + 1s));
+  REQUIRE_FALSE(c.on_update("b", part(30, 0), fives, t0 + 1s));
+  // c skips its first part; d sends a first part of the wrong size.
+  auto skipped = c.on_update("c", part(20, protocol::kUpdatePartValues), bytes({4.0f, 4.0f, 4.0f}), t0 + 1s);
+  REQUIRE(skipped);
+  CHECK(*skipped == "update part at offset 262144 out of order: the next is at 0");
+  auto wrong_size = c.on_update("d", part(20, 0), bytes({4.0f}), t0 + 1s);
+  REQUIRE(wrong_size);
+  CHECK(wrong_size->find("update part of 4 bytes at offset 0 does not fit layout") == 0);
+  CHECK(wrong_size->find("this part has 1048576 bytes") != std::string::npos);
+  // b's second part claims another weight than its first.
+  auto reweighted = c.on_update("b", part(31, protocol::kUpdatePartValues), bytes({2.0f, 2.0f, 2.0f}), t0 + 1s);
+  REQUIRE(reweighted);
+  CHECK(*reweighted == "update part says 31 samples, its first part said 30");
+
+  c.on_tick(t0 + 2s);  // every member has reported or been refused: closed already
+  const auto finished = c.take_finished();
+  REQUIRE(finished.size() == 1);
+  CHECK(finished[0].applied);
+  CHECK(finished[0].reported == 1);  // only a finished its update
+  CHECK(finished[0].rejected == 3);
+  CHECK(finished[0].samples == 10);
+  const auto values = c.global().values();
+  CHECK(values[0] == Approx((10 * 1.0 + 30 * 5.0) / 40));  // a and b delivered the first part
+  CHECK(values[protocol::kUpdatePartValues - 1] == Approx(4.0));
+  CHECK(values[protocol::kUpdatePartValues] == Approx(2.0));  // only a delivered the second
+  CHECK(values[size - 1] == Approx(2.0));
 }
 
 TEST_CASE("a round with fewer reports than the minimum at its deadline is abandoned and nothing is applied") {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <span>
 #include <vector>
 
 using namespace shoal;
@@ -61,7 +62,8 @@ TEST_CASE("an update with a NaN or infinity, the wrong size or a bad weight is r
 
   auto short_update = fold.add(std::vector<float>(size - 1), 1.0);
   REQUIRE_FALSE(short_update);
-  CHECK(short_update.error().message.find("has " + std::to_string(size - 1) + " values") != std::string::npos);
+  CHECK(short_update.error().message.find("part of " + std::to_string(size - 1) + " values at offset 0 does not fit") !=
+        std::string::npos);
   CHECK_FALSE(fold.add(updates[1], 0.0));
   CHECK_FALSE(fold.add(updates[1], std::numeric_limits<double>::quiet_NaN()));
 
@@ -69,6 +71,48 @@ TEST_CASE("an update with a NaN or infinity, the wrong size or a bad weight is r
   CHECK(fold.total_weight() == 2.0);
   const auto after = fold.result();
   for (std::size_t j = 0; j < size; ++j) REQUIRE(after[j] == Approx(before[j]).margin(1e-7));
+}
+
+TEST_CASE("parts fold to the whole update's mean; a part that does not fit or has a NaN is refused") {
+  const std::size_t size = 10;
+  const auto updates = random_updates(2, size, 3);
+  WeightedMeanFold whole(size);
+  WeightedMeanFold parts(size, 4);  // parts of 4, 4 and 2 values
+  for (std::size_t u = 0; u < 2; ++u) {
+    const double weight = 1.0 + static_cast<double>(u);
+    REQUIRE(whole.add(updates[u], weight));
+    const std::span<const float> update = updates[u];
+    REQUIRE(parts.add_part(u, 0, update.subspan(0, 8), weight));  // two parts in one call
+    REQUIRE(parts.add_part(u, 8, update.subspan(8), weight));
+    REQUIRE(parts.finish_update(u, weight));
+  }
+  CHECK(parts.result() == whole.result());
+  CHECK(parts.count() == 2);
+
+  const std::span<const float> update = updates[0];
+  CHECK_FALSE(parts.add_part(2, 2, update.subspan(2, 4), 1.0));  // not on a part boundary
+  CHECK_FALSE(parts.add_part(2, 4, update.subspan(4, 3), 1.0));  // ends inside a part
+  CHECK_FALSE(parts.add_part(2, 8, update.subspan(0, 4), 1.0));  // runs past the model's end
+  auto poisoned = updates[1];
+  poisoned[5] = std::numeric_limits<float>::infinity();
+  auto nan = parts.add_part(2, 4, std::span<const float>(poisoned).subspan(4, 4), 1.0);
+  REQUIRE_FALSE(nan);
+  CHECK(nan.error().message.find("at index 5") != std::string::npos);
+  CHECK(parts.result() == whole.result());
+}
+
+TEST_CASE("a held combiner takes parts in order and leaves out an update never finished") {
+  auto median = *make_combiner(CombinerKind::median, 3, 0.1, 2);
+  REQUIRE(median->add_part(0, 0, std::vector<float>{1, 10}, 1));
+  auto skipped = median->add_part(1, 2, std::vector<float>{-2}, 1);
+  REQUIRE_FALSE(skipped);
+  CHECK(skipped.error().message.find("out of order") != std::string::npos);
+  CHECK_FALSE(median->finish_update(0, 1));  // one part short
+  REQUIRE(median->add_part(0, 2, std::vector<float>{-1}, 1));
+  REQUIRE(median->finish_update(0, 1));
+  REQUIRE(median->add_part(1, 0, std::vector<float>{1000, -1000}, 1));  // never finished
+  CHECK(median->count() == 1);
+  CHECK(median->result() == std::vector<float>{1, 10, -1});
 }
 
 TEST_CASE("the coordinate-wise median ignores one outlying update") {

@@ -51,6 +51,11 @@ TEST_CASE("agent config errors name the file and the setting") {
   REQUIRE_FALSE(no_key);
   CHECK(no_key.error().message.find("agent config: agent.key is required") != std::string::npos);
 
+  auto zero = load(kBase + "[debug]\nzero_update = true\n");
+  REQUIRE(zero);
+  CHECK(zero->zero_update);
+  CHECK_FALSE(good->zero_update);
+
   auto keep = load(kBase + "[debug]\nkeep_updates = true\n");
   REQUIRE_FALSE(keep);
   CHECK(keep.error().message.find("debug.keep_updates needs agent.state_dir") != std::string::npos);

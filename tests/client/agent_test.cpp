@@ -76,3 +76,63 @@ TEST_CASE("the agent drops malformed and unusable server messages and keeps goin
   CHECK((*agent)->counters().rounds_trained == 0);
   CHECK((*agent)->model_version() == 0);
 }
+
+TEST_CASE("the agent sends its update in order as parts of kUpdatePartValues; zero_update sends zeros untrained") {
+  shoal::testing::TempDir dir;
+  const auto server_keys = crypto::IdentityKeyPair::generate();
+  const auto device_keys = crypto::IdentityKeyPair::generate();
+  REQUIRE(crypto::write_file_durably(dir / "enrolled.txt",
+                                     crypto::format_ed25519_public(device_keys.public_identity().ed25519()) + "\n"));
+  zmq::context_t context;
+  auto authenticator = protocol::ZapAuthenticator::start(context, dir / "enrolled.txt");
+  REQUIRE(authenticator);
+  auto router = protocol::bind_server_socket(context, **authenticator, server_keys, "tcp://127.0.0.1:*", {});
+  REQUIRE(router);
+
+  auto model = inference::Model::from_zoo("cnn", 0);  // 1.66M parameters: seven parts
+  REQUIRE(model);
+  const auto global = model->get_weights(3);
+  client::SyntheticSpec spec;
+  spec.samples = 64;
+  client::AgentOptions options;
+  options.endpoint = protocol::last_endpoint(*router);
+  options.server = server_keys.public_identity();
+  options.zero_update = true;
+  auto agent = client::Agent::create(options, device_keys, std::move(model).value(), client::make_synthetic(spec), {},
+                                     [](const std::string&) {});
+  REQUIRE(agent);
+  std::atomic<bool> stop{false};
+  std::thread running([&] { (*agent)->run(stop); });
+
+  auto hello = next_of_type(*router, protocol::MessageType::hello);
+  REQUIRE(protocol::send_to_peer(*router, hello.routing_id, protocol::encode(protocol::Welcome{"test", 3, 10'000})));
+  const auto bytes = weights::encode_weights(global);
+  std::vector<zmq::message_t> payload;
+  payload.emplace_back(bytes.data(), bytes.size());
+  REQUIRE(protocol::send_to_peer(*router, hello.routing_id,
+                                 protocol::encode(protocol::TrainTask{1, 3, 60'000, {}}, std::move(payload))));
+  std::size_t received = 0;
+  std::size_t parts = 0;
+  bool all_zero = true;
+  while (received < global.values().size()) {
+    auto part = next_of_type(*router, protocol::MessageType::update_report);
+    auto report = protocol::decode<protocol::UpdateReport>(*part.message);
+    REQUIRE(report);
+    CHECK(report->round == 1);
+    CHECK(report->base_version == 3);
+    CHECK(report->samples == 64);
+    REQUIRE(report->offset == received);
+    const auto frame = part.message->payload(0);
+    const std::size_t values = frame.size() / sizeof(float);
+    CHECK(values == std::min(protocol::kUpdatePartValues, global.values().size() - received));
+    all_zero = all_zero && std::all_of(frame.begin(), frame.end(), [](std::uint8_t b) { return b == 0; });
+    received += values;
+    ++parts;
+  }
+  stop = true;
+  running.join();
+  CHECK(received == global.values().size());
+  CHECK(parts == 7);
+  CHECK(all_zero);
+  CHECK((*agent)->counters().rounds_trained == 1);
+}

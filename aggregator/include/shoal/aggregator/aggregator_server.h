@@ -59,13 +59,17 @@ class AggregatorServer {
   std::ostream& log_;
   RoundCoordinator coordinator_;
   MetricsLog metrics_;
-  protocol::Limits limits_;
+  // Devices send nothing larger than an update part.
+  protocol::Limits limits_{.max_payload_bytes = protocol::kUpdatePartValues * sizeof(float)};
   zmq::context_t context_;
   std::unique_ptr<protocol::ZapAuthenticator> authenticator_;
   std::optional<zmq::socket_t> socket_;
   std::map<DeviceKey, zmq::message_t> routes_;  // the routing id of each device's latest connection
-  std::shared_ptr<const std::vector<std::uint8_t>> encoded_model_;  // the global model as a weights file
-  std::uint64_t cached_version_ = 0;
+  // The global model as a weights file, while frames still hold it: once
+  // every send is done it is freed, so a round does not hold a second model.
+  std::weak_ptr<const std::vector<std::uint8_t>> encoded_model_;
+  std::uint64_t encoded_version_ = 0;
+  std::shared_ptr<const std::vector<std::uint8_t>> batch_model_;  // keeps it for one batch of sends
   RoundCosts costs_;
   RoundObserver observer_;
 };

@@ -107,8 +107,10 @@ class RoundCoordinator {
   // A heartbeat from a device without a session (the aggregator restarted)
   // is answered with an "unknown device" refusal, asking it to say hello.
   void on_heartbeat(const DeviceKey& device, Clock::time_point now);
-  // Folds the update if it is valid; otherwise returns why not (and queues a
-  // Refusal to the device). `payload` is the update frame's bytes.
+  // Folds one part of a device's update if it is valid; otherwise returns
+  // why not (and queues a Refusal to the device, which then has no further
+  // part of that update taken). `payload` is the part's frame bytes. The
+  // device has reported once its last part is folded.
   std::optional<std::string> on_update(const DeviceKey& device, const protocol::UpdateReport& report,
                                        std::span<const std::uint8_t> payload, Clock::time_point now);
   std::optional<std::string> on_evaluation(const DeviceKey& device, const protocol::EvaluationReport& report,
@@ -137,10 +139,17 @@ class RoundCoordinator {
     bool eligible = false;
     Clock::time_point last_seen;
   };
+  struct Upload {  // one cohort member's update, arriving part by part
+    std::size_t number;     // the combiner's number for it
+    std::uint64_t samples;  // its weight, as the first part gave it
+    std::size_t received = 0;  // values folded so far
+  };
   struct OpenRound {
-    std::uint64_t id;
+    std::uint64_t id = 0;
     std::set<DeviceKey> cohort;
     std::set<DeviceKey> reported;
+    std::set<DeviceKey> refused;  // members whose update was refused; no more parts are taken
+    std::map<DeviceKey, Upload> uploads;
     std::unique_ptr<UpdateCombiner> combiner;
     Clock::time_point started;
     Clock::time_point deadline;
@@ -168,6 +177,8 @@ class RoundCoordinator {
   bool send_model_if_behind(const DeviceKey& device);
   std::optional<std::string> check_update(const DeviceKey& device, const protocol::UpdateReport& report,
                                           std::span<const std::uint8_t> payload) const;
+  std::optional<std::string> fold_part(const DeviceKey& device, const protocol::UpdateReport& report,
+                                       std::span<const std::uint8_t> payload);
   void refuse(const DeviceKey& device, const std::string& fault, const std::string& detail);
 
   RoundConfig config_;

@@ -52,6 +52,9 @@ struct AgentOptions {
   // For fault-injection tests: from round N on, train but never send the
   // update, so a test can kill the agent at a known point mid-round. 0: off.
   std::uint64_t hold_updates_from_round = 0;
+  // For round-overhead benchmarks: answer each train task at once with an
+  // all-zero update, training nothing, so a round costs only its messages.
+  bool zero_update = false;
 };
 
 struct AgentCounters {

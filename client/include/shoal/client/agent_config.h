@@ -35,6 +35,7 @@ struct AgentConfig {
   EligibilityRules eligibility;
   bool keep_updates = false;               // [debug], see AgentOptions
   std::uint64_t hold_updates_from_round = 0;
+  bool zero_update = false;
 
   Status validate() const;
 };

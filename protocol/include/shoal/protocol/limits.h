@@ -11,7 +11,8 @@ namespace shoal::protocol {
 struct Limits {
   // Largest msgpack header frame accepted.
   std::size_t max_header_bytes = std::size_t{1} << 20;
-  // Largest raw payload frame accepted (a whole model update travels in one).
+  // Largest raw payload frame accepted (a whole model travels in one to a
+  // device; the aggregator takes no more than an update part).
   std::size_t max_payload_bytes = std::size_t{1} << 30;
   // Most payload frames in one message.
   std::size_t max_payload_frames = 64;

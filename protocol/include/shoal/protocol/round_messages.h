@@ -2,12 +2,15 @@
 // of the cohort; the device answers with its update or its evaluation.
 //
 // A task carries the model as one payload frame (a weights file, see
-// weights_file.h) only when the device's copy is behind the round's version;
-// an update carries the flat float32 little-endian update vector as its one
-// payload frame. Decoders check field types and value ranges; frame contents
-// are checked by the receiver, which knows the model.
+// weights_file.h) only when the device's copy is behind the round's version.
+// An update travels as consecutive parts, each an UpdateReport whose one
+// payload frame holds kUpdatePartValues float32 little-endian values (the
+// last part the rest), so the aggregator folds each part as it arrives and
+// never holds a whole update. Decoders check field types and value ranges;
+// frame contents are checked by the receiver, which knows the model.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 
@@ -44,7 +47,12 @@ struct TrainTask {
   static Decoded<TrainTask> read(const Envelope& envelope);
 };
 
-// Device -> server: the update for `round`, trained from `base_version`.
+// Values in each part of an update (1 MiB of float32) but the last.
+inline constexpr std::size_t kUpdatePartValues = std::size_t{1} << 18;
+
+// Device -> server: one part of the update for `round`, trained from
+// `base_version`: values [offset, offset + payload values). Every part
+// repeats the report's fields.
 struct UpdateReport {
   static constexpr MessageType kType = MessageType::update_report;
   static constexpr std::size_t kMaxPayloads = 1;  // required: the update vector
@@ -56,6 +64,7 @@ struct UpdateReport {
   double accuracy_before;
   double loss_after;
   double accuracy_after;
+  std::uint64_t offset = 0;  // index of the part's first value; a multiple of kUpdatePartValues
 
   void write(HeaderWriter& header) const;
   static Decoded<UpdateReport> read(const Envelope& envelope);
