@@ -1,5 +1,7 @@
 #include "shoal/protocol/transport.h"
 
+#include <cerrno>
+
 #include "shoal/protocol/round_messages.h"
 
 namespace shoal::protocol {
@@ -30,7 +32,12 @@ bool receive_rest(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, st
 
 bool wait_readable(zmq::socket_t& socket, std::chrono::milliseconds timeout) {
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-  return zmq::poll(&item, 1, timeout) > 0;
+  try {
+    return zmq::poll(&item, 1, timeout) > 0;
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return false;  // a signal (SIGTERM, Ctrl-C): the caller checks its stop flag
+    throw;
+  }
 }
 
 Decoded<Envelope> decode_received(std::vector<zmq::message_t> frames, bool within_limit, const Limits& limits) {

@@ -25,6 +25,7 @@ using namespace shoal;
 using shoal::testing::ChildProcess;
 using shoal::testing::eventually;
 using shoal::testing::TempDir;
+using shoal::testing::word_after;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -73,15 +74,6 @@ std::string agent_toml(std::size_t i, const std::string& endpoint, bool enrolled
                      "\n[debug]\nkeep_updates = true\n";
   if (i == kAgents - 1) text += "hold_updates_from_round = " + std::to_string(kHeldRound) + "\n";
   return text;
-}
-
-// The whitespace-free word after the first `prefix` in `text`; empty if none.
-// (Plain string search: GCC 12's <regex> trips -Werror=maybe-uninitialized.)
-std::string word_after(const std::string& text, const std::string& prefix) {
-  const auto at = text.find(prefix);
-  if (at == std::string::npos) return {};
-  const auto begin = at + prefix.size();
-  return text.substr(begin, text.find_first_of(" \n:", begin) - begin);
 }
 
 std::size_t samples_of_agent(std::size_t i) { return (10000 + i + 1) / (i + 2); }  // ceil(10000 / (i + 2))
@@ -220,5 +212,10 @@ TEST_CASE("aggregator and agents as processes: a killed agent, a killed aggregat
     }
     CHECK(round_logged);
     CHECK(count_of(text_of(dir / "agent-0.log"), "welcomed by") >= 2);  // it reconnected after the restart
+
+    // SIGTERM stops an agent cleanly, even inside a wait on its socket.
+    const int status = agents[0]->kill(SIGTERM);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
   }
 }

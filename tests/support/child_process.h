@@ -43,9 +43,10 @@ class ChildProcess {
   }
 
   bool running() const { return pid_ > 0; }
-  void kill(int signal) {
+  // Sends `signal`, then waits: returns the status from waitpid.
+  int kill(int signal) {
     ::kill(pid_, signal);
-    wait();
+    return wait();
   }
   // Waits for the exit and returns the status from waitpid.
   int wait() {
@@ -65,6 +66,16 @@ class ChildProcess {
   pid_t pid_ = 0;
   std::filesystem::path log_;
 };
+
+// The whitespace-free word after the first `prefix` in `text` (a port in a
+// log line); empty if none. Plain string search: GCC 12's <regex> trips
+// -Werror=maybe-uninitialized under the sanitizers.
+inline std::string word_after(const std::string& text, const std::string& prefix) {
+  const auto at = text.find(prefix);
+  if (at == std::string::npos) return {};
+  const auto begin = at + prefix.size();
+  return text.substr(begin, text.find_first_of(" \n:", begin) - begin);
+}
 
 // Polls `condition` until it holds or `timeout` passes; returns whether it held.
 // For waiting on another process's progress, which no call can block on.
