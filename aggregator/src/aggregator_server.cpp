@@ -105,8 +105,11 @@ Status AggregatorServer::run(const std::atomic<bool>& stop) {
       message = protocol::receive_from_peer(*socket_, limits_, std::chrono::milliseconds(0));
     }
     coordinator_.on_tick(Clock::now());
-    send_outgoing();
+    // The new model is checkpointed before anything carrying it goes out,
+    // and only then may the next round start.
     if (auto status = record_finished(); !status) return status;
+    coordinator_.on_tick(Clock::now());
+    send_outgoing();
   }
   if (done()) log_ << "model version " << coordinator_.global().version() << " reached: stopping\n";
   return ok_status();

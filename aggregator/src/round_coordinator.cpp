@@ -191,7 +191,8 @@ void RoundCoordinator::on_tick(Clock::time_point now) {
   forget_silent_devices(now);
   if (round_ && now >= round_->deadline) close_round(now);
   if (evaluation_ && now >= evaluation_->deadline) close_evaluation(now);
-  if (!round_ && !evaluation_) try_start_round(now);
+  // A new round waits until the caller has taken (and checkpointed) the finished ones.
+  if (!round_ && !evaluation_ && finished_.empty()) try_start_round(now);
 }
 
 void RoundCoordinator::forget_silent_devices(Clock::time_point now) {

@@ -116,6 +116,7 @@ void Agent::run(const std::atomic<bool>& stop) {
     if (auto received = protocol::receive_from_server(*socket_, limits_, kPollInterval)) {
       if (*received) {
         handle(**received);
+        keep_model_on_disk();  // after the task's answer is queued: a durable write is off the round's path
       } else {
         drop(received->error().describe());
       }
@@ -227,12 +228,16 @@ bool Agent::adopt_model(std::span<const std::uint8_t> payload, std::uint64_t exp
     return false;
   }
   global_ = std::move(received).value();
-  if (!options_.state_dir.empty()) {
-    if (auto status = weights::write_weights_file(model_path(options_.state_dir), *global_); !status) {
-      log_("could not keep the model on disk: " + status.error().message);
-    }
-  }
+  model_unsaved_ = !options_.state_dir.empty();
   return true;
+}
+
+void Agent::keep_model_on_disk() {
+  if (!model_unsaved_) return;
+  model_unsaved_ = false;
+  if (auto status = weights::write_weights_file(model_path(options_.state_dir), *global_); !status) {
+    log_("could not keep the model on disk: " + status.error().message);
+  }
 }
 
 bool Agent::holds_version(std::uint64_t version, const char* what) {

@@ -8,9 +8,13 @@ namespace shoal::protocol {
 namespace {
 
 constexpr int kLingerMs = 200;  // enough to flush a final reply, short enough not to stall shutdown
+// libzmq checks ZMQ_MAXMSGSIZE against a frame as it comes off the wire,
+// which under CurveZMQ is the encrypted MESSAGE command: 33 bytes more than
+// the frame. The decoders check the exact sizes afterwards.
+constexpr std::int64_t kCurveFrameOverhead = 64;
 
 void set_common_options(zmq::socket_t& socket, const Limits& limits) {
-  socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(limits.max_frame_bytes()));
+  socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(limits.max_frame_bytes()) + kCurveFrameOverhead);
   socket.set(zmq::sockopt::linger, kLingerMs);
 }
 

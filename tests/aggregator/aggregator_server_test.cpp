@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <future>
 #include <sstream>
 #include <thread>
 
@@ -33,58 +34,114 @@ std::string refusal_fault(zmq::socket_t& device) {
   return refusal->fault;
 }
 
+// An aggregator serving a model of `parameters` zeros, with one enrolled
+// device connected to it over CurveZMQ.
+struct Fixture {
+  Fixture(std::size_t parameters, std::size_t min_devices, std::uint64_t final_version = 0) {
+    REQUIRE(crypto::save_identity_key(dir / "server.key", {crypto::KeyRole::server, server_keys}));
+    REQUIRE(crypto::write_file_durably(dir / "enrolled.txt",
+                                       crypto::format_ed25519_public(device_keys.public_identity().ed25519()) + "\n"));
+    auto layout = *weights::Layout::create({{"w", {static_cast<std::int64_t>(parameters)}}});
+    REQUIRE(weights::write_weights_file(dir / "initial.weights",
+                                        *weights::Weights::from_values(layout, 0, std::vector<float>(parameters))));
+    aggregator::AggregatorConfig config;
+    config.bind = "tcp://127.0.0.1:*";
+    config.server_key = dir / "server.key";
+    config.enrolment = dir / "enrolled.txt";
+    config.initial_weights = dir / "initial.weights";
+    config.state_dir = dir / "state";
+    config.round.min_devices = min_devices;
+    config.round.final_version = final_version;
+    config.round.train_deadline = 20s;
+    auto opened = aggregator::AggregatorServer::open(config, log);
+    REQUIRE(opened);
+    server = std::move(opened).value();
+    server->set_observer([this](const aggregator::RoundRecord& record, const weights::Weights& global) {
+      if (!first_round_seen.exchange(true)) first_round.set_value({record, global.values()[0]});
+    });
+    loop = std::thread([this] { REQUIRE(server->run(stop)); });
+    auto socket = protocol::connect_client_socket(context, device_keys, server_keys.public_identity(),
+                                                  server->endpoint(), {});
+    REQUIRE(socket);
+    device = std::move(socket).value();
+  }
+  ~Fixture() {
+    stop = true;
+    if (loop.joinable()) loop.join();
+  }
+
+  shoal::testing::TempDir dir;
+  crypto::IdentityKeyPair server_keys = crypto::IdentityKeyPair::generate();
+  crypto::IdentityKeyPair device_keys = crypto::IdentityKeyPair::generate();
+  std::ostringstream log;
+  std::unique_ptr<aggregator::AggregatorServer> server;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> first_round_seen{false};
+  std::promise<std::pair<aggregator::RoundRecord, float>> first_round;  // and the global's first value after it
+  std::thread loop;
+  zmq::context_t context;
+  zmq::socket_t device;
+};
+
 }  // namespace
 
 TEST_CASE("the aggregator refuses malformed and out-of-place messages and keeps serving") {
-  shoal::testing::TempDir dir;
-  const auto server_keys = crypto::IdentityKeyPair::generate();
-  const auto device_keys = crypto::IdentityKeyPair::generate();
-  REQUIRE(crypto::save_identity_key(dir / "server.key", {crypto::KeyRole::server, server_keys}));
-  REQUIRE(crypto::write_file_durably(dir / "enrolled.txt",
-                                     crypto::format_ed25519_public(device_keys.public_identity().ed25519()) + "\n"));
-  auto layout = *weights::Layout::create({{"w", {4}}});
-  REQUIRE(weights::write_weights_file(dir / "initial.weights", *weights::Weights::from_values(layout, 0, {0, 0, 0, 0})));
-  aggregator::AggregatorConfig config;
-  config.bind = "tcp://127.0.0.1:*";
-  config.server_key = dir / "server.key";
-  config.enrolment = dir / "enrolled.txt";
-  config.initial_weights = dir / "initial.weights";
-  config.state_dir = dir / "state";
-  config.round.min_devices = 2;  // never reached: no round opens
-
-  std::ostringstream log;
-  auto server = aggregator::AggregatorServer::open(config, log);
-  REQUIRE(server);
-  std::atomic<bool> stop{false};
-  std::thread loop([&] { REQUIRE((*server)->run(stop)); });
-
-  zmq::context_t context;
-  auto device = protocol::connect_client_socket(context, device_keys, server_keys.public_identity(),
-                                                (*server)->endpoint(), {});
-  REQUIRE(device);
+  Fixture f(4, 2);  // min_devices 2 is never reached: no round opens
+  auto& device = f.device;
+  auto& log = f.log;
   std::vector<zmq::message_t> garbage;
   garbage.emplace_back(std::string_view("not msgpack"));
-  REQUIRE(protocol::send_to_server(*device, std::move(garbage)));
-  CHECK(refusal_fault(*device) == "malformed");
+  REQUIRE(protocol::send_to_server(device, std::move(garbage)));
+  CHECK(refusal_fault(device) == "malformed");
 
-  REQUIRE(protocol::send_to_server(*device, protocol::encode(protocol::Heartbeat{1})));
-  CHECK(refusal_fault(*device) == "unknown device");  // no hello yet
+  REQUIRE(protocol::send_to_server(device, protocol::encode(protocol::Heartbeat{1})));
+  CHECK(refusal_fault(device) == "unknown device");  // no hello yet
 
-  REQUIRE(protocol::send_to_server(*device, protocol::encode(protocol::Welcome{"me", 0, 1})));
-  CHECK(refusal_fault(*device) == "unexpected type");  // a device does not send welcomes
+  REQUIRE(protocol::send_to_server(device, protocol::encode(protocol::Welcome{"me", 0, 1})));
+  CHECK(refusal_fault(device) == "unexpected type");  // a device does not send welcomes
 
   std::vector<zmq::message_t> update;
   update.emplace_back(std::string_view("0123456789abcdef"));
-  REQUIRE(protocol::send_to_server(*device, protocol::encode(protocol::UpdateReport{7, 0, 10, 1, 0, 1, 0},
+  REQUIRE(protocol::send_to_server(device, protocol::encode(protocol::UpdateReport{7, 0, 10, 1, 0, 1, 0},
                                                              std::move(update))));
-  CHECK(refusal_fault(*device) == "update refused");  // round 7 never started
+  CHECK(refusal_fault(device) == "update refused");  // round 7 never started
 
-  REQUIRE(protocol::send_to_server(*device, protocol::encode(protocol::Hello{"test", 0, true})));
-  auto welcome = next_message(*device);
+  REQUIRE(protocol::send_to_server(device, protocol::encode(protocol::Hello{"test", 0, true})));
+  auto welcome = next_message(device);
   CHECK(welcome.type() == protocol::MessageType::welcome);
 
-  stop = true;
-  loop.join();
+  f.stop = true;
+  f.loop.join();
   CHECK(log.str().find("dropped a message from ed25519:") != std::string::npos);
   CHECK(log.str().find("refused the update of ed25519:") != std::string::npos);
+}
+
+TEST_CASE("an update of several parts, each a full-size frame, completes a round over CurveZMQ") {
+  const std::size_t parameters = 2 * protocol::kUpdatePartValues + 5;  // three parts
+  Fixture f(parameters, 1, 1);  // one device, one round, then the loop stops by itself
+  REQUIRE(protocol::send_to_server(f.device, protocol::encode(protocol::Hello{"test", 0, true})));
+  CHECK(next_message(f.device).type() == protocol::MessageType::welcome);
+  auto task_envelope = next_message(f.device);
+  auto task = protocol::decode<protocol::TrainTask>(task_envelope);
+  REQUIRE(task);
+  REQUIRE(task_envelope.payload_count() == 1);  // the model, since the device holds none
+
+  const std::vector<float> update(parameters, 0.25f);
+  protocol::UpdateReport report{task->round, task->model_version, 10, 1, 0, 1, 0};
+  for (report.offset = 0; report.offset < parameters; report.offset += protocol::kUpdatePartValues) {
+    const auto values = std::min(protocol::kUpdatePartValues, parameters - report.offset);
+    std::vector<zmq::message_t> part;
+    part.emplace_back(update.data() + report.offset, values * sizeof(float));
+    REQUIRE(protocol::send_to_server(f.device, protocol::encode(report, std::move(part))));
+  }
+  auto first_round = f.first_round.get_future();
+  REQUIRE(first_round.wait_for(30s) == std::future_status::ready);
+  const auto [record, first_value] = first_round.get();
+  INFO(f.log.str());
+  REQUIRE(record.applied);
+  CHECK(record.reported == 1);
+  CHECK(first_value == 0.25f);
+  f.loop.join();  // run() returns once version 1 is applied
+  CHECK(f.server->global().version() == 1);
+  CHECK(f.server->global().values()[parameters - 1] == 0.25f);
 }

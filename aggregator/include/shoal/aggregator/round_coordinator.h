@@ -119,7 +119,8 @@ class RoundCoordinator {
   void refuse_message(const DeviceKey& device, const std::string& fault, const std::string& detail) {
     refuse(device, fault, detail);
   }
-  // Starts and closes rounds as devices and deadlines allow.
+  // Starts and closes rounds as devices and deadlines allow. No round
+  // starts while a finished one waits in take_finished().
   void on_tick(Clock::time_point now);
 
   std::vector<Outgoing> take_outgoing();

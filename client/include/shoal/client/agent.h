@@ -89,6 +89,7 @@ class Agent {
   void handle(protocol::Envelope& envelope);
   void check_monitor();
   bool adopt_model(std::span<const std::uint8_t> payload, std::uint64_t expected_version, const char* what);
+  void keep_model_on_disk();  // writes a newly adopted model to state_dir
   // True when the task's model version is the one held; otherwise drops the
   // task and says hello, so the aggregator sends the model with the next.
   bool holds_version(std::uint64_t version, const char* what);
@@ -107,6 +108,7 @@ class Agent {
   Dataset held_out_;
   LogSink log_;
   std::optional<weights::Weights> global_;
+  bool model_unsaved_ = false;  // global_ is newer than the copy in state_dir
   protocol::Limits limits_;
   zmq::context_t context_;
   std::optional<zmq::socket_t> socket_;
