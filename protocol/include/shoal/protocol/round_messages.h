@@ -55,7 +55,7 @@ inline constexpr std::size_t kUpdatePartValues = std::size_t{1} << 18;
 // repeats the report's fields.
 struct UpdateReport {
   static constexpr MessageType kType = MessageType::update_report;
-  static constexpr std::size_t kMaxPayloads = 1;  // required: the update vector
+  static constexpr std::size_t kMaxPayloads = 1;  // required: the part's values
 
   std::uint64_t round;
   std::uint64_t base_version;
