@@ -12,6 +12,7 @@ namespace {
 
 constexpr std::chrono::milliseconds kPollInterval{20};  // the deadline resolution
 constexpr std::size_t kMaxMessagesPerTick = 256;       // ticks keep their pace under load
+constexpr std::chrono::seconds kEnrolmentCheckInterval{1};  // how soon a revocation reaches a connected device
 
 // "ed25519:1a2b3c4d5e6f": enough of a device key for a log line.
 std::string short_key(const DeviceKey& device) { return device.substr(0, 20); }
@@ -104,6 +105,7 @@ Status AggregatorServer::run(const std::atomic<bool>& stop) {
       handle(*message, Clock::now());
       message = protocol::receive_from_peer(*socket_, limits_, std::chrono::milliseconds(0));
     }
+    check_enrolment(Clock::now());
     coordinator_.on_tick(Clock::now());
     // The new model is checkpointed before anything carrying it goes out,
     // and only then may the next round start.
@@ -115,12 +117,33 @@ Status AggregatorServer::run(const std::atomic<bool>& stop) {
   return ok_status();
 }
 
+void AggregatorServer::check_enrolment(Clock::time_point now) {
+  if (now < next_enrolment_check_) return;
+  next_enrolment_check_ = now + kEnrolmentCheckInterval;
+  authenticator_->refresh();
+  if (authenticator_->generation() == enrolment_generation_) return;
+  enrolment_generation_ = authenticator_->generation();
+  for (const auto& [device, route] : routes_) {
+    if (authenticator_->is_enrolled(device)) {
+      revoked_.erase(device);  // enrolled again
+    } else if (revoked_.insert(device).second) {
+      log_ << "device " << short_key(device) << " is no longer enrolled: refusing its messages\n";
+      coordinator_.on_revoked(device, now);
+    }
+  }
+}
+
 void AggregatorServer::handle(protocol::FromPeer& message, Clock::time_point now) {
   costs_.bytes_in += message.bytes;
   const DeviceKey& device = message.user_id;
   // A device keeps its routing id until it reconnects; copy it only then.
   auto& route = routes_[device];
   if (route != message.routing_id) route.copy(message.routing_id);
+  if (revoked_.contains(device)) {
+    // Its connection predates the revocation; a new one would fail the handshake.
+    return coordinator_.refuse_message(device, "not enrolled",
+                                       "this device's enrolment was revoked; it takes no further part");
+  }
   auto refuse = [&](const protocol::DecodeError& error) {
     log_ << "dropped a message from " << short_key(device) << ": " << error.describe() << "\n";
     coordinator_.refuse_message(device, to_string(error.fault), error.describe());

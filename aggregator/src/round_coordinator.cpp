@@ -187,6 +187,19 @@ std::optional<std::string> RoundCoordinator::on_evaluation(const DeviceKey& devi
   return std::nullopt;
 }
 
+void RoundCoordinator::on_revoked(const DeviceKey& device, Clock::time_point now) {
+  devices_.erase(device);
+  if (evaluation_ && evaluation_->asked.contains(device) && !evaluation_->reported.contains(device)) {
+    evaluation_->asked.erase(device);
+    --evaluation_->record.asked;
+    if (evaluation_->reported.size() == evaluation_->asked.size()) close_evaluation(now);
+  }
+  if (round_ && round_->cohort.contains(device) && !round_->reported.contains(device)) {
+    round_->refused.insert(device);
+    if (round_->reported.size() + round_->refused.size() == round_->cohort.size()) close_round(now);
+  }
+}
+
 void RoundCoordinator::on_tick(Clock::time_point now) {
   forget_silent_devices(now);
   if (round_ && now >= round_->deadline) close_round(now);

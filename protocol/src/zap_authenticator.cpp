@@ -151,7 +151,15 @@ Status ZapAuthenticator::reload() {
   }
   list_ = std::make_shared<const EnrolmentList>(std::move(list).value());
   last_reload_error_.clear();
+  generation_.fetch_add(1);
   return ok_status();
+}
+
+bool ZapAuthenticator::is_enrolled(std::string_view user_id) const {
+  auto identity = crypto::parse_ed25519_public(user_id, "ZAP User-Id");
+  if (!identity) return false;
+  std::lock_guard lock(mutex_);
+  return list_->find(identity->curve25519()) != nullptr;
 }
 
 std::size_t ZapAuthenticator::enrolled_count() const {

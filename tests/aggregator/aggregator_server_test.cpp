@@ -10,6 +10,7 @@
 
 #include "shoal/crypto/durable_file.h"
 #include "shoal/crypto/key_file.h"
+#include "shoal/protocol/enrolment.h"
 #include "shoal/protocol/messages.h"
 #include "shoal/weights/weights_file.h"
 #include "temp_dir.h"
@@ -137,11 +138,35 @@ TEST_CASE("an update of several parts, each a full-size frame, completes a round
   auto first_round = f.first_round.get_future();
   REQUIRE(first_round.wait_for(30s) == std::future_status::ready);
   const auto [record, first_value] = first_round.get();
+  f.stop = true;  // it stops by itself at version 1 if the round applied
+  f.loop.join();
   INFO(f.log.str());
   REQUIRE(record.applied);
   CHECK(record.reported == 1);
   CHECK(first_value == 0.25f);
-  f.loop.join();  // run() returns once version 1 is applied
   CHECK(f.server->global().version() == 1);
   CHECK(f.server->global().values()[parameters - 1] == 0.25f);
+}
+
+TEST_CASE("revoking a connected device's enrolment cuts it off without a restart") {
+  Fixture f(4, 2);  // no round opens
+  REQUIRE(protocol::send_to_server(f.device, protocol::encode(protocol::Hello{"test", 0, true})));
+  CHECK(next_message(f.device).type() == protocol::MessageType::welcome);
+  REQUIRE(protocol::revoke_device(f.dir / "enrolled.txt", f.device_keys.public_identity()));
+
+  // Heartbeats of a known device get no answer, until the server sees the revocation.
+  std::optional<protocol::Refusal> refusal;
+  const auto give_up = std::chrono::steady_clock::now() + 20s;
+  for (std::uint64_t beat = 1; !refusal && std::chrono::steady_clock::now() < give_up; ++beat) {
+    REQUIRE(protocol::send_to_server(f.device, protocol::encode(protocol::Heartbeat{beat})));
+    if (auto received = protocol::receive_from_server(f.device, {}, 500ms); received && *received) {
+      auto decoded = protocol::decode<protocol::Refusal>(**received);
+      if (decoded) refusal = *decoded;
+    }
+  }
+  REQUIRE(refusal);
+  CHECK(refusal->fault == "not enrolled");
+  f.stop = true;
+  f.loop.join();
+  CHECK(f.log.str().find("is no longer enrolled: refusing its messages") != std::string::npos);
 }

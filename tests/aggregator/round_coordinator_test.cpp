@@ -341,3 +341,22 @@ TEST_CASE("a round waits for min_available connected devices") {
   c.on_tick(t0);
   CHECK(c.round_open());
 }
+
+TEST_CASE("a revoked device leaves the open round, which closes on the others' updates") {
+  auto c = coordinator();
+  connect_and_start(c, {"a", "b", "c"});
+  c.take_outgoing();
+  REQUIRE_FALSE(c.on_update("a", report(1, 10), bytes({1.0f, 1.0f, 1.0f}), t0 + 1s));
+  REQUIRE_FALSE(c.on_update("b", report(1, 10), bytes({1.0f, 1.0f, 1.0f}), t0 + 1s));
+  CHECK(c.round_open());  // waiting for c
+  c.on_revoked("c", t0 + 2s);
+  CHECK_FALSE(c.round_open());
+  const auto finished = c.take_finished();
+  REQUIRE(finished.size() == 1);
+  CHECK(finished[0].applied);
+  CHECK(finished[0].reported == 2);
+  CHECK(finished[0].stragglers + finished[0].dropped == 0);
+  CHECK(c.connected_devices() == 2);
+  c.on_tick(t0 + 3s);
+  for (const auto& o : c.take_outgoing()) CHECK(o.device != "c");  // never picked again
+}

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <ostream>
 #include <string>
 
@@ -50,6 +51,8 @@ class AggregatorServer {
   AggregatorServer(const AggregatorConfig& config, std::ostream& log, RoundCoordinator coordinator,
                    MetricsLog metrics);
   void handle(protocol::FromPeer& message, Clock::time_point now);
+  // Now and then: devices whose enrolment was revoked are cut off.
+  void check_enrolment(Clock::time_point now);
   void send_outgoing();
   Status record_finished();
   std::vector<zmq::message_t> encode(const Outgoing& outgoing);
@@ -65,6 +68,9 @@ class AggregatorServer {
   std::unique_ptr<protocol::ZapAuthenticator> authenticator_;
   std::optional<zmq::socket_t> socket_;
   std::map<DeviceKey, zmq::message_t> routes_;  // the routing id of each device's latest connection
+  std::set<DeviceKey> revoked_;  // connected when their enrolment was revoked: every message refused
+  std::uint64_t enrolment_generation_ = 0;
+  Clock::time_point next_enrolment_check_{};
   // The global model as a weights file, while frames still hold it: once
   // every send is done it is freed, so a round does not hold a second model.
   std::weak_ptr<const std::vector<std::uint8_t>> encoded_model_;

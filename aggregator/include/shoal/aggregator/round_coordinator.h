@@ -119,6 +119,10 @@ class RoundCoordinator {
   void refuse_message(const DeviceKey& device, const std::string& fault, const std::string& detail) {
     refuse(device, fault, detail);
   }
+  // Forgets a device whose enrolment was revoked: it leaves the open round
+  // (whatever of its update was folded stays, as for any refused update) and
+  // the open evaluation, and is never picked again unless it says hello.
+  void on_revoked(const DeviceKey& device, Clock::time_point now);
   // Starts and closes rounds as devices and deadlines allow. No round
   // starts while a finished one waits in take_finished().
   void on_tick(Clock::time_point now);

@@ -43,6 +43,15 @@ class ZapAuthenticator {
 
   // Re-reads the source now. On error the previous list stays in force.
   Status reload();
+  // Reloads the list if its source changed on disk. Handshakes do this by
+  // themselves; a server calls it now and then so that a revocation also
+  // reaches devices already connected.
+  void refresh() { reload_if_changed(); }
+  // Goes up with every successful reload.
+  std::uint64_t generation() const { return generation_.load(); }
+  // Whether the device whose ZAP User-Id is `user_id` ("ed25519:<hex>") is
+  // in the list now.
+  bool is_enrolled(std::string_view user_id) const;
 
   std::size_t enrolled_count() const;
   // True if this authenticator answers handshakes for sockets of `context`.
@@ -69,6 +78,7 @@ class ZapAuthenticator {
   std::atomic<std::uint64_t> admitted_{0};
   std::atomic<std::uint64_t> refused_{0};
   std::atomic<std::uint64_t> reload_failures_{0};
+  std::atomic<std::uint64_t> generation_{0};
 
   // Made by the serving thread before start() returns; used only by the destructor.
   std::unique_ptr<zmq::socket_t> stop_sender_;
