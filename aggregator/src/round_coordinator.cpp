@@ -147,7 +147,7 @@ std::optional<std::string> RoundCoordinator::on_update(const DeviceKey& device, 
     }
     if (round_) ++round_->rejected;
     refuse(device, "update refused", *problem);
-    if (round_ && round_->reported.size() + round_->refused.size() == round_->cohort.size()) close_round(now);
+    close_round_if_all_answered(now);
     return problem;
   }
   if (round_->uploads.at(device).received < global_.layout().parameter_count()) return std::nullopt;  // more to come
@@ -156,7 +156,7 @@ std::optional<std::string> RoundCoordinator::on_update(const DeviceKey& device, 
   round_->loss_sum += report.loss_after * static_cast<double>(report.samples);
   round_->accuracy_sum += report.accuracy_after * static_cast<double>(report.samples);
   if (auto found = devices_.find(device); found != devices_.end()) found->second.model_version = global_.version();
-  if (round_->reported.size() + round_->refused.size() == round_->cohort.size()) close_round(now);
+  close_round_if_all_answered(now);
   return std::nullopt;
 }
 
@@ -196,8 +196,12 @@ void RoundCoordinator::on_revoked(const DeviceKey& device, Clock::time_point now
   }
   if (round_ && round_->cohort.contains(device) && !round_->reported.contains(device)) {
     round_->refused.insert(device);
-    if (round_->reported.size() + round_->refused.size() == round_->cohort.size()) close_round(now);
+    close_round_if_all_answered(now);
   }
+}
+
+void RoundCoordinator::close_round_if_all_answered(Clock::time_point now) {
+  if (round_ && round_->reported.size() + round_->refused.size() == round_->cohort.size()) close_round(now);
 }
 
 void RoundCoordinator::on_tick(Clock::time_point now) {

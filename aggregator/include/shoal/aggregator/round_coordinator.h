@@ -177,6 +177,7 @@ class RoundCoordinator {
   void forget_silent_devices(Clock::time_point now);
   void try_start_round(Clock::time_point now);
   void close_round(Clock::time_point now);
+  void close_round_if_all_answered(Clock::time_point now);  // every member reported or was refused
   void start_evaluation(Clock::time_point now);
   void close_evaluation(Clock::time_point now);
   bool send_model_if_behind(const DeviceKey& device);
