@@ -13,18 +13,6 @@ void append_layout(std::vector<std::uint8_t>& out, const std::vector<TensorSpec>
   }
 }
 
-Error ByteReader::truncated(const char* what) const {
-  return make_error(ErrorCode::corrupt, std::string("header ends at byte ") + std::to_string(size_) +
-                                            " while reading " + what + " (truncated?)");
-}
-
-Result<std::string> ByteReader::read_string(std::size_t length, const char* what) {
-  if (size_ - position_ < length) return truncated(what);
-  std::string text(reinterpret_cast<const char*>(data_ + position_), length);
-  position_ += length;
-  return text;
-}
-
 Result<std::vector<TensorSpec>> read_layout(ByteReader& reader) {
   auto count = reader.read_le<std::uint32_t>("the tensor count");
   if (!count) return count.error();

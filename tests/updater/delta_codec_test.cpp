@@ -1,0 +1,106 @@
+#include "shoal/updater/delta_codec.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <random>
+
+using namespace shoal;
+using namespace shoal::updater;
+
+namespace {
+
+weights::Layout test_layout() {
+  return *weights::Layout::create({{"moved", {5000}}, {"same", {300}}, {"replaced", {2000}}, {"scalar", {}}});
+}
+
+// Version 1 and version 2 of a model as training makes them: most weights
+// move a little, one tensor does not move, one is re-initialised.
+std::pair<weights::Weights, weights::Weights> version_pair() {
+  const auto layout = test_layout();
+  std::mt19937 rng(7);
+  std::normal_distribution<float> init(0.0f, 0.1f);
+  std::normal_distribution<float> step(0.0f, 1e-4f);
+  std::vector<float> v1(layout.parameter_count());
+  for (auto& v : v1) v = init(rng);
+  auto v2 = v1;
+  for (std::size_t i = 0; i < 5000; ++i) v2[i] += step(rng);
+  for (std::size_t i = 5300; i < 7300; ++i) v2[i] = init(rng);
+  v2.back() = -0.0f;  // a signed zero must survive bit for bit
+  return {*weights::Weights::from_values(layout, 1, v1), *weights::Weights::from_values(layout, 2, v2)};
+}
+
+bool bit_identical(const weights::Weights& a, const weights::Weights& b) {
+  return a.version() == b.version() && a.values().size() == b.values().size() &&
+         std::memcmp(a.values().data(), b.values().data(), a.values().size_bytes()) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("a delta rebuilds the target bit for bit, smaller than the target, each tensor by its best transform") {
+  const auto [base, target] = version_pair();
+  auto delta = encode_delta(base, target, 3);
+  REQUIRE(delta);
+  auto rebuilt = apply_delta(base, *delta, "v1-v2.delta");
+  REQUIRE(rebuilt);
+  CHECK(bit_identical(*rebuilt, target));
+  // The moved tensor's two low bytes and the replaced tensor are all that is left: about 0.6 of the raw bytes.
+  CHECK(delta->size() < target.values().size_bytes() * 7 / 10);
+
+  auto info = read_delta_info(*delta, "v1-v2.delta");
+  REQUIRE(info);
+  CHECK(info->base_version == 1);
+  CHECK(info->target_version == 2);
+  CHECK(info->base_hash == values_hash(base));
+  CHECK(info->target_hash == values_hash(target));
+  REQUIRE(info->transforms.size() == 4);
+  CHECK(info->transforms[0] != DeltaTransform::full);  // small steps: a difference of the bits wins
+  CHECK(info->transforms[1] != DeltaTransform::full);  // unchanged: all zero
+  CHECK(info->transforms[2] == DeltaTransform::full);  // re-initialised: nothing to gain from the base
+}
+
+TEST_CASE("a delta applied to another base is refused, naming both versions") {
+  const auto [base, target] = version_pair();
+  auto delta = encode_delta(base, target, 1);
+  REQUIRE(delta);
+  auto other = target;  // same layout, other values
+  auto wrong = apply_delta(other, *delta, "v1-v2.delta");
+  REQUIRE_FALSE(wrong);
+  CHECK(wrong.error().message.find("v1-v2.delta: the delta applies to version 1") != std::string::npos);
+  CHECK(wrong.error().message.find("the base is version 2") != std::string::npos);
+
+  auto same_version = base;
+  same_version.values()[17] += 1.0f;  // same version number, different values
+  CHECK_FALSE(apply_delta(same_version, *delta, "v1-v2.delta"));
+
+  auto foreign = *weights::Weights::from_values(*weights::Layout::create({{"w", {3}}}), 1, {1, 2, 3});
+  auto layout = apply_delta(foreign, *delta, "v1-v2.delta");
+  REQUIRE_FALSE(layout);
+  CHECK(layout.error().message.find("the delta is for layout") != std::string::npos);
+  CHECK_FALSE(encode_delta(foreign, target, 1));
+}
+
+TEST_CASE("a truncated or damaged delta is an error, never a wrong model") {
+  const auto [base, target] = version_pair();
+  auto encoded = encode_delta(base, target, 1);
+  REQUIRE(encoded);
+  const auto& delta = *encoded;
+  for (std::size_t length = 0; length < delta.size(); length += 1 + length / 3) {
+    auto truncated = apply_delta(base, std::span(delta).first(length), "cut.delta");
+    REQUIRE_FALSE(truncated);
+    CHECK(truncated.error().message.find("cut.delta: ") == 0);
+  }
+  // A flipped bit anywhere: refused by a header check, zstd, or the target hash.
+  for (std::size_t at = 0; at < delta.size(); at += 1 + at / 5) {
+    auto damaged = delta;
+    damaged[at] ^= 0x10;
+    auto result = apply_delta(base, damaged, "damaged.delta");
+    INFO("flipped byte " << at);
+    REQUIRE_FALSE(result);
+  }
+  auto longer = delta;
+  longer.push_back(0);
+  auto trailing = apply_delta(base, longer, "long.delta");
+  REQUIRE_FALSE(trailing);
+  CHECK(trailing.error().message.find("1 bytes after the last tensor") != std::string::npos);
+}
