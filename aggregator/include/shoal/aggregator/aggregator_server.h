@@ -14,8 +14,8 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
 #include <ostream>
+#include <set>
 #include <string>
 
 #include <zmq.hpp>
