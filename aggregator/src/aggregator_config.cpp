@@ -1,23 +1,6 @@
 #include "shoal/aggregator/aggregator_config.h"
 
 namespace shoal::aggregator {
-namespace {
-
-// Reads an enum setting by name through `parse` (which lists the valid names).
-template <typename Kind, typename Parse>
-void read_named(config::ConfigFile& file, std::string_view key, Kind& out, Parse parse) {
-  std::string name;
-  file.read(key, name);
-  if (!file.has(key)) return;
-  auto kind = parse(name);
-  if (kind) {
-    out = *kind;
-  } else {
-    file.fail(key, kind.error().message);
-  }
-}
-
-}  // namespace
 
 void read_round_settings(config::ConfigFile& file, RoundConfig& round, StrategyConfig& strategy) {
   file.read("cohort.min_devices", round.min_devices);
@@ -37,12 +20,12 @@ void read_round_settings(config::ConfigFile& file, RoundConfig& round, StrategyC
   file.read("training.proximal_mu", round.plan.proximal_mu);
   file.read("training.seed", round.plan.seed);
 
-  read_named(file, "aggregation.strategy", strategy.kind, parse_strategy);
+  file.read_choice("aggregation.strategy", strategy.kind, parse_strategy);
   file.read("aggregation.server_learning_rate", strategy.server_learning_rate);
   file.read("aggregation.beta1", strategy.beta1);
   file.read("aggregation.beta2", strategy.beta2);
   file.read("aggregation.tau", strategy.tau);
-  read_named(file, "aggregation.combiner", round.combiner, parse_combiner);
+  file.read_choice("aggregation.combiner", round.combiner, parse_combiner);
   file.read("aggregation.trim_fraction", round.trim_fraction);
 
   file.read("evaluation.every", round.evaluate_every);

@@ -5,7 +5,8 @@
 //   shoal-aggregator revoke device.pub --config configs/aggregator.toml
 //
 // enroll and revoke edit the enrolment list in place; a running aggregator
-// picks the change up at the next handshake, without a restart.
+// picks the change up at the next handshake, and within a second cuts off a
+// connected device that was revoked, without a restart.
 #include <CLI/CLI.hpp>
 
 #include <csignal>

@@ -97,13 +97,7 @@ Result<SimulationConfig> load_simulation_config(const fs::path& path) {
   if (!file) return file.error();
   SimulationConfig config;
   file->read("fleet.devices", config.devices);
-  std::string split = "dirichlet";
-  file->read("fleet.split", split);
-  if (auto kind = parse_split(split)) {
-    config.split = *kind;
-  } else {
-    file->fail("fleet.split", kind.error().message);
-  }
+  file->read_choice("fleet.split", config.split, parse_split);
   file->read("fleet.alpha", config.alpha);
   file->read("fleet.seed", config.seed);
   file->read("fleet.rounds", config.round.final_version);

@@ -56,6 +56,19 @@ TEST_CASE("round messages round-trip every field") {
   CHECK(evaluation->accuracy == 0.85);
 }
 
+TEST_CASE("an update part carries its offset, a whole number of parts in") {
+  auto report = sample_update();
+  report.offset = 3 * kUpdatePartValues;
+  auto part = round_trip(report, 1);
+  REQUIRE(part);
+  CHECK(part->offset == 3 * kUpdatePartValues);
+  report.offset = kUpdatePartValues + 5;
+  auto misaligned = round_trip(report, 1);
+  REQUIRE_FALSE(misaligned);
+  CHECK(misaligned.error().fault == DecodeFault::invalid_value);
+  CHECK(misaligned.error().field == "offset");
+}
+
 TEST_CASE("an update report without its update frame is refused") {
   auto update = round_trip(sample_update(), 0);
   REQUIRE_FALSE(update);

@@ -165,6 +165,21 @@ Result<DeltaInfo> read_header(crypto::ByteReader& reader, std::string_view sourc
   return info;
 }
 
+struct TensorEntry {
+  std::uint8_t transform;
+  std::span<const std::uint8_t> frame;
+};
+
+// One tensor's transform code and zstd frame; `name` is for errors.
+Result<TensorEntry> read_tensor_entry(crypto::ByteReader& reader, std::string_view source, const std::string& name) {
+  auto code = reader.read_le<std::uint8_t>("a tensor's transform");
+  auto length = reader.read_le<std::uint64_t>("a tensor's length");
+  if (!code || !length) return corrupt(source, (code ? length.error() : code.error()).message);
+  auto frame = reader.read_bytes(*length, "a tensor's data");
+  if (!frame) return corrupt(source, name + frame.error().message);
+  return TensorEntry{*code, *frame};
+}
+
 }  // namespace
 
 Result<DeltaInfo> read_delta_info(std::span<const std::uint8_t> delta, std::string_view source) {
@@ -172,11 +187,9 @@ Result<DeltaInfo> read_delta_info(std::span<const std::uint8_t> delta, std::stri
   auto info = read_header(reader, source);
   if (!info) return info.error();
   for (auto& transform : info->transforms) {
-    auto code = reader.read_le<std::uint8_t>("a tensor's transform");
-    auto length = reader.read_le<std::uint64_t>("a tensor's length");
-    if (!code || !length) return corrupt(source, (code ? length.error() : code.error()).message);
-    transform = static_cast<DeltaTransform>(*code);
-    if (auto frame = reader.read_bytes(*length, "a tensor's data"); !frame) return corrupt(source, frame.error().message);
+    auto entry = read_tensor_entry(reader, source, "");
+    if (!entry) return entry.error();
+    transform = static_cast<DeltaTransform>(entry->transform);
   }
   return info;
 }
@@ -205,23 +218,21 @@ Result<weights::Weights> apply_delta(const weights::Weights& base, std::span<con
   std::vector<float> values(base.values().size());
   for (std::size_t t = 0; t < layout.tensors().size(); ++t) {
     const auto& name = layout.tensors()[t].name;
-    auto code = reader.read_le<std::uint8_t>("a tensor's transform");
-    auto length = reader.read_le<std::uint64_t>("a tensor's length");
-    if (!code || !length) return corrupt(source, (code ? length.error() : code.error()).message);
-    const auto transform = static_cast<DeltaTransform>(*code);
+    auto entry = read_tensor_entry(reader, source, "tensor " + name + ": ");
+    if (!entry) return entry.error();
+    const auto transform = static_cast<DeltaTransform>(entry->transform);
     if (transform != DeltaTransform::xor_bits && transform != DeltaTransform::diff_bits &&
         transform != DeltaTransform::full) {
-      return corrupt(source, "tensor " + name + ": unknown transform " + std::to_string(*code));
+      return corrupt(source, "tensor " + name + ": unknown transform " + std::to_string(entry->transform));
     }
-    auto frame = reader.read_bytes(*length, "a tensor's data");
-    if (!frame) return corrupt(source, "tensor " + name + ": " + frame.error().message);
+    const auto frame = entry->frame;
     const auto base_bits = bits_of(base.tensor(t));
     std::vector<std::uint8_t> planes(base_bits.size() * 4);
     // The frame must hold exactly the tensor's bytes: a corrupt size cannot make us allocate.
-    if (ZSTD_getFrameContentSize(frame->data(), frame->size()) != planes.size()) {
+    if (ZSTD_getFrameContentSize(frame.data(), frame.size()) != planes.size()) {
       return corrupt(source, "tensor " + name + ": its data is not " + std::to_string(planes.size()) + " bytes");
     }
-    const std::size_t size = ZSTD_decompress(planes.data(), planes.size(), frame->data(), frame->size());
+    const std::size_t size = ZSTD_decompress(planes.data(), planes.size(), frame.data(), frame.size());
     if (ZSTD_isError(size) || size != planes.size()) {
       return corrupt(source, "tensor " + name + ": " +
                                  (ZSTD_isError(size) ? std::string(ZSTD_getErrorName(size)) : "short data"));

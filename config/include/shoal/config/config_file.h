@@ -45,6 +45,20 @@ class ConfigFile {
   // A duration given in (possibly fractional) seconds.
   void read_seconds(std::string_view key, std::chrono::milliseconds& out);
 
+  // A named choice (a strategy, a split), turned into `out` by `parse`,
+  // whose error lists the valid names.
+  template <typename Kind, typename Parse>
+  void read_choice(std::string_view key, Kind& out, Parse parse) {
+    std::string name;
+    read(key, name);
+    if (!has(key)) return;
+    if (auto kind = parse(name)) {
+      out = *kind;
+    } else {
+      fail(key, kind.error().message);
+    }
+  }
+
   // An error for `key` found by the caller (e.g. an unknown strategy name).
   void fail(std::string_view key, const std::string& detail);
   bool has(std::string_view key) const;
