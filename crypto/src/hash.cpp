@@ -49,6 +49,17 @@ Blake2b256Digest blake2b256(std::span<const std::uint8_t> bytes) {
   return Blake2b256().update(bytes).finish();
 }
 
+Sha256Digest sha256(std::span<const std::uint8_t> bytes) {
+  detail::ensure_sodium();
+  Sha256Digest digest{};
+  crypto_hash_sha256(digest.data(), bytes.data(), bytes.size());
+  return digest;
+}
+
+Sha256Digest sha256(std::string_view text) {
+  return sha256(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+}
+
 Result<Blake2b256Digest> hash_file(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

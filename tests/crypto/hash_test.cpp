@@ -49,3 +49,8 @@ TEST_CASE("finishing a hash twice is a programming error") {
   (void)hasher.finish();
   CHECK_THROWS_AS(hasher.finish(), std::logic_error);
 }
+
+TEST_CASE("SHA-256 matches the FIPS 180-2 test vectors") {
+  CHECK(to_hex(sha256("")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(to_hex(sha256("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}

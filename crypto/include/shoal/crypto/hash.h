@@ -1,6 +1,8 @@
 // BLAKE2b-256 (libsodium's crypto_generichash with a 32-byte output): the
-// hash shoal uses for weights payloads, release targets and key ids.
+// hash shoal uses for weights payloads, deltas and key ids.
 // Blake2b256 hashes a stream of chunks; hash_file streams a file from disk.
+// SHA-256 is there for release metadata, where The Update Framework's
+// tooling expects it (key ids, target and metadata hashes).
 #pragma once
 
 #include <sodium.h>
@@ -40,6 +42,12 @@ class Blake2b256 {
 };
 
 Blake2b256Digest blake2b256(std::span<const std::uint8_t> bytes);
+
+inline constexpr std::size_t kSha256Bytes = 32;
+using Sha256Digest = std::array<std::uint8_t, kSha256Bytes>;
+
+Sha256Digest sha256(std::span<const std::uint8_t> bytes);
+Sha256Digest sha256(std::string_view text);
 
 // Hashes the file at `path` in fixed-size chunks; memory use does not grow
 // with the file. Errors name the file and the failed operation.
