@@ -1,0 +1,459 @@
+#include "shoal/updater/tuf_metadata.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <set>
+
+#include "shoal/crypto/encoding.h"
+#include "shoal/crypto/hash.h"
+#include "shoal/updater/canonical_json.h"
+
+namespace shoal::updater {
+namespace {
+
+using nlohmann::json;
+
+Error field_error(std::string_view source, std::string_view field, std::string_view problem) {
+  return make_error(ErrorCode::corrupt, std::string(source) + ": " + std::string(field) + " " + std::string(problem));
+}
+
+// The member `name` of `object`, of the JSON type `type`, or an error naming it.
+Result<const json*> member(const json& object, std::string_view source, const std::string& name, json::value_t type) {
+  auto found = object.find(name);
+  if (found == object.end()) return field_error(source, name, "is missing");
+  const bool matches = found->type() == type ||
+                       (type == json::value_t::number_unsigned && found->type() == json::value_t::number_integer &&
+                        found->get<std::int64_t>() >= 0);
+  if (!matches) {
+    const char* expected = type == json::value_t::object   ? "an object"
+                           : type == json::value_t::array  ? "an array"
+                           : type == json::value_t::string ? "a string"
+                           : type == json::value_t::boolean ? "a boolean"
+                                                            : "a non-negative integer";
+    return field_error(source, name, std::string("must be ") + expected + ", not " + found->type_name());
+  }
+  return &*found;
+}
+
+Result<std::uint64_t> unsigned_member(const json& object, std::string_view source, const std::string& name) {
+  auto value = member(object, source, name, json::value_t::number_unsigned);
+  if (!value) return value.error();
+  return (*value)->get<std::uint64_t>();
+}
+
+Result<std::string> string_member(const json& object, std::string_view source, const std::string& name) {
+  auto value = member(object, source, name, json::value_t::string);
+  if (!value) return value.error();
+  return (*value)->get<std::string>();
+}
+
+json common_fields(std::string_view type, std::uint64_t version, UnixTime expires) {
+  return json{{"_type", type}, {"spec_version", kTufSpecVersion}, {"version", version}, {"expires", format_utc(expires)}};
+}
+
+struct Common {
+  std::uint64_t version = 0;
+  UnixTime expires = 0;
+};
+
+// _type, spec_version (major 1), version ≥ 1 and expires.
+Result<Common> parse_common(const json& signed_part, std::string_view source, RoleName role) {
+  if (!signed_part.is_object()) return field_error(source, "signed", "must be an object");
+  auto type = string_member(signed_part, source, "_type");
+  if (!type) return type.error();
+  if (*type != role_name(role)) {
+    return field_error(source, "_type", "is '" + *type + "', expected '" + std::string(role_name(role)) + "'");
+  }
+  auto spec = string_member(signed_part, source, "spec_version");
+  if (!spec) return spec.error();
+  if (spec->rfind("1.", 0) != 0) {
+    return make_error(ErrorCode::unsupported,
+                      std::string(source) + ": spec_version '" + *spec + "' is not TUF 1.x, which this build reads");
+  }
+  Common common;
+  auto version = unsigned_member(signed_part, source, "version");
+  if (!version) return version.error();
+  if (*version == 0) return field_error(source, "version", "must be at least 1");
+  common.version = *version;
+  auto expires_text = string_member(signed_part, source, "expires");
+  if (!expires_text) return expires_text.error();
+  auto expires = parse_utc(*expires_text, std::string(source) + ": expires");
+  if (!expires) return expires.error();
+  common.expires = *expires;
+  return common;
+}
+
+Result<std::map<std::string, std::string>> parse_hashes(const json& object, std::string_view source,
+                                                        const std::string& where) {
+  auto hashes = member(object, source, "hashes", json::value_t::object);
+  if (!hashes) return field_error(source, where + ".hashes", "is missing or not an object");
+  std::map<std::string, std::string> out;
+  for (const auto& [algorithm, digest] : (*hashes)->items()) {
+    if (!digest.is_string()) return field_error(source, where + ".hashes." + algorithm, "must be a hex string");
+    auto bytes = crypto::from_hex(digest.get<std::string>(), where + ".hashes." + algorithm);
+    if (!bytes) return field_error(source, where + ".hashes." + algorithm, "is not hex");
+    out[algorithm] = digest.get<std::string>();
+  }
+  return out;
+}
+
+Result<MetaFile> parse_meta_file(const json& object, std::string_view source, const std::string& where) {
+  if (!object.is_object()) return field_error(source, where, "must be an object");
+  MetaFile file;
+  auto version = unsigned_member(object, source, "version");
+  if (!version) return field_error(source, where + ".version", "is missing or not a non-negative integer");
+  file.version = *version;
+  if (object.contains("length")) {
+    auto length = unsigned_member(object, source, "length");
+    if (!length) return field_error(source, where + ".length", "must be a non-negative integer");
+    file.length = *length;
+  }
+  if (object.contains("hashes")) {
+    auto hashes = parse_hashes(object, source, where);
+    if (!hashes) return hashes.error();
+    file.hashes = std::move(hashes).value();
+  }
+  return file;
+}
+
+json meta_file_json(const MetaFile& file) {
+  json out{{"version", file.version}};
+  if (file.length) out["length"] = *file.length;
+  if (!file.hashes.empty()) out["hashes"] = file.hashes;
+  return out;
+}
+
+std::string signed_bytes_or_throw(const json& signed_part) {
+  auto bytes = canonical_json(signed_part);
+  if (!bytes) throw std::logic_error(bytes.error().describe());
+  return std::move(bytes).value();
+}
+
+}  // namespace
+
+std::string_view role_name(RoleName role) {
+  switch (role) {
+    case RoleName::root: return "root";
+    case RoleName::targets: return "targets";
+    case RoleName::snapshot: return "snapshot";
+    case RoleName::timestamp: return "timestamp";
+  }
+  return "?";
+}
+
+Result<RoleName> parse_role_name(std::string_view text) {
+  for (RoleName role : kAllRoles) {
+    if (role_name(role) == text) return role;
+  }
+  return make_error(ErrorCode::invalid_argument,
+                    "unknown role '" + std::string(text) + "' (expected root, targets, snapshot or timestamp)");
+}
+
+std::string metadata_file_name(RoleName role) { return std::string(role_name(role)) + ".json"; }
+
+std::string format_utc(UnixTime time) {
+  const std::time_t seconds = static_cast<std::time_t>(time);
+  std::tm parts{};
+  gmtime_r(&seconds, &parts);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text;
+}
+
+Result<UnixTime> parse_utc(std::string_view text, std::string_view where) {
+  std::tm parts{};
+  int consumed = 0;
+  const std::string copy(text);
+  const bool scanned = std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &parts.tm_year, &parts.tm_mon,
+                                   &parts.tm_mday, &parts.tm_hour, &parts.tm_min, &parts.tm_sec, &consumed) == 6;
+  if (scanned) {
+    parts.tm_year -= 1900;
+    parts.tm_mon -= 1;
+    const UnixTime time = timegm(&parts);
+    // Round-tripping refuses out-of-range fields (month 13) and other spellings.
+    if (static_cast<std::size_t>(consumed) == text.size() && format_utc(time) == text) return time;
+  }
+  return make_error(ErrorCode::corrupt, std::string(where) + " '" + copy + "' is not a time of the form 2027-01-31T23:59:59Z");
+}
+
+UnixTime now_utc() { return static_cast<UnixTime>(std::time(nullptr)); }
+
+json key_json(const crypto::Ed25519PublicKey& key) {
+  return json{{"keytype", "ed25519"}, {"scheme", "ed25519"}, {"keyval", {{"public", crypto::to_hex(key)}}}};
+}
+
+std::string key_id(const crypto::Ed25519PublicKey& key) {
+  return crypto::to_hex(crypto::sha256(signed_bytes_or_throw(key_json(key))));
+}
+
+std::map<std::string, std::string> file_hashes(std::span<const std::uint8_t> bytes) {
+  return {{"sha256", crypto::to_hex(crypto::sha256(bytes))}};
+}
+
+Status check_hashes(std::span<const std::uint8_t> bytes, const std::map<std::string, std::string>& hashes,
+                    std::string_view what) {
+  bool checked = false;
+  for (const auto& [algorithm, expected] : hashes) {
+    std::string actual;
+    if (algorithm == "sha256") {
+      actual = crypto::to_hex(crypto::sha256(bytes));
+    } else if (algorithm == "sha512") {
+      std::array<std::uint8_t, crypto_hash_sha512_BYTES> digest{};
+      crypto_hash_sha512(digest.data(), bytes.data(), bytes.size());
+      actual = crypto::to_hex(digest);
+    } else {
+      continue;
+    }
+    std::string lower = expected;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (actual != lower) {
+      return make_error(ErrorCode::verification, std::string(what) + ": " + algorithm + " is " + actual +
+                                                     ", the signed metadata says " + lower);
+    }
+    checked = true;
+  }
+  if (!checked) {
+    return make_error(ErrorCode::unsupported, std::string(what) + ": the metadata lists no sha256 or sha512 hash");
+  }
+  return ok_status();
+}
+
+json to_json(const RootMetadata& root) {
+  json out = common_fields("root", root.version, root.expires);
+  out["consistent_snapshot"] = root.consistent_snapshot;
+  json keys = json::object();
+  for (const auto& [id, key] : root.keys) keys[id] = key_json(key);
+  out["keys"] = keys;
+  json roles = json::object();
+  for (const auto& [role, role_keys] : root.roles) {
+    roles[std::string(role_name(role))] = json{{"keyids", role_keys.keyids}, {"threshold", role_keys.threshold}};
+  }
+  out["roles"] = roles;
+  return out;
+}
+
+Result<RootMetadata> parse_root(const json& signed_part, std::string_view source) {
+  auto common = parse_common(signed_part, source, RoleName::root);
+  if (!common) return common.error();
+  RootMetadata root;
+  root.version = common->version;
+  root.expires = common->expires;
+  auto consistent = member(signed_part, source, "consistent_snapshot", json::value_t::boolean);
+  if (!consistent) return consistent.error();
+  root.consistent_snapshot = (*consistent)->get<bool>();
+  auto keys = member(signed_part, source, "keys", json::value_t::object);
+  if (!keys) return keys.error();
+  for (const auto& [id, key] : (*keys)->items()) {
+    const std::string where = "keys." + id;
+    if (!key.is_object()) return field_error(source, where, "must be an object");
+    auto type = string_member(key, source, "keytype");
+    auto scheme = string_member(key, source, "scheme");
+    if (!type || !scheme || *type != "ed25519" || *scheme != "ed25519") {
+      return make_error(ErrorCode::unsupported,
+                        std::string(source) + ": " + where + " is not an ed25519 key, the only kind this build reads");
+    }
+    auto keyval = member(key, source, "keyval", json::value_t::object);
+    if (!keyval) return field_error(source, where + ".keyval", "is missing or not an object");
+    auto public_hex = string_member(**keyval, source, "public");
+    if (!public_hex) return field_error(source, where + ".keyval.public", "is missing or not a string");
+    auto public_key = crypto::array_from_hex<crypto::kEd25519PublicKeyBytes>(*public_hex, where + ".keyval.public");
+    if (!public_key) return field_error(source, where + ".keyval.public", "is not 32 bytes of hex");
+    if (key_id(*public_key) != id) return field_error(source, where, "is not the id of its key (" + key_id(*public_key) + ")");
+    root.keys[id] = *public_key;
+  }
+  auto roles = member(signed_part, source, "roles", json::value_t::object);
+  if (!roles) return roles.error();
+  for (RoleName role : kAllRoles) {
+    const std::string where = "roles." + std::string(role_name(role));
+    auto found = (*roles)->find(std::string(role_name(role)));
+    if (found == (*roles)->end() || !found->is_object()) return field_error(source, where, "is missing");
+    RoleKeys role_keys;
+    auto keyids = member(*found, source, "keyids", json::value_t::array);
+    if (!keyids) return field_error(source, where + ".keyids", "is missing or not an array");
+    std::set<std::string> seen;
+    for (const auto& id : **keyids) {
+      if (!id.is_string()) return field_error(source, where + ".keyids", "must hold strings");
+      const std::string text = id.get<std::string>();
+      if (!root.keys.contains(text)) return field_error(source, where + ".keyids", "names key " + text + ", not in keys");
+      if (!seen.insert(text).second) return field_error(source, where + ".keyids", "names key " + text + " twice");
+      role_keys.keyids.push_back(text);
+    }
+    auto threshold = unsigned_member(*found, source, "threshold");
+    if (!threshold) return field_error(source, where + ".threshold", "is missing or not a non-negative integer");
+    if (*threshold < 1 || *threshold > role_keys.keyids.size()) {
+      return field_error(source, where + ".threshold",
+                         "is " + std::to_string(*threshold) + ", must be 1 to the role's " +
+                             std::to_string(role_keys.keyids.size()) + " key(s)");
+    }
+    role_keys.threshold = static_cast<std::uint32_t>(*threshold);
+    root.roles[role] = std::move(role_keys);
+  }
+  return root;
+}
+
+json to_json(const TargetsMetadata& targets) {
+  json out = common_fields("targets", targets.version, targets.expires);
+  json files = json::object();
+  for (const auto& [path, file] : targets.targets) {
+    json entry{{"length", file.length}, {"hashes", file.hashes}};
+    if (!file.custom.empty()) entry["custom"] = file.custom;
+    files[path] = entry;
+  }
+  out["targets"] = files;
+  return out;
+}
+
+Result<TargetsMetadata> parse_targets(const json& signed_part, std::string_view source) {
+  auto common = parse_common(signed_part, source, RoleName::targets);
+  if (!common) return common.error();
+  TargetsMetadata targets;
+  targets.version = common->version;
+  targets.expires = common->expires;
+  auto files = member(signed_part, source, "targets", json::value_t::object);
+  if (!files) return files.error();
+  for (const auto& [path, entry] : (*files)->items()) {
+    const std::string where = "targets['" + path + "']";
+    // A target path is relative and stays inside the targets directory.
+    if (path.empty() || path.front() == '/' || path.find("..") != std::string::npos) {
+      return field_error(source, where, "is not a relative path inside the repository");
+    }
+    if (!entry.is_object()) return field_error(source, where, "must be an object");
+    TargetFile file;
+    auto length = unsigned_member(entry, source, "length");
+    if (!length) return field_error(source, where + ".length", "is missing or not a non-negative integer");
+    file.length = *length;
+    auto hashes = parse_hashes(entry, source, where);
+    if (!hashes) return hashes.error();
+    file.hashes = std::move(hashes).value();
+    if (entry.contains("custom")) {
+      if (!entry["custom"].is_object()) return field_error(source, where + ".custom", "must be an object");
+      file.custom = entry["custom"];
+    }
+    targets.targets[path] = std::move(file);
+  }
+  return targets;
+}
+
+json to_json(const SnapshotMetadata& snapshot) {
+  json out = common_fields("snapshot", snapshot.version, snapshot.expires);
+  json meta = json::object();
+  for (const auto& [name, file] : snapshot.meta) meta[name] = meta_file_json(file);
+  out["meta"] = meta;
+  return out;
+}
+
+Result<SnapshotMetadata> parse_snapshot(const json& signed_part, std::string_view source) {
+  auto common = parse_common(signed_part, source, RoleName::snapshot);
+  if (!common) return common.error();
+  SnapshotMetadata snapshot;
+  snapshot.version = common->version;
+  snapshot.expires = common->expires;
+  auto meta = member(signed_part, source, "meta", json::value_t::object);
+  if (!meta) return meta.error();
+  for (const auto& [name, entry] : (*meta)->items()) {
+    auto file = parse_meta_file(entry, source, "meta['" + name + "']");
+    if (!file) return file.error();
+    snapshot.meta[name] = std::move(file).value();
+  }
+  return snapshot;
+}
+
+json to_json(const TimestampMetadata& timestamp) {
+  json out = common_fields("timestamp", timestamp.version, timestamp.expires);
+  out["meta"] = json{{"snapshot.json", meta_file_json(timestamp.snapshot)}};
+  return out;
+}
+
+Result<TimestampMetadata> parse_timestamp(const json& signed_part, std::string_view source) {
+  auto common = parse_common(signed_part, source, RoleName::timestamp);
+  if (!common) return common.error();
+  TimestampMetadata timestamp;
+  timestamp.version = common->version;
+  timestamp.expires = common->expires;
+  auto meta = member(signed_part, source, "meta", json::value_t::object);
+  if (!meta) return meta.error();
+  auto snapshot = (*meta)->find("snapshot.json");
+  if (snapshot == (*meta)->end()) return field_error(source, "meta['snapshot.json']", "is missing");
+  auto file = parse_meta_file(*snapshot, source, "meta['snapshot.json']");
+  if (!file) return file.error();
+  timestamp.snapshot = std::move(file).value();
+  return timestamp;
+}
+
+Result<SignedMetadata> parse_metadata_file(std::span<const std::uint8_t> bytes, std::string_view source) {
+  json document = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded()) return make_error(ErrorCode::corrupt, std::string(source) + ": not valid JSON");
+  if (!document.is_object()) return field_error(source, "the document", "must be a JSON object");
+  SignedMetadata metadata;
+  auto signed_part = member(document, source, "signed", json::value_t::object);
+  if (!signed_part) return signed_part.error();
+  metadata.signed_part = **signed_part;
+  if (auto bytes_ok = canonical_json(metadata.signed_part); !bytes_ok) {
+    return field_error(source, "signed", "cannot be put in canonical form: " + bytes_ok.error().message);
+  }
+  auto signatures = member(document, source, "signatures", json::value_t::array);
+  if (!signatures) return signatures.error();
+  for (const auto& entry : **signatures) {
+    if (!entry.is_object()) return field_error(source, "signatures", "must hold objects");
+    auto keyid = string_member(entry, source, "keyid");
+    auto sig = string_member(entry, source, "sig");
+    if (!keyid || !sig) return field_error(source, "signatures", "entries need a keyid and a sig string");
+    auto sig_bytes = crypto::array_from_hex<crypto::kEd25519SignatureBytes>(*sig, "sig");
+    if (!sig_bytes) return field_error(source, "signature by " + *keyid, "is not 64 bytes of hex");
+    metadata.signatures.push_back(Signature{*keyid, *sig_bytes});
+  }
+  return metadata;
+}
+
+std::string format_metadata_file(const SignedMetadata& metadata) {
+  json signatures = json::array();
+  for (const auto& signature : metadata.signatures) {
+    signatures.push_back(json{{"keyid", signature.keyid}, {"sig", crypto::to_hex(signature.sig)}});
+  }
+  return json{{"signatures", signatures}, {"signed", metadata.signed_part}}.dump(1, ' ') + "\n";
+}
+
+Status add_signature(SignedMetadata& metadata, const crypto::IdentityKeyPair& key) {
+  auto bytes = canonical_json(metadata.signed_part);
+  if (!bytes) return bytes.error();
+  const std::string id = key_id(key.public_identity().ed25519());
+  std::erase_if(metadata.signatures, [&](const Signature& signature) { return signature.keyid == id; });
+  metadata.signatures.push_back(
+      Signature{id, key.sign(std::span(reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size()))});
+  return ok_status();
+}
+
+std::size_t count_valid_signatures(const SignedMetadata& metadata, const RootMetadata& root, RoleName role) {
+  auto role_keys = root.roles.find(role);
+  auto bytes = canonical_json(metadata.signed_part);
+  if (role_keys == root.roles.end() || !bytes) return 0;
+  const std::span message(reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size());
+  std::set<std::string> counted;
+  for (const auto& signature : metadata.signatures) {
+    const auto& ids = role_keys->second.keyids;
+    if (counted.contains(signature.keyid) || std::find(ids.begin(), ids.end(), signature.keyid) == ids.end()) continue;
+    auto key = root.keys.find(signature.keyid);
+    if (key == root.keys.end()) continue;
+    auto public_identity = crypto::PublicIdentity::from_ed25519(key->second);
+    if (public_identity && public_identity->verify(message, signature.sig)) counted.insert(signature.keyid);
+  }
+  return counted.size();
+}
+
+Status verify_threshold(const SignedMetadata& metadata, const RootMetadata& root, RoleName role,
+                        std::string_view source) {
+  const std::size_t valid = count_valid_signatures(metadata, root, role);
+  const std::uint32_t threshold = root.roles.at(role).threshold;
+  if (valid < threshold) {
+    return make_error(ErrorCode::verification,
+                      std::string(source) + ": " + std::to_string(valid) + " valid signature(s) from " +
+                          std::string(role_name(role)) + " keys of root version " + std::to_string(root.version) +
+                          ", the threshold is " + std::to_string(threshold));
+  }
+  return ok_status();
+}
+
+}  // namespace shoal::updater
