@@ -1,0 +1,379 @@
+#include "shoal/updater/release_repository.h"
+
+#include <algorithm>
+#include <set>
+
+#include "shoal/crypto/durable_file.h"
+#include "shoal/crypto/encoding.h"
+#include "shoal/updater/delta_codec.h"
+#include "shoal/weights/weights_file.h"
+
+namespace fs = std::filesystem;
+
+namespace shoal::updater {
+namespace {
+
+constexpr std::size_t kMaxMetadataBytes = 64 << 20;
+constexpr std::size_t kMaxTargetBytes = std::size_t{8} << 30;
+constexpr UnixTime kDay = 24 * 60 * 60;
+
+fs::path metadata_dir(const fs::path& repo) { return repo / "metadata"; }
+fs::path staged_dir(const fs::path& repo) { return repo / "staged"; }
+fs::path targets_dir(const fs::path& repo) { return repo / "targets"; }
+
+std::span<const std::uint8_t> as_bytes(const std::string& text) {
+  return std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
+}
+
+Result<std::optional<SignedMetadata>> read_optional_metadata(const fs::path& path) {
+  if (!fs::exists(path)) return std::optional<SignedMetadata>();
+  auto bytes = crypto::read_file(path, kMaxMetadataBytes);
+  if (!bytes) return bytes.error();
+  auto metadata = parse_metadata_file(as_bytes(*bytes), path.string());
+  if (!metadata) return metadata.error();
+  return std::optional<SignedMetadata>(std::move(metadata).value());
+}
+
+Result<SignedMetadata> read_metadata(const fs::path& path) {
+  auto metadata = read_optional_metadata(path);
+  if (!metadata) return metadata.error();
+  if (!*metadata) return make_error(ErrorCode::not_found, path.string() + " does not exist");
+  return std::move(**metadata);
+}
+
+Status write_metadata(const fs::path& path, const SignedMetadata& metadata) {
+  return crypto::write_file_durably(path, format_metadata_file(metadata));
+}
+
+Result<std::map<std::string, crypto::Ed25519PublicKey>> apply_key_choices(
+    RootMetadata& root, const std::map<RoleName, RoleKeyChoice>& choices) {
+  for (const auto& [role, choice] : choices) {
+    if (choice.keys.empty()) {
+      return make_error(ErrorCode::invalid_argument, "the " + std::string(role_name(role)) + " role needs a key");
+    }
+    if (choice.threshold < 1 || choice.threshold > choice.keys.size()) {
+      return make_error(ErrorCode::invalid_argument,
+                        "the " + std::string(role_name(role)) + " threshold " + std::to_string(choice.threshold) +
+                            " must be 1 to its " + std::to_string(choice.keys.size()) + " key(s)");
+    }
+    RoleKeys role_keys;
+    role_keys.threshold = choice.threshold;
+    for (const auto& key : choice.keys) {
+      const std::string id = key_id(key.ed25519());
+      if (std::find(role_keys.keyids.begin(), role_keys.keyids.end(), id) != role_keys.keyids.end()) {
+        return make_error(ErrorCode::invalid_argument,
+                          "the " + std::string(role_name(role)) + " role names key " + id + " twice");
+      }
+      role_keys.keyids.push_back(id);
+    }
+    root.roles[role] = std::move(role_keys);
+  }
+  // Keep exactly the keys some role uses.
+  std::map<std::string, crypto::Ed25519PublicKey> known = root.keys;
+  for (const auto& [role, choice] : choices) {
+    for (const auto& key : choice.keys) known[key_id(key.ed25519())] = key.ed25519();
+  }
+  root.keys.clear();
+  for (const auto& [role, role_keys] : root.roles) {
+    for (const auto& id : role_keys.keyids) root.keys[id] = known.at(id);
+  }
+  return root.keys;
+}
+
+bool valid_model_name(const std::string& name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
+
+}  // namespace
+
+Result<ReleaseRepository> ReleaseRepository::init(const fs::path& dir, const std::map<RoleName, RoleKeyChoice>& keys,
+                                                  UnixTime now, const ExpiryDays& expiry) {
+  if (fs::exists(staged_dir(dir) / "root.json") || fs::exists(metadata_dir(dir) / "root.json")) {
+    return make_error(ErrorCode::invalid_argument, dir.string() + " already holds a release repository");
+  }
+  for (RoleName role : kAllRoles) {
+    if (!keys.contains(role)) {
+      return make_error(ErrorCode::invalid_argument, "init needs keys for the " + std::string(role_name(role)) + " role");
+    }
+  }
+  RootMetadata root;
+  root.version = 1;
+  root.expires = now + expiry.root * kDay;
+  if (auto applied = apply_key_choices(root, keys); !applied) return applied.error();
+  std::error_code error;
+  for (const fs::path& sub : {metadata_dir(dir), staged_dir(dir), targets_dir(dir)}) {
+    fs::create_directories(sub, error);
+    if (error) return make_error(ErrorCode::io, "cannot create " + sub.string() + ": " + error.message());
+  }
+  ReleaseRepository repository(dir);
+  repository.expiry_ = expiry;
+  repository.staged_root_ = root;
+  repository.staged_root_file_.signed_part = to_json(root);
+  repository.staged_targets_.version = 1;
+  repository.staged_targets_.expires = now + expiry.targets * kDay;
+  repository.staged_targets_file_.signed_part = to_json(repository.staged_targets_);
+  if (auto status = repository.save_staged_root(); !status) return status.error();
+  if (auto status = repository.save_staged_targets(); !status) return status.error();
+  return repository;
+}
+
+Result<ReleaseRepository> ReleaseRepository::open(const fs::path& dir) {
+  ReleaseRepository repository(dir);
+  if (auto status = repository.load(); !status) return status.error();
+  return repository;
+}
+
+Status ReleaseRepository::load() {
+  const fs::path root_path = staged_dir(dir_) / "root.json";
+  if (!fs::exists(root_path)) {
+    return make_error(ErrorCode::not_found, dir_.string() + " is not a release repository (no staged/root.json)");
+  }
+  auto root_file = read_metadata(root_path);
+  if (!root_file) return root_file.error();
+  auto root = parse_root(root_file->signed_part, root_path.string());
+  if (!root) return root.error();
+  const fs::path targets_path = staged_dir(dir_) / "targets.json";
+  auto targets_file = read_metadata(targets_path);
+  if (!targets_file) return targets_file.error();
+  auto targets = parse_targets(targets_file->signed_part, targets_path.string());
+  if (!targets) return targets.error();
+  staged_root_file_ = std::move(root_file).value();
+  staged_root_ = std::move(root).value();
+  staged_targets_file_ = std::move(targets_file).value();
+  staged_targets_ = std::move(targets).value();
+  return ok_status();
+}
+
+Status ReleaseRepository::save_staged_root() {
+  return write_metadata(staged_dir(dir_) / "root.json", staged_root_file_);
+}
+
+Status ReleaseRepository::save_staged_targets() {
+  return write_metadata(staged_dir(dir_) / "targets.json", staged_targets_file_);
+}
+
+Result<std::optional<RootMetadata>> ReleaseRepository::published_root() const {
+  const fs::path path = metadata_dir(dir_) / "root.json";
+  auto file = read_optional_metadata(path);
+  if (!file) return file.error();
+  if (!*file) return std::optional<RootMetadata>();
+  auto root = parse_root((*file)->signed_part, path.string());
+  if (!root) return root.error();
+  return std::optional<RootMetadata>(std::move(root).value());
+}
+
+Result<std::optional<RootMetadata>> ReleaseRepository::previous_root() const {
+  if (staged_root_.version == 1) return std::optional<RootMetadata>();
+  const fs::path path = metadata_dir(dir_) / (std::to_string(staged_root_.version - 1) + ".root.json");
+  auto file = read_metadata(path);
+  if (!file) return file.error();
+  auto root = parse_root(file->signed_part, path.string());
+  if (!root) return root.error();
+  return std::optional<RootMetadata>(std::move(root).value());
+}
+
+Result<std::optional<TargetsMetadata>> ReleaseRepository::published_targets() const {
+  const fs::path path = metadata_dir(dir_) / "targets.json";
+  auto file = read_optional_metadata(path);
+  if (!file) return file.error();
+  if (!*file) return std::optional<TargetsMetadata>();
+  auto targets = parse_targets((*file)->signed_part, path.string());
+  if (!targets) return targets.error();
+  return std::optional<TargetsMetadata>(std::move(targets).value());
+}
+
+Status ReleaseRepository::begin_targets_change(UnixTime now) {
+  auto published = published_targets();
+  if (!published) return published.error();
+  if (*published && (*published)->version >= staged_targets_.version) {
+    staged_targets_.version = (*published)->version + 1;
+  }
+  staged_targets_.expires = now + expiry_.targets * kDay;
+  return ok_status();
+}
+
+Result<AddedRelease> ReleaseRepository::add(const weights::Weights& weights, const std::string& model,
+                                            std::size_t delta_count, UnixTime now) {
+  if (!valid_model_name(model)) {
+    return make_error(ErrorCode::invalid_argument,
+                      "model name '" + model + "' must be 1 to 64 of a-z, 0-9, '-' and '_' (it names a directory)");
+  }
+  auto existing = release_files(staged_targets_, model, "staged/targets.json");
+  if (!existing) return existing.error();
+  if (!existing->empty() && existing->front().version >= weights.version()) {
+    return make_error(ErrorCode::invalid_argument,
+                      model + " version " + std::to_string(weights.version()) + " is not newer than the released " +
+                          std::to_string(existing->front().version) + ": releases never go backwards");
+  }
+  if (auto status = begin_targets_change(now); !status) return status.error();
+
+  AddedRelease added;
+  const std::vector<std::uint8_t> full_bytes = weights::encode_weights(weights);
+  added.full.path = full_file_path(model, weights.version());
+  added.full.length = full_bytes.size();
+  added.full.model = model;
+  added.full.version = weights.version();
+  added.full.values_hash = values_hash(weights);
+  std::vector<std::pair<ReleaseFile, std::vector<std::uint8_t>>> files;
+  files.emplace_back(added.full, full_bytes);
+
+  std::size_t bases = 0;
+  for (const ReleaseFile& older : *existing) {
+    if (older.kind != ReleaseFileKind::full || bases == delta_count) continue;
+    ++bases;
+    auto base = weights::read_weights_file(targets_dir(dir_) / older.path);
+    if (!base) return base.error();
+    auto delta = encode_delta(*base, weights);
+    if (!delta) {
+      added.skipped.push_back("no delta from version " + std::to_string(older.version) + ": " + delta.error().message);
+      continue;
+    }
+    if (static_cast<double>(delta->size()) >= kMaxDeltaFraction * static_cast<double>(full_bytes.size())) {
+      added.skipped.push_back("no delta from version " + std::to_string(older.version) + ": " +
+                              std::to_string(delta->size()) + " bytes, not enough smaller than the full file's " +
+                              std::to_string(full_bytes.size()));
+      continue;
+    }
+    ReleaseFile file = added.full;
+    file.path = delta_file_path(model, weights.version(), older.version);
+    file.length = delta->size();
+    file.kind = ReleaseFileKind::delta;
+    file.base_version = older.version;
+    file.base_values_hash = older.values_hash;
+    added.deltas.push_back(file);
+    files.emplace_back(file, std::move(delta).value());
+  }
+
+  // Target files first, then the metadata that names them.
+  for (const auto& [file, bytes] : files) {
+    const fs::path path = targets_dir(dir_) / file.path;
+    std::error_code error;
+    fs::create_directories(path.parent_path(), error);
+    if (error) return make_error(ErrorCode::io, "cannot create " + path.parent_path().string() + ": " + error.message());
+    if (auto status = crypto::write_file_durably(path, bytes); !status) return status.error();
+    TargetFile target;
+    target.length = bytes.size();
+    target.hashes = file_hashes(bytes);
+    target.custom = release_custom(file);
+    staged_targets_.targets[file.path] = std::move(target);
+  }
+  staged_targets_file_.signed_part = to_json(staged_targets_);
+  staged_targets_file_.signatures.clear();
+  if (auto status = save_staged_targets(); !status) return status.error();
+  return added;
+}
+
+Status ReleaseRepository::sign(RoleName role, const crypto::IdentityKeyPair& key) {
+  const std::string id = key_id(key.public_identity().ed25519());
+  auto holds = [&](const RootMetadata& root, RoleName of) {
+    const auto& ids = root.roles.at(of).keyids;
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+  if (role == RoleName::root) {
+    auto previous = previous_root();
+    if (!previous) return previous.error();
+    if (!holds(staged_root_, RoleName::root) && !(*previous && holds(**previous, RoleName::root))) {
+      return make_error(ErrorCode::permission, "key " + id + " is not a root key of root version " +
+                                                   std::to_string(staged_root_.version) + " or the one before");
+    }
+    if (auto status = add_signature(staged_root_file_, key); !status) return status;
+    return save_staged_root();
+  }
+  if (role == RoleName::targets) {
+    if (!holds(staged_root_, RoleName::targets)) {
+      return make_error(ErrorCode::permission, "key " + id + " is not a targets key of root version " +
+                                                   std::to_string(staged_root_.version));
+    }
+    if (auto status = add_signature(staged_targets_file_, key); !status) return status;
+    return save_staged_targets();
+  }
+  return make_error(ErrorCode::invalid_argument, "snapshot and timestamp are signed by publish, with the online keys");
+}
+
+Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
+                                  const crypto::IdentityKeyPair& timestamp_key, UnixTime now) {
+  // The root: its own threshold, and the previous root's for a rotation.
+  if (auto status = verify_threshold(staged_root_file_, staged_root_, RoleName::root, "staged root"); !status) {
+    return status;
+  }
+  auto previous = previous_root();
+  if (!previous) return previous.error();
+  if (*previous) {
+    if (auto status = verify_threshold(staged_root_file_, **previous, RoleName::root,
+                                       "staged root (signatures of the previous root's keys)");
+        !status) {
+      return status;
+    }
+  }
+  if (auto status = verify_threshold(staged_targets_file_, staged_root_, RoleName::targets, "staged targets");
+      !status) {
+    return status;
+  }
+  for (const auto& [role, key] : {std::pair{RoleName::snapshot, &snapshot_key}, {RoleName::timestamp, &timestamp_key}}) {
+    const auto& ids = staged_root_.roles.at(role).keyids;
+    if (std::find(ids.begin(), ids.end(), key_id(key->public_identity().ed25519())) == ids.end()) {
+      return make_error(ErrorCode::permission, "the " + std::string(role_name(role)) + " key given is not one of root version " +
+                                                   std::to_string(staged_root_.version) + "'s " +
+                                                   std::string(role_name(role)) + " keys");
+    }
+  }
+  const std::string root_text = format_metadata_file(staged_root_file_);
+  const std::string targets_text = format_metadata_file(staged_targets_file_);
+  const fs::path metadata = metadata_dir(dir_);
+  if (auto status = crypto::write_file_durably(metadata / (std::to_string(staged_root_.version) + ".root.json"),
+                                               root_text);
+      !status) {
+    return status;
+  }
+  if (auto status = crypto::write_file_durably(metadata / "root.json", root_text); !status) return status;
+  if (auto status = crypto::write_file_durably(metadata / "targets.json", targets_text); !status) return status;
+
+  // Snapshot and timestamp: each one version on from the published one.
+  auto next_version = [&](RoleName role) -> Result<std::uint64_t> {
+    auto file = read_optional_metadata(metadata / metadata_file_name(role));
+    if (!file) return file.error();
+    if (!*file) return std::uint64_t{1};
+    auto version = (*file)->signed_part.find("version");
+    if (version == (*file)->signed_part.end() || !version->is_number_unsigned()) {
+      return make_error(ErrorCode::corrupt, (metadata / metadata_file_name(role)).string() + " has no version");
+    }
+    return version->get<std::uint64_t>() + 1;
+  };
+  auto snapshot_version = next_version(RoleName::snapshot);
+  if (!snapshot_version) return snapshot_version.error();
+  SnapshotMetadata snapshot;
+  snapshot.version = *snapshot_version;
+  snapshot.expires = now + expiry_.snapshot * kDay;
+  snapshot.meta["targets.json"] =
+      MetaFile{staged_targets_.version, targets_text.size(), file_hashes(as_bytes(targets_text))};
+  SignedMetadata snapshot_file{to_json(snapshot), {}};
+  if (auto status = add_signature(snapshot_file, snapshot_key); !status) return status;
+  const std::string snapshot_text = format_metadata_file(snapshot_file);
+  if (auto status = crypto::write_file_durably(metadata / "snapshot.json", snapshot_text); !status) return status;
+
+  auto timestamp_version = next_version(RoleName::timestamp);
+  if (!timestamp_version) return timestamp_version.error();
+  TimestampMetadata timestamp;
+  timestamp.version = *timestamp_version;
+  timestamp.expires = now + expiry_.timestamp * kDay;
+  timestamp.snapshot = MetaFile{snapshot.version, snapshot_text.size(), file_hashes(as_bytes(snapshot_text))};
+  SignedMetadata timestamp_file{to_json(timestamp), {}};
+  if (auto status = add_signature(timestamp_file, timestamp_key); !status) return status;
+  return crypto::write_file_durably(metadata / "timestamp.json", format_metadata_file(timestamp_file));
+}
+
+Status ReleaseRepository::rotate(const std::map<RoleName, RoleKeyChoice>& changes, UnixTime now) {
+  auto published = published_root();
+  if (!published) return published.error();
+  if (!*published) return make_error(ErrorCode::invalid_argument, "publish root version 1 before rotating it");
+  if (staged_root_.version == (*published)->version) staged_root_.version += 1;
+  staged_root_.expires = now + expiry_.root * kDay;
+  if (auto applied = apply_key_choices(staged_root_, changes); !applied) return applied.error();
+  staged_root_file_.signed_part = to_json(staged_root_);
+  staged_root_file_.signatures.clear();
+  return save_staged_root();
+}
+
+}  // namespace shoal::updater

@@ -1,0 +1,352 @@
+// shoal-release: the operator's tool for signed model releases.
+//
+//   shoal-release init    --repo releases --root-key root.pub --targets-key targets.pub
+//                         --snapshot-key online.pub --timestamp-key online.pub      (one command)
+//   shoal-release sign    --repo releases --role root --key root.key
+//   shoal-release add     --repo releases --model cnn --weights v12.weights --deltas 3
+//   shoal-release sign    --repo releases --role targets --key targets.key
+//   shoal-release publish --repo releases --snapshot-key online.key --timestamp-key online.key
+//   shoal-release rotate  --repo releases --root-key new-root.pub      # then sign with old and new
+//   shoal-release verify  --repo releases                              # check it as a fresh device would
+//   shoal-release inspect --repo releases                              # explain it in words
+//
+// Keys are shoal-keys files of role "release": public (.pub) files name a
+// role's keys, secret (.key) files sign.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <set>
+
+#include "shoal/crypto/durable_file.h"
+#include "shoal/crypto/key_file.h"
+#include "shoal/updater/delta_codec.h"
+#include "shoal/updater/release_repository.h"
+#include "shoal/updater/tuf_client.h"
+#include "shoal/weights/weights_file.h"
+
+namespace fs = std::filesystem;
+using namespace shoal;
+using namespace shoal::updater;
+
+namespace {
+
+int fail(const Error& error) {
+  std::cerr << "shoal-release: " << error.describe() << "\n";
+  return 1;
+}
+
+std::span<const std::uint8_t> as_bytes(const std::string& text) {
+  return std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
+}
+
+// A role's keys and threshold as given on the command line.
+struct RoleOptions {
+  std::vector<fs::path> keys;
+  std::uint32_t threshold = 1;
+};
+
+void add_role_options(CLI::App* command, std::map<RoleName, RoleOptions>& roles, bool required) {
+  for (RoleName role : kAllRoles) {
+    const std::string name(role_name(role));
+    auto* keys = command->add_option("--" + name + "-key", roles[role].keys,
+                                     "public key file of a " + name + " key (repeat for several)");
+    if (required) keys->required();
+    command->add_option("--" + name + "-threshold", roles[role].threshold,
+                        "signatures needed from " + name + " keys")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+  }
+}
+
+Result<std::map<RoleName, RoleKeyChoice>> load_role_keys(const std::map<RoleName, RoleOptions>& roles) {
+  std::map<RoleName, RoleKeyChoice> choices;
+  for (const auto& [role, options] : roles) {
+    if (options.keys.empty()) continue;
+    RoleKeyChoice choice;
+    choice.threshold = options.threshold;
+    for (const auto& path : options.keys) {
+      auto key = crypto::load_public_key(path, crypto::KeyRole::release);
+      if (!key) return key.error();
+      choice.keys.push_back(key->identity);
+    }
+    choices[role] = std::move(choice);
+  }
+  return choices;
+}
+
+Result<crypto::IdentityKeyPair> load_signing_key(const fs::path& path) {
+  auto key = crypto::load_identity_key(path, crypto::KeyRole::release);
+  if (!key) return key.error();
+  return key->keys;
+}
+
+std::string short_id(const std::string& keyid) { return keyid.substr(0, 16); }
+
+// Prints one metadata file's state; false if a fresh device would refuse it.
+bool describe_signatures(const std::string& label, const SignedMetadata& file, const RootMetadata& root,
+                         RoleName role) {
+  const std::size_t valid = count_valid_signatures(file, root, role);
+  const auto& role_keys = root.roles.at(role);
+  std::printf("  %-22s %zu of %u required signature(s) from %zu %s key(s)%s\n", label.c_str(), valid,
+              role_keys.threshold, role_keys.keyids.size(), std::string(role_name(role)).c_str(),
+              valid >= role_keys.threshold ? "" : "  <- not enough");
+  return valid >= role_keys.threshold;
+}
+
+int inspect(const fs::path& repo_dir) {
+  auto repository = ReleaseRepository::open(repo_dir);
+  if (!repository) return fail(repository.error());
+  const RootMetadata& root = repository->staged_root();
+  std::printf("release repository %s\n", repo_dir.c_str());
+  std::printf("root version %llu, expires %s%s\n", static_cast<unsigned long long>(root.version),
+              format_utc(root.expires).c_str(), root.expires <= now_utc() ? " (EXPIRED)" : "");
+  for (RoleName role : kAllRoles) {
+    const auto& role_keys = root.roles.at(role);
+    std::printf("  %-9s threshold %u of", std::string(role_name(role)).c_str(), role_keys.threshold);
+    for (const auto& id : role_keys.keyids) std::printf(" %s", short_id(id).c_str());
+    std::printf("\n");
+  }
+  auto read = [&](const fs::path& path) -> std::optional<SignedMetadata> {
+    auto text = crypto::read_file(path, 64 << 20);
+    if (!text) return std::nullopt;
+    auto file = parse_metadata_file(as_bytes(*text), path.string());
+    if (!file) return std::nullopt;
+    return std::move(file).value();
+  };
+  std::printf("staged (published by 'publish'):\n");
+  describe_signatures("root version " + std::to_string(root.version), repository->staged_root_file(), root,
+                      RoleName::root);
+  describe_signatures("targets version " + std::to_string(repository->staged_targets().version),
+                      repository->staged_targets_file(), root, RoleName::targets);
+  std::printf("published:\n");
+  for (RoleName role : {RoleName::targets, RoleName::snapshot, RoleName::timestamp}) {
+    const fs::path path = repo_dir / "metadata" / metadata_file_name(role);
+    auto file = read(path);
+    if (!file) {
+      std::printf("  %-22s not published\n", metadata_file_name(role).c_str());
+      continue;
+    }
+    const auto version = file->signed_part.value("version", std::uint64_t{0});
+    const auto expires = parse_utc(file->signed_part.value("expires", std::string()), "expires");
+    std::printf("  %-22s version %llu, expires %s%s\n", metadata_file_name(role).c_str(),
+                static_cast<unsigned long long>(version),
+                expires ? format_utc(*expires).c_str() : "(unreadable)",
+                expires && *expires <= now_utc() ? " (EXPIRED: run publish)" : "");
+  }
+  std::printf("targets:\n");
+  std::set<std::string> models;
+  for (const auto& [path, target] : repository->staged_targets().targets) {
+    if (target.custom.contains("model") && target.custom["model"].is_string()) models.insert(target.custom["model"]);
+  }
+  for (const auto& model : models) {
+    auto files = release_files(repository->staged_targets(), model, "staged/targets.json");
+    if (!files) return fail(files.error());
+    for (const auto& file : *files) std::printf("  %-30s %s\n", file.path.c_str(), file.describe().c_str());
+  }
+  return 0;
+}
+
+// Checks the published repository as a device that trusts only `root_path`
+// would, then every target file: hashes, and that each delta rebuilds its version.
+int verify(const fs::path& repo_dir, fs::path root_path) {
+  if (root_path.empty()) root_path = repo_dir / "metadata" / "1.root.json";
+  auto root = crypto::read_file(root_path, 1 << 20);
+  if (!root) return fail(root.error());
+  char pattern[] = "/tmp/shoal-release-verify-XXXXXX";
+  if (::mkdtemp(pattern) == nullptr) return fail(make_error(ErrorCode::io, "cannot make a temporary directory"));
+  const fs::path trust_dir = pattern;
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      std::error_code ignored;
+      fs::remove_all(dir, ignored);
+    }
+  } cleanup{trust_dir};
+  if (auto status = TufClient::trust_root(trust_dir, as_bytes(*root), root_path.string()); !status) {
+    return fail(status.error());
+  }
+  auto client = TufClient::open(trust_dir);
+  if (!client) return fail(client.error());
+  DirectoryFetcher fetcher(repo_dir);
+  auto targets = client->refresh(fetcher, now_utc());
+  if (!targets) return fail(targets.error());
+  const auto& trusted = client->trusted();
+  std::printf("metadata: root version %llu, timestamp %llu, snapshot %llu, targets %llu: signatures, versions and "
+              "expiry check out\n",
+              static_cast<unsigned long long>(trusted.root.version),
+              static_cast<unsigned long long>(trusted.timestamp->version),
+              static_cast<unsigned long long>(trusted.snapshot->version),
+              static_cast<unsigned long long>(targets->version));
+  int problems = 0;
+  std::map<std::string, weights::Weights> full_versions;
+  std::vector<ReleaseFile> deltas;
+  for (const auto& [path, target] : targets->targets) {
+    auto bytes = client->download_target(fetcher, path, target);
+    if (!bytes) {
+      std::printf("  %s: %s\n", path.c_str(), bytes.error().message.c_str());
+      ++problems;
+      continue;
+    }
+    auto file = parse_release_file(path, target, "targets.json");
+    if (!file) {
+      std::printf("  %s: %s\n", path.c_str(), file.error().message.c_str());
+      ++problems;
+      continue;
+    }
+    if (file->kind == ReleaseFileKind::full) {
+      auto weights = weights::decode_weights(*bytes, path);
+      if (!weights || values_hash(*weights) != file->values_hash) {
+        std::printf("  %s: does not decode to the signed values hash\n", path.c_str());
+        ++problems;
+        continue;
+      }
+      full_versions.emplace(file->model + "/" + std::to_string(file->version), std::move(weights).value());
+    } else {
+      deltas.push_back(*file);
+    }
+  }
+  for (const auto& delta : deltas) {
+    auto base = full_versions.find(delta.model + "/" + std::to_string(delta.base_version));
+    if (base == full_versions.end()) continue;  // its base is no longer listed; devices that hold it can still use it
+    auto bytes = fetcher.fetch("targets/" + delta.path, delta.length);
+    auto rebuilt = bytes ? apply_delta(base->second, *bytes, delta.path) : Result<weights::Weights>(bytes.error());
+    if (!rebuilt || values_hash(*rebuilt) != delta.values_hash) {
+      std::printf("  %s: does not rebuild version %llu from version %llu\n", delta.path.c_str(),
+                  static_cast<unsigned long long>(delta.version), static_cast<unsigned long long>(delta.base_version));
+      ++problems;
+    }
+  }
+  std::printf("targets: %zu file(s), %zu full, %zu delta(s); %d problem(s)\n", targets->targets.size(),
+              full_versions.size(), deltas.size(), problems);
+  if (problems == 0) return 0;
+  return fail(make_error(ErrorCode::verification,
+                         std::to_string(problems) + " problem(s) in " + repo_dir.string() + ", listed above"));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shoal-release: signed, delta-compressed model releases (a TUF repository)"};
+  app.require_subcommand(1);
+  fs::path repo_dir;
+  auto add_repo = [&](CLI::App* command) {
+    command->add_option("--repo", repo_dir, "the release repository directory")->required();
+  };
+
+  std::map<RoleName, RoleOptions> init_roles;
+  ExpiryDays expiry;
+  auto* init = app.add_subcommand("init", "create a repository with root version 1 (then sign it with the root keys)");
+  add_repo(init);
+  add_role_options(init, init_roles, /*required=*/true);
+  init->add_option("--root-expires-days", expiry.root, "days root metadata stays valid")->capture_default_str();
+
+  std::string model;
+  fs::path weights_path;
+  std::size_t delta_count = 3;
+  int targets_days = 90;
+  auto* add = app.add_subcommand("add", "stage a new model version with deltas from earlier ones");
+  add_repo(add);
+  add->add_option("--model", model, "model name, e.g. cnn")->required();
+  add->add_option("--weights", weights_path, "the new version's weights file")->required()->check(CLI::ExistingFile);
+  add->add_option("--deltas", delta_count, "deltas from the last K versions")->capture_default_str();
+  add->add_option("--expires-days", targets_days, "days the targets metadata stays valid")->capture_default_str();
+
+  std::string role_text;
+  fs::path key_path;
+  auto* sign = app.add_subcommand("sign", "add one signature to the staged root or targets");
+  add_repo(sign);
+  sign->add_option("--role", role_text, "root or targets")->required()->check(CLI::IsMember({"root", "targets"}));
+  sign->add_option("--key", key_path, "secret key file (role release)")->required();
+
+  fs::path snapshot_key_path, timestamp_key_path;
+  int snapshot_days = 7, timestamp_days = 1;
+  auto* publish = app.add_subcommand("publish", "publish what is staged with a new snapshot and timestamp");
+  add_repo(publish);
+  publish->add_option("--snapshot-key", snapshot_key_path, "the online snapshot key")->required();
+  publish->add_option("--timestamp-key", timestamp_key_path, "the online timestamp key")->required();
+  publish->add_option("--snapshot-expires-days", snapshot_days)->capture_default_str();
+  publish->add_option("--timestamp-expires-days", timestamp_days)->capture_default_str();
+
+  std::map<RoleName, RoleOptions> rotate_roles;
+  auto* rotate = app.add_subcommand("rotate", "stage the next root version with new keys for the roles given");
+  add_repo(rotate);
+  add_role_options(rotate, rotate_roles, /*required=*/false);
+  rotate->add_option("--root-expires-days", expiry.root, "days root metadata stays valid")->capture_default_str();
+
+  fs::path trusted_root;
+  auto* verify_command = app.add_subcommand("verify", "check the published repository as a fresh device would");
+  add_repo(verify_command);
+  verify_command->add_option("--root", trusted_root, "the root a device trusts (default metadata/1.root.json)");
+
+  auto* inspect_command = app.add_subcommand("inspect", "explain the repository: roles, signatures, targets");
+  add_repo(inspect_command);
+
+  CLI11_PARSE(app, argc, argv);
+  const UnixTime now = now_utc();
+
+  if (*init) {
+    auto keys = load_role_keys(init_roles);
+    if (!keys) return fail(keys.error());
+    auto repository = ReleaseRepository::init(repo_dir, *keys, now, expiry);
+    if (!repository) return fail(repository.error());
+    std::printf("created %s: root version 1 staged; sign it with %u root key(s), then add and publish\n",
+                repo_dir.c_str(), repository->staged_root().roles.at(RoleName::root).threshold);
+    return 0;
+  }
+  if (*verify_command) return verify(repo_dir, trusted_root);
+  if (*inspect_command) return inspect(repo_dir);
+
+  auto repository = ReleaseRepository::open(repo_dir);
+  if (!repository) return fail(repository.error());
+  if (*add) {
+    auto weights = weights::read_weights_file(weights_path);
+    if (!weights) return fail(weights.error());
+    repository->expiry().targets = targets_days;
+    auto added = repository->add(*weights, model, delta_count, now);
+    if (!added) return fail(added.error());
+    std::printf("staged %s as %s\n", added->full.describe().c_str(), added->full.path.c_str());
+    for (const auto& delta : added->deltas) {
+      std::printf("  delta %s: %.1f%% of the full file\n", delta.path.c_str(), 100.0 * delta.length / added->full.length);
+    }
+    for (const auto& skipped : added->skipped) std::printf("  %s\n", skipped.c_str());
+    std::printf("targets version %llu staged; sign it with the targets key(s), then publish\n",
+                static_cast<unsigned long long>(repository->staged_targets().version));
+    return 0;
+  }
+  if (*sign) {
+    auto key = load_signing_key(key_path);
+    if (!key) return fail(key.error());
+    const RoleName role = *parse_role_name(role_text);
+    if (auto status = repository->sign(role, *key); !status) return fail(status.error());
+    const auto& file = role == RoleName::root ? repository->staged_root_file() : repository->staged_targets_file();
+    std::printf("signed staged %s with key %s: %zu of %u signature(s)\n", role_text.c_str(),
+                short_id(key_id(key->public_identity().ed25519())).c_str(),
+                count_valid_signatures(file, repository->staged_root(), role),
+                repository->staged_root().roles.at(role).threshold);
+    return 0;
+  }
+  if (*publish) {
+    auto snapshot_key = load_signing_key(snapshot_key_path);
+    if (!snapshot_key) return fail(snapshot_key.error());
+    auto timestamp_key = load_signing_key(timestamp_key_path);
+    if (!timestamp_key) return fail(timestamp_key.error());
+    repository->expiry().snapshot = snapshot_days;
+    repository->expiry().timestamp = timestamp_days;
+    if (auto status = repository->publish(*snapshot_key, *timestamp_key, now); !status) return fail(status.error());
+    std::printf("published root version %llu and targets version %llu; the timestamp expires in %d day(s)\n",
+                static_cast<unsigned long long>(repository->staged_root().version),
+                static_cast<unsigned long long>(repository->staged_targets().version), timestamp_days);
+    return 0;
+  }
+  // rotate
+  auto keys = load_role_keys(rotate_roles);
+  if (!keys) return fail(keys.error());
+  if (keys->empty()) return fail(make_error(ErrorCode::invalid_argument, "rotate: give new keys for at least one role"));
+  repository->expiry().root = expiry.root;
+  if (auto status = repository->rotate(*keys, now); !status) return fail(status.error());
+  std::printf("staged root version %llu; sign it with the old root key(s) and the new ones, then publish\n",
+              static_cast<unsigned long long>(repository->staged_root().version));
+  return 0;
+}
