@@ -1,0 +1,61 @@
+// Installs the newest release of a model on a device: refresh the TUF
+// metadata, choose the delta whose base is the active model (else the full
+// file), download it within its signed length, rebuild the weights, check
+// them against the signed values hash, smoke-test them, and switch the
+// active model, keeping the previous one.
+//
+// Any failure leaves the active model as it was and names the step that
+// failed. The steps are numbered so that tests can stop the process after
+// each one (after_step) and check that what is left on disk still loads.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "shoal/crypto/result.h"
+#include "shoal/updater/model_store.h"
+#include "shoal/updater/release_file.h"
+#include "shoal/updater/repository_fetcher.h"
+#include "shoal/updater/tuf_client.h"
+#include "shoal/weights/weights.h"
+
+namespace shoal::updater {
+
+enum class InstallStep { refresh_metadata, choose_file, download, rebuild, smoke_test, stage, switch_active };
+inline constexpr InstallStep kLastInstallStep = InstallStep::switch_active;
+std::string_view step_name(InstallStep step);
+
+struct InstallOptions {
+  std::string model;        // the model name the release must carry
+  UnixTime start_time = 0;  // expiry is judged against it
+  // Loads the weights into the device's model and runs it on a probe input;
+  // an error rejects the release. Non-finite weights are rejected before it.
+  std::function<Status(const weights::Weights&)> smoke_test;
+  // Called when each step has completed.
+  std::function<void(InstallStep)> after_step;
+};
+
+struct InstallOutcome {
+  bool installed = false;                   // false: already up to date, or held back
+  bool held_back = false;                   // the newest version is one this device rolled back from
+  std::optional<std::uint64_t> previous_version;
+  std::uint64_t version = 0;                // the active version afterwards
+  std::optional<ReleaseFile> file;          // what was downloaded
+};
+
+// Where a device agent keeps its release state under its state directory.
+inline std::filesystem::path release_trust_dir(const std::filesystem::path& state_dir) {
+  return state_dir / "release" / "trust";
+}
+inline std::filesystem::path release_models_dir(const std::filesystem::path& state_dir) {
+  return state_dir / "release" / "models";
+}
+
+Result<InstallOutcome> install_latest_release(RepositoryFetcher& fetcher, TufClient& client, ModelStore& store,
+                                              const InstallOptions& options);
+
+}  // namespace shoal::updater

@@ -1,0 +1,43 @@
+// How a device reads a release repository. The TUF client asks for files by
+// their path in the repository ("metadata/timestamp.json",
+// "targets/cnn/v12.weights") with a cap on their length; a fetcher for a
+// directory, for the aggregator's ZeroMQ socket or for an HTTP mirror
+// implements this one call.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "shoal/crypto/result.h"
+
+namespace shoal::updater {
+
+class RepositoryFetcher {
+ public:
+  virtual ~RepositoryFetcher() = default;
+  // The file at `path`. A file longer than `max_bytes` is an error without
+  // reading past the cap (an endless-data attack); a missing file is
+  // ErrorCode::not_found.
+  virtual Result<std::vector<std::uint8_t>> fetch(const std::string& path, std::uint64_t max_bytes) = 0;
+  // Where files come from, for messages ("/srv/releases", "tcp://host:7400").
+  virtual std::string describe() const = 0;
+};
+
+// A repository on a local or mounted file system.
+class DirectoryFetcher : public RepositoryFetcher {
+ public:
+  explicit DirectoryFetcher(std::filesystem::path root) : root_(std::move(root)) {}
+  Result<std::vector<std::uint8_t>> fetch(const std::string& path, std::uint64_t max_bytes) override;
+  std::string describe() const override { return root_.string(); }
+
+ private:
+  std::filesystem::path root_;
+};
+
+// True for a repository path that stays inside the repository: relative,
+// no "..", no empty or "." segments.
+bool is_safe_repository_path(const std::string& path);
+
+}  // namespace shoal::updater

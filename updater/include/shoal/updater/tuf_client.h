@@ -1,0 +1,81 @@
+// The device's side of TUF: the client workflow of the specification's
+// section 5, against a repository read through a RepositoryFetcher.
+//
+// The trust directory holds the device's trusted metadata: root.json (first
+// obtained out of band, then each verified successor) and the last verified
+// timestamp, snapshot and targets, which later updates are checked against
+// so that nothing can roll the device back. Every file in it is written
+// atomically, and only after it has been verified.
+//
+// refresh() takes the time at which the update started and judges every
+// expiry against it, as the specification asks, so a slow download cannot
+// stretch a file's validity.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shoal/crypto/result.h"
+#include "shoal/updater/repository_fetcher.h"
+#include "shoal/updater/tuf_metadata.h"
+
+namespace shoal::updater {
+
+// Caps on what a device downloads when the metadata gives no length.
+struct DownloadLimits {
+  std::uint64_t root_bytes = 512 << 10;
+  std::uint64_t timestamp_bytes = 64 << 10;
+  std::uint64_t snapshot_bytes = 4 << 20;
+  std::uint64_t targets_bytes = 32 << 20;
+  int max_root_rotations = 32;
+};
+
+struct TrustedMetadata {
+  RootMetadata root;
+  std::optional<TimestampMetadata> timestamp;
+  std::optional<SnapshotMetadata> snapshot;
+  std::optional<TargetsMetadata> targets;
+};
+
+class TufClient {
+ public:
+  // Starts trusting the root in `root_file`, which must meet its own root
+  // threshold. Refuses a trust directory that already holds a root: later
+  // roots arrive through refresh(), which checks the chain.
+  static Status trust_root(const std::filesystem::path& trust_dir, std::span<const std::uint8_t> root_file,
+                           std::string_view source);
+  // Loads the trusted metadata. A stored timestamp, snapshot or targets that
+  // no longer verifies against the trusted root is ignored.
+  static Result<TufClient> open(const std::filesystem::path& trust_dir, DownloadLimits limits = {});
+
+  // Spec 5.3–5.6: updates root one version at a time, then timestamp,
+  // snapshot and targets, and returns the verified targets.
+  Result<TargetsMetadata> refresh(RepositoryFetcher& fetcher, UnixTime start_time);
+  // Spec 5.7: downloads a target of the refreshed targets, at most its
+  // signed length, and checks its hashes.
+  Result<std::vector<std::uint8_t>> download_target(RepositoryFetcher& fetcher, const std::string& path,
+                                                    const TargetFile& target) const;
+
+  const TrustedMetadata& trusted() const { return trusted_; }
+
+ private:
+  TufClient(std::filesystem::path trust_dir, DownloadLimits limits)
+      : trust_dir_(std::move(trust_dir)), limits_(limits) {}
+  Status update_root(RepositoryFetcher& fetcher, UnixTime start_time);
+  Status update_timestamp(RepositoryFetcher& fetcher, UnixTime start_time);
+  Status update_snapshot(RepositoryFetcher& fetcher, UnixTime start_time);
+  Status update_targets(RepositoryFetcher& fetcher, UnixTime start_time);
+  Status keep(RoleName role, std::span<const std::uint8_t> bytes) const;
+  void forget(RoleName role);
+
+  std::filesystem::path trust_dir_;
+  DownloadLimits limits_;
+  TrustedMetadata trusted_;
+};
+
+}  // namespace shoal::updater

@@ -1,0 +1,129 @@
+#include "shoal/updater/release_installer.h"
+
+#include <cmath>
+
+#include "shoal/crypto/encoding.h"
+#include "shoal/updater/delta_codec.h"
+#include "shoal/weights/weights_file.h"
+
+namespace shoal::updater {
+namespace {
+
+Error at_step(InstallStep step, const Error& error) {
+  return make_error(error.code, "install step '" + std::string(step_name(step)) + "': " + error.message);
+}
+
+Status check_finite(const weights::Weights& weights) {
+  const auto values = weights.values();
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      return make_error(ErrorCode::verification, "weight " + std::to_string(i) + " is not finite");
+    }
+  }
+  return ok_status();
+}
+
+// The file to download: a delta from the active model if one is listed, else the full file.
+Result<ReleaseFile> choose_file(const std::vector<ReleaseFile>& files, std::uint64_t version,
+                                const std::optional<crypto::Blake2b256Digest>& active_hash) {
+  const ReleaseFile* full = nullptr;
+  const ReleaseFile* best_delta = nullptr;
+  for (const ReleaseFile& file : files) {
+    if (file.version != version) continue;
+    if (file.kind == ReleaseFileKind::full) full = &file;
+    if (file.kind == ReleaseFileKind::delta && active_hash && file.base_values_hash == *active_hash &&
+        (!best_delta || file.length < best_delta->length)) {
+      best_delta = &file;
+    }
+  }
+  if (best_delta) return *best_delta;
+  if (full) return *full;
+  return make_error(ErrorCode::not_found, "version " + std::to_string(version) +
+                                              " has no full file and no delta from the active model");
+}
+
+}  // namespace
+
+std::string_view step_name(InstallStep step) {
+  switch (step) {
+    case InstallStep::refresh_metadata: return "refresh metadata";
+    case InstallStep::choose_file: return "choose file";
+    case InstallStep::download: return "download";
+    case InstallStep::rebuild: return "rebuild weights";
+    case InstallStep::smoke_test: return "smoke test";
+    case InstallStep::stage: return "stage";
+    case InstallStep::switch_active: return "switch active model";
+  }
+  return "?";
+}
+
+Result<InstallOutcome> install_latest_release(RepositoryFetcher& fetcher, TufClient& client, ModelStore& store,
+                                              const InstallOptions& options) {
+  auto done = [&](InstallStep step) {
+    if (options.after_step) options.after_step(step);
+  };
+  auto targets = client.refresh(fetcher, options.start_time);
+  if (!targets) return at_step(InstallStep::refresh_metadata, targets.error());
+  done(InstallStep::refresh_metadata);
+
+  auto files = release_files(*targets, options.model, "targets.json");
+  if (!files) return at_step(InstallStep::choose_file, files.error());
+  if (files->empty()) {
+    return at_step(InstallStep::choose_file,
+                   make_error(ErrorCode::not_found, "the repository has no release of model '" + options.model + "'"));
+  }
+  auto active = store.load_active();
+  if (!active) return at_step(InstallStep::choose_file, active.error());
+  InstallOutcome outcome;
+  if (*active) outcome.previous_version = (*active)->version();
+  const std::uint64_t newest = files->front().version;
+  if (*active && (*active)->version() >= newest) {
+    // Up to date, or ahead after a newer install: never go backwards.
+    outcome.version = (*active)->version();
+    return outcome;
+  }
+  if (store.rolled_back() && newest <= *store.rolled_back()) {
+    outcome.version = *active ? (*active)->version() : 0;
+    outcome.held_back = true;
+    return outcome;
+  }
+  std::optional<crypto::Blake2b256Digest> active_hash;
+  if (*active) active_hash = values_hash(**active);
+  auto file = choose_file(*files, newest, active_hash);
+  if (!file) return at_step(InstallStep::choose_file, file.error());
+  outcome.file = *file;
+  done(InstallStep::choose_file);
+
+  auto bytes = client.download_target(fetcher, file->path, targets->targets.at(file->path));
+  if (!bytes) return at_step(InstallStep::download, bytes.error());
+  done(InstallStep::download);
+
+  auto rebuilt = file->kind == ReleaseFileKind::delta ? apply_delta(**active, *bytes, file->path)
+                                                      : weights::decode_weights(*bytes, file->path);
+  if (!rebuilt) return at_step(InstallStep::rebuild, rebuilt.error());
+  if (rebuilt->version() != file->version || values_hash(*rebuilt) != file->values_hash) {
+    return at_step(InstallStep::rebuild,
+                   make_error(ErrorCode::verification, file->path + " rebuilt version " +
+                                                           std::to_string(rebuilt->version()) +
+                                                           " whose values hash is not the one the targets metadata signed"));
+  }
+  done(InstallStep::rebuild);
+
+  if (auto status = check_finite(*rebuilt); !status) return at_step(InstallStep::smoke_test, status.error());
+  if (options.smoke_test) {
+    if (auto status = options.smoke_test(*rebuilt); !status) return at_step(InstallStep::smoke_test, status.error());
+  }
+  done(InstallStep::smoke_test);
+
+  auto staged = store.stage(*rebuilt);
+  if (!staged) return at_step(InstallStep::stage, staged.error());
+  done(InstallStep::stage);
+
+  if (auto status = store.activate(*staged); !status) return at_step(InstallStep::switch_active, status.error());
+  done(InstallStep::switch_active);
+  outcome.installed = true;
+  outcome.version = rebuilt->version();
+  return outcome;
+}
+
+}  // namespace shoal::updater
