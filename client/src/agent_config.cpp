@@ -39,6 +39,12 @@ Status AgentConfig::validate() const {
   if (eligibility.max_load_per_core < 0) {
     return make_error(ErrorCode::invalid_argument, "agent config: eligibility.max_load_per_core must be >= 0");
   }
+  if (release.check_every_s < 0) {
+    return make_error(ErrorCode::invalid_argument, "agent config: release.check_every_s must be >= 0");
+  }
+  if (!release.repository.empty() && state_dir.empty()) {
+    return make_error(ErrorCode::invalid_argument, "agent config: release.repository needs agent.state_dir");
+  }
   return ok_status();
 }
 
@@ -60,6 +66,12 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path) {
   file->read("data.shards", config.shards);
   file->read("eligibility.require_ac_power", config.eligibility.require_ac_power);
   file->read("eligibility.max_load_per_core", config.eligibility.max_load_per_core);
+  std::filesystem::path repository;
+  file->read_path("release.repository", repository);
+  config.release.repository = repository.string();
+  file->read_path("release.trusted_root", config.release.trusted_root);
+  file->read("release.model", config.release.model);
+  file->read("release.check_every_s", config.release.check_every_s);
   file->read("debug.keep_updates", config.keep_updates);
   file->read("debug.hold_updates_from_round", config.hold_updates_from_round);
   file->read("debug.zero_update", config.zero_update);

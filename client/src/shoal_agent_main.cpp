@@ -5,24 +5,33 @@
 //   shoal-agent predict --model cnn --weights v1.weights --images X.gz --labels Y.gz
 //   shoal-agent run --config configs/agent-1.toml        # take part in federated rounds
 //   shoal-agent predict --model mlp --state-dir demo/device-1 --images X.gz --labels Y.gz
+//   shoal-agent update  --model cnn --state-dir D --repository releases --trusted-root root.json
+//   shoal-agent rollback --state-dir D
+//   shoal-agent release-status --state-dir D
 //
 // --model is a zoo name or a TorchScript file; data is IDX (--images, --labels), CSV
 // (--csv) or synthetic (--synthetic N). Every command takes --device and --threads.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
-#include <mutex>
+#include <cstdlib>
 #include <iostream>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "shoal/client/agent.h"
 #include "shoal/client/agent_config.h"
 #include "shoal/client/dataset.h"
-#include "shoal/crypto/key_file.h"
+#include "shoal/client/release_update.h"
 #include "shoal/client/trainer.h"
+#include "shoal/crypto/key_file.h"
 #include "shoal/inference/prediction_session.h"
 #include "shoal/weights/weights_file.h"
 
@@ -106,6 +115,59 @@ Result<inference::Model> open_model(const CommonOptions& options, const std::opt
 
 std::atomic<bool> stop_requested{false};
 
+struct ReleaseOptions {
+  fs::path state_dir;
+  std::string repository;
+  fs::path trusted_root;
+  std::string release_model;  // empty: the --model name
+};
+
+// SHOAL_CRASH_AFTER_STEP names an install step ("stage", ...) after which the
+// process ends at once, as a power cut would end it: fault injection for tests.
+std::function<void(updater::InstallStep)> crash_hook() {
+  const char* step = std::getenv("SHOAL_CRASH_AFTER_STEP");
+  if (step == nullptr || *step == '\0') return {};
+  return [name = std::string(step)](updater::InstallStep done) {
+    if (updater::step_name(done) == name) ::_exit(86);
+  };
+}
+
+Result<updater::InstallOutcome> update_once(const CommonOptions& common, const ReleaseOptions& release) {
+  client::ReleaseUpdateOptions options;
+  options.state_dir = release.state_dir;
+  options.repository = release.repository;
+  options.trusted_root = release.trusted_root;
+  options.release_model = release.release_model.empty() ? fs::path(common.model).stem().string() : release.release_model;
+  options.make_model = [common]() { return open_model(common, std::nullopt); };
+  options.after_step = crash_hook();
+  return client::update_from_release(options);
+}
+
+std::string describe_outcome(const updater::InstallOutcome& outcome) {
+  if (outcome.held_back) {
+    return "version " + std::to_string(outcome.version) +
+           " stays active: the newest release is one this device rolled back from";
+  }
+  if (!outcome.installed) return "up to date: version " + std::to_string(outcome.version) + " is active";
+  std::string text = "installed " + outcome.file->describe() + "; version " + std::to_string(outcome.version) + " is active";
+  if (outcome.previous_version) text += ", version " + std::to_string(*outcome.previous_version) + " kept for rollback";
+  return text;
+}
+
+int update(const CommonOptions& common, const ReleaseOptions& release) {
+  auto outcome = update_once(common, release);
+  if (!outcome) return fail(outcome.error());
+  std::cout << describe_outcome(*outcome) << "\n";
+  return 0;
+}
+
+int rollback(const fs::path& state_dir) {
+  auto version = client::roll_back_release(state_dir);
+  if (!version) return fail(version.error());
+  std::cout << "rolled back: version " << *version << " is active\n";
+  return 0;
+}
+
 int run_agent(const fs::path& config_path) {
   auto config = client::load_agent_config(config_path);
   if (!config) return fail(config.error());
@@ -147,7 +209,35 @@ int run_agent(const fs::path& config_path) {
       config->model + " on " + device_name + ", connecting to " + config->endpoint);
   std::signal(SIGINT, [](int) { stop_requested = true; });
   std::signal(SIGTERM, [](int) { stop_requested = true; });
+
+  // Release checks on their own thread, so a download never holds up a round.
+  std::mutex release_mutex;
+  std::condition_variable release_wake;
+  std::thread release_checks;
+  if (!config->release.repository.empty() && config->release.check_every_s > 0) {
+    const ReleaseOptions release{config->state_dir, config->release.repository, config->release.trusted_root,
+                                 config->release.model};
+    const CommonOptions common{config->model, "cpu", 1};  // the smoke test stays off the training device
+    release_checks = std::thread([&, release, common] {
+      std::unique_lock lock(release_mutex);
+      do {
+        lock.unlock();
+        auto outcome = update_once(common, release);
+        log(config->name + ": release check: " + (outcome ? describe_outcome(*outcome) : outcome.error().describe()));
+        lock.lock();
+      } while (!release_wake.wait_for(lock, std::chrono::seconds(config->release.check_every_s),
+                                      [] { return stop_requested.load(); }));
+    });
+  }
   (*agent)->run(stop_requested);
+  if (release_checks.joinable()) {
+    {
+      std::lock_guard lock(release_mutex);
+      stop_requested = true;
+    }
+    release_wake.notify_all();
+    release_checks.join();
+  }
   return 0;
 }
 
@@ -187,7 +277,10 @@ int train(const CommonOptions& options, const DataOptions& data_options, const f
 
 int predict(const CommonOptions& options, const DataOptions& data_options, fs::path weights_path,
             const fs::path& state_dir, std::size_t batch, std::size_t show) {
-  if (!state_dir.empty()) weights_path = client::Agent::model_path(state_dir);  // the latest global model
+  if (!state_dir.empty()) {
+    // The active release model if one is installed, else the latest global model from rounds.
+    weights_path = client::active_release_model(state_dir).value_or(client::Agent::model_path(state_dir));
+  }
   auto data = load_data(data_options);
   if (!data) return fail(data.error());
   auto start_weights = read_optional_weights(weights_path);
@@ -258,7 +351,8 @@ int main(int argc, char** argv) {
   add_data(predict_command, predict_data);
   fs::path predict_state_dir;
   auto* weights_option = predict_command->add_option("--weights", predict_weights, "weights file to load");
-  predict_command->add_option("--state-dir", predict_state_dir, "an agent's state directory: use its latest global model")
+  predict_command->add_option("--state-dir", predict_state_dir,
+                              "an agent's state directory: use its active release, else its latest global model")
       ->excludes(weights_option);
 
   fs::path run_config;
@@ -269,7 +363,34 @@ int main(int argc, char** argv) {
   predict_command->add_option("--batch", batch, "samples per batch")->capture_default_str()->check(CLI::PositiveNumber);
   predict_command->add_option("--show", show, "print the first N predictions")->capture_default_str();
 
+  CommonOptions update_common;
+  ReleaseOptions release;
+  auto* update_command = app.add_subcommand("update", "install the newest signed release of the model");
+  add_common(update_command, update_common);
+  update_command->add_option("--state-dir", release.state_dir, "the agent's state directory")->required();
+  update_command->add_option("--repository", release.repository, "the release repository (a directory)")->required();
+  update_command->add_option("--trusted-root", release.trusted_root,
+                             "the operator's root.json, trusted on the first update");
+  update_command->add_option("--release-model", release.release_model,
+                             "the model's name in the repository (default: --model)");
+
+  fs::path rollback_state_dir;
+  auto* rollback_command = app.add_subcommand("rollback", "make the previous release model active again");
+  rollback_command->add_option("--state-dir", rollback_state_dir, "the agent's state directory")->required();
+
+  fs::path status_state_dir;
+  auto* status_command = app.add_subcommand("release-status", "show the installed release models and trusted metadata");
+  status_command->add_option("--state-dir", status_state_dir, "the agent's state directory")->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (*status_command) {
+    auto text = client::describe_release_state(status_state_dir);
+    if (!text) return fail(text.error());
+    std::cout << *text;
+    return 0;
+  }
+  if (*update_command) return update(update_common, release);
+  if (*rollback_command) return rollback(rollback_state_dir);
   if (*init) return init_model(init_options, seed, init_out);
   if (*train_command) return train(train_options, train_data, train_weights, plan, train_out);
   if (*run_command) return run_agent(run_config);

@@ -17,6 +17,14 @@ struct DataSource {
   bool empty() const { return images.empty() && csv.empty(); }
 };
 
+// Where the agent gets model releases (shoal-release repositories).
+struct ReleaseSettings {
+  std::string repository;               // directory; empty: no releases
+  std::filesystem::path trusted_root;   // the operator's root.json, trusted on the first update
+  std::string model;                    // the model's name in the repository; empty: model.name
+  int check_every_s = 3600;             // how often `run` checks; 0: only `shoal-agent update`
+};
+
 struct AgentConfig {
   std::string name = "agent";
   std::filesystem::path key;  // the device's secret key file
@@ -33,6 +41,7 @@ struct AgentConfig {
   std::size_t shard = 0;
   std::size_t shards = 1;
   EligibilityRules eligibility;
+  ReleaseSettings release;
   bool keep_updates = false;               // [debug], see AgentOptions
   std::uint64_t hold_updates_from_round = 0;
   bool zero_update = false;

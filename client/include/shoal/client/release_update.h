@@ -1,0 +1,51 @@
+// The agent's side of model releases: `shoal-agent update` and `rollback`,
+// and the scheduled check of `shoal-agent run`. The TUF client, the model
+// store and the installer are in updater/; this adds what needs the model:
+// the smoke test, which loads a release into the device's model and runs
+// it on a probe input before the release may become active.
+//
+// State lives under the agent's state directory: release/trust/ (the
+// trusted TUF metadata) and release/models/ (the active and previous model).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "shoal/crypto/result.h"
+#include "shoal/inference/model.h"
+#include "shoal/updater/release_installer.h"
+
+namespace shoal::client {
+
+struct ReleaseUpdateOptions {
+  std::filesystem::path state_dir;
+  std::string repository;               // the repository's directory
+  std::filesystem::path trusted_root;   // the operator's root.json; used while the device trusts none
+  std::string release_model;            // the model's name in the repository
+  std::function<Result<inference::Model>()> make_model;  // a fresh model for the smoke test
+  std::function<void(updater::InstallStep)> after_step;  // fault injection in tests
+};
+
+// The fetcher for `repository`: a directory path.
+Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository);
+
+// Loads `weights` into `model`, runs a batch of probe inputs and refuses
+// non-finite outputs.
+Status smoke_test(inference::Model model, const weights::Weights& weights);
+
+// Installs the newest release if there is one; the active model is kept on any failure.
+Result<updater::InstallOutcome> update_from_release(const ReleaseUpdateOptions& options);
+
+// Makes the previous release model active again; returns its version.
+Result<std::uint64_t> roll_back_release(const std::filesystem::path& state_dir);
+
+// The release state in words: active and previous versions, a rollback,
+// the trusted metadata versions.
+Result<std::string> describe_release_state(const std::filesystem::path& state_dir);
+
+// The active release model's file, if one is installed.
+std::optional<std::filesystem::path> active_release_model(const std::filesystem::path& state_dir);
+
+}  // namespace shoal::client

@@ -1,0 +1,116 @@
+#include "shoal/client/release_update.h"
+
+#include <cmath>
+
+#include "shoal/crypto/durable_file.h"
+#include "shoal/inference/prediction_session.h"
+#include "shoal/weights/weights_file.h"
+
+namespace fs = std::filesystem;
+
+namespace shoal::client {
+
+Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository) {
+  if (repository.empty()) {
+    return make_error(ErrorCode::invalid_argument, "no release repository given");
+  }
+  if (!fs::is_directory(repository)) {
+    return make_error(ErrorCode::not_found, "release repository " + repository + " is not a directory");
+  }
+  return std::unique_ptr<updater::RepositoryFetcher>(std::make_unique<updater::DirectoryFetcher>(repository));
+}
+
+Status smoke_test(inference::Model model, const weights::Weights& weights) {
+  if (auto status = model.set_weights(weights); !status) return status;
+  const auto device = model.device();
+  auto session = inference::PredictionSession::open(std::move(model), device, {}, /*warmup_batches=*/0);
+  if (!session) return session.error();
+  constexpr std::size_t kProbeBatch = 4;
+  std::size_t sample_size = 1;
+  for (auto dim : session->sample_shape()) sample_size *= static_cast<std::size_t>(dim);
+  // A fixed probe: a ramp over [0, 1], like pixel intensities.
+  std::vector<float> probe(kProbeBatch * sample_size);
+  for (std::size_t i = 0; i < probe.size(); ++i) probe[i] = static_cast<float>(i % 256) / 255.0f;
+  auto outputs = session->predict(probe, kProbeBatch, inference::OutputKind::raw);
+  if (!outputs) return outputs.error();
+  for (std::size_t i = 0; i < outputs->values.size(); ++i) {
+    if (!std::isfinite(outputs->values[i])) {
+      return make_error(ErrorCode::verification, "the model's output " + std::to_string(i) +
+                                                     " on the probe input is not finite");
+    }
+  }
+  return ok_status();
+}
+
+Result<updater::InstallOutcome> update_from_release(const ReleaseUpdateOptions& options) {
+  const updater::UnixTime start_time = updater::now_utc();  // spec 5.1: fixed before anything is fetched
+  const fs::path trust_dir = updater::release_trust_dir(options.state_dir);
+  if (!fs::exists(trust_dir / "root.json")) {
+    if (options.trusted_root.empty()) {
+      return make_error(ErrorCode::not_found,
+                        "this device trusts no release root yet: give the operator's root.json (--trusted-root)");
+    }
+    auto root = crypto::read_file(options.trusted_root, 1 << 20);
+    if (!root) return root.error();
+    const std::span bytes(reinterpret_cast<const std::uint8_t*>(root->data()), root->size());
+    if (auto status = updater::TufClient::trust_root(trust_dir, bytes, options.trusted_root.string()); !status) {
+      return status.error();
+    }
+  }
+  auto fetcher = open_repository(options.repository);
+  if (!fetcher) return fetcher.error();
+  auto client = updater::TufClient::open(trust_dir);
+  if (!client) return client.error();
+  auto store = updater::ModelStore::open(updater::release_models_dir(options.state_dir));
+  if (!store) return store.error();
+  updater::InstallOptions install;
+  install.model = options.release_model;
+  install.start_time = start_time;
+  install.after_step = options.after_step;
+  install.smoke_test = [&](const weights::Weights& weights) -> Status {
+    auto model = options.make_model();
+    if (!model) return model.error();
+    return smoke_test(std::move(model).value(), weights);
+  };
+  return updater::install_latest_release(**fetcher, *client, *store, install);
+}
+
+Result<std::uint64_t> roll_back_release(const fs::path& state_dir) {
+  auto store = updater::ModelStore::open(updater::release_models_dir(state_dir));
+  if (!store) return store.error();
+  if (auto status = store->rollback(); !status) return status.error();
+  auto active = store->load_active();
+  if (!active) return active.error();
+  return (*active)->version();
+}
+
+Result<std::string> describe_release_state(const fs::path& state_dir) {
+  auto store = updater::ModelStore::open(updater::release_models_dir(state_dir));
+  if (!store) return store.error();
+  auto version_of = [&](const std::optional<std::string>& file) -> std::string {
+    if (!file) return "none";
+    auto weights = weights::read_weights_file(store->path_of(*file));
+    return weights ? "version " + std::to_string(weights->version()) + " (" + *file + ")"
+                   : "unreadable: " + weights.error().message;
+  };
+  std::string text = "active: " + version_of(store->active()) + "\nprevious: " + version_of(store->previous()) + "\n";
+  if (store->rolled_back()) text += "rolled back from: version " + std::to_string(*store->rolled_back()) + "\n";
+  const fs::path trust_dir = updater::release_trust_dir(state_dir);
+  if (!fs::exists(trust_dir / "root.json")) return text + "trusted root: none yet\n";
+  auto client = updater::TufClient::open(trust_dir);
+  if (!client) return text + "trusted metadata: " + client.error().message + "\n";
+  const auto& trusted = client->trusted();
+  text += "trusted root: version " + std::to_string(trusted.root.version) + ", expires " +
+          updater::format_utc(trusted.root.expires) + "\n";
+  if (trusted.targets) text += "trusted targets: version " + std::to_string(trusted.targets->version) + "\n";
+  return text;
+}
+
+std::optional<fs::path> active_release_model(const fs::path& state_dir) {
+  if (!fs::exists(updater::release_models_dir(state_dir) / "CURRENT")) return std::nullopt;
+  auto store = updater::ModelStore::open(updater::release_models_dir(state_dir));
+  if (!store || !store->active()) return std::nullopt;
+  return store->path_of(*store->active());
+}
+
+}  // namespace shoal::client
