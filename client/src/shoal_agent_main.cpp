@@ -59,7 +59,7 @@ int fail(const Error& error) {
 }
 
 void add_common(CLI::App* command, CommonOptions& options) {
-  command->add_option("--model", options.model, "zoo model (logreg, mlp, cnn) or TorchScript file")->capture_default_str();
+  command->add_option("--model", options.model, "zoo model (logreg, mlp, cnn, mlp-large) or TorchScript file")->capture_default_str();
   command->add_option("--device", options.device, "cpu, cuda, cuda:N, mps or auto")->capture_default_str();
   command->add_option("--threads", options.threads, "CPU threads for libtorch (0: one per core)")
       ->check(CLI::Range(0, 1024));
@@ -321,7 +321,7 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 0;
   fs::path init_out;
   auto* init = app.add_subcommand("init-model", "write version 0 of a zoo model");
-  init->add_option("--model", init_options.model, "zoo model: logreg, mlp, cnn")->capture_default_str();
+  init->add_option("--model", init_options.model, "zoo model: logreg, mlp, cnn, mlp-large")->capture_default_str();
   init->add_option("--seed", seed, "initialisation seed")->capture_default_str();
   init->add_option("--out", init_out, "weights file to write")->required();
 

@@ -39,6 +39,17 @@ nn::Sequential mlp() {
                          {"fc3", nn::Linear(200, 10)}});
 }
 
+// A wide three-layer perceptron of 11.9M parameters: a model the size of
+// those shipped to phones, for release and aggregation benchmarks at scale.
+nn::Sequential mlp_large() {
+  return nn::Sequential({{"flatten", nn::Flatten()},
+                         {"fc1", nn::Linear(784, 3072)},
+                         {"relu1", nn::ReLU()},
+                         {"fc2", nn::Linear(3072, 3072)},
+                         {"relu2", nn::ReLU()},
+                         {"fc3", nn::Linear(3072, 10)}});
+}
+
 // The CNN of McMahan et al. 2017: two 5x5 convolutions with 2x2 max pooling,
 // a 512-unit dense layer, 10 outputs.
 nn::Sequential cnn() {
@@ -72,7 +83,7 @@ class TorchScriptBackend final : public ModelBackend {
 
 }  // namespace
 
-std::vector<std::string> zoo_model_names() { return {"logreg", "mlp", "cnn"}; }
+std::vector<std::string> zoo_model_names() { return {"logreg", "mlp", "cnn", "mlp-large"}; }
 
 Result<std::unique_ptr<ModelBackend>> make_zoo_backend(std::string_view name, std::uint64_t seed) {
   // Initialisation draws from libtorch's global generator; seeding it here
@@ -81,7 +92,9 @@ Result<std::unique_ptr<ModelBackend>> make_zoo_backend(std::string_view name, st
   if (name == "logreg") return std::unique_ptr<ModelBackend>(std::make_unique<SequentialBackend>(logreg()));
   if (name == "mlp") return std::unique_ptr<ModelBackend>(std::make_unique<SequentialBackend>(mlp()));
   if (name == "cnn") return std::unique_ptr<ModelBackend>(std::make_unique<SequentialBackend>(cnn()));
-  return make_error(ErrorCode::not_found, "no zoo model '" + std::string(name) + "'; the zoo has logreg, mlp, cnn");
+  if (name == "mlp-large") return std::unique_ptr<ModelBackend>(std::make_unique<SequentialBackend>(mlp_large()));
+  return make_error(ErrorCode::not_found,
+                    "no zoo model '" + std::string(name) + "'; the zoo has logreg, mlp, cnn, mlp-large");
 }
 
 Result<std::unique_ptr<ModelBackend>> load_torchscript_backend(const std::filesystem::path& path) {

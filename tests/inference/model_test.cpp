@@ -8,7 +8,7 @@ using namespace shoal;
 using namespace shoal::inference;
 
 TEST_CASE("zoo models have the documented parameter counts and named layers") {
-  const std::pair<const char*, std::uint64_t> expected[] = {{"logreg", 7850}, {"mlp", 199210}, {"cnn", 1663370}};
+  const std::pair<const char*, std::uint64_t> expected[] = {{"logreg", 7850}, {"mlp", 199210}, {"cnn", 1663370}, {"mlp-large", 11882506}};
   for (auto [name, count] : expected) {
     auto model = Model::from_zoo(name, 1);
     REQUIRE(model);
@@ -22,7 +22,7 @@ TEST_CASE("zoo models have the documented parameter counts and named layers") {
 TEST_CASE("an unknown zoo model is refused with the zoo's names") {
   auto model = Model::from_zoo("resnet", 1);
   REQUIRE_FALSE(model);
-  CHECK(model.error().message.find("logreg, mlp, cnn") != std::string::npos);
+  CHECK(model.error().message.find("logreg, mlp, cnn, mlp-large") != std::string::npos);
 }
 
 TEST_CASE("the same seed gives the same initial weights, another seed different ones") {

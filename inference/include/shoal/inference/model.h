@@ -32,6 +32,7 @@ class Model {
   //   logreg  one linear layer (7,850 parameters)
   //   mlp     784-200-200-10 with ReLU (199,210)
   //   cnn     two 5x5 conv + 2x2 max-pool layers, 512-unit dense (1,663,370)
+  //   mlp-large  784-3072-3072-10 with ReLU (11,882,506), for benchmarks at scale
   // Initialisation is deterministic for a given seed.
   static Result<Model> from_zoo(std::string_view name, std::uint64_t seed);
   static std::vector<std::string> zoo_names();
