@@ -61,9 +61,10 @@ expect "rolled back from: version 1" "$agent" release-status --state-dir device
 expect "rolled back from" "$agent" update "${device[@]}"
 expect_error "does not match the expected layout" "$agent" predict --model cnn --device cpu --state-dir device --synthetic 2
 
-# A tampered target is refused at download and the active model stays.
+# A lossy version 2; a tampered target is refused at download and the active model stays.
 "$agent" train --model mlp --weights v1.weights --synthetic 200 --epochs 1 --seed 2 --device cpu --out v2.weights >/dev/null
-"$release" add "${repo[@]}" --model mlp --weights v2.weights >/dev/null
+expect "lossy: each weight within 0.0001" "$release" add "${repo[@]}" --model mlp --weights v2.weights \
+  --lossy-bound 0.0001
 "$release" sign "${repo[@]}" --role targets --key keys/targets.key >/dev/null
 "$release" publish "${repo[@]}" "${publish[@]}" >/dev/null
 cp releases/targets/mlp/v2.from-v0.delta saved.delta
@@ -91,6 +92,6 @@ expect "staged root version 2" "$release" rotate "${repo[@]}" --root-key keys/ro
 expect_error "previous root's keys" "$release" publish "${repo[@]}" "${publish[@]}"
 "$release" sign "${repo[@]}" --role root --key keys/root.key >/dev/null
 expect "published root version 2" "$release" publish "${repo[@]}" "${publish[@]}"
-expect "installed mlp version 2" "$agent" update "${device[@]}"
+expect "installed mlp version 2 (lossy, within 0.0001)" "$agent" update "${device[@]}"
 grep -q '"version": 2' device/release/trust/root.json || fail "the device did not take root version 2"
 echo "release CLI: all checks passed"

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <cmath>
+#include <limits>
 #include <random>
 
 using namespace shoal;
@@ -103,4 +105,45 @@ TEST_CASE("a truncated or damaged delta is an error, never a wrong model") {
   auto trailing = apply_delta(base, longer, "long.delta");
   REQUIRE_FALSE(trailing);
   CHECK(trailing.error().message.find("1 bytes after the last tensor") != std::string::npos);
+}
+
+TEST_CASE("a lossy version stays within its bound and its delta is small integers, rebuilt bit for bit") {
+  const auto [base, target] = version_pair();
+  const float bound = 5e-5f;
+  auto quantized = quantize_towards(base, target, bound);
+  REQUIRE(quantized);
+  CHECK(quantized->step == 2 * bound);
+  CHECK(quantized->max_error <= bound * 1.001f);
+  CHECK(quantized->weights.version() == target.version());
+  float largest = 0;
+  for (std::size_t i = 0; i < target.values().size(); ++i) {
+    largest = std::max(largest, std::fabs(quantized->weights.values()[i] - target.values()[i]));
+  }
+  CHECK(largest == quantized->max_error);
+
+  auto exact = encode_delta(base, quantized->weights, 3);
+  auto lossy = encode_delta(base, quantized->weights, 3, quantized->step);
+  REQUIRE(exact);
+  REQUIRE(lossy);
+  CHECK(lossy->size() < exact->size() / 2);
+  auto info = read_delta_info(*lossy, "lossy.delta");
+  REQUIRE(info);
+  CHECK(info->transforms[0] == DeltaTransform::quantized);  // moved a little: a few steps
+  auto rebuilt = apply_delta(base, *lossy, "lossy.delta");
+  REQUIRE(rebuilt);
+  CHECK(bit_identical(*rebuilt, quantized->weights));
+  // The same step does not describe the unquantised target: the encoder keeps it exact.
+  auto not_quantized = encode_delta(base, target, 3, quantized->step);
+  REQUIRE(not_quantized);
+  CHECK(read_delta_info(*not_quantized, "x")->transforms[0] != DeltaTransform::quantized);
+  CHECK(bit_identical(*apply_delta(base, *not_quantized, "x"), target));
+}
+
+TEST_CASE("a lossy error bound must be a positive number") {
+  const auto [base, target] = version_pair();
+  for (float bad : {0.0f, -1.0f, std::numeric_limits<float>::infinity()}) {
+    auto refused = quantize_towards(base, target, bad);
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error().message, Catch::Contains("error bound"));
+  }
 }

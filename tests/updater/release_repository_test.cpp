@@ -182,3 +182,27 @@ TEST_CASE("a rotated root needs the old and the new root keys' thresholds before
   REQUIRE_FALSE(refused.ok());
   CHECK_THAT(refused.error().message, Catch::Contains("is not a root key of root version 2"));
 }
+
+TEST_CASE("a lossy release is the quantised version, within its bound, and what the metadata hashes") {
+  ReleaseFixture fixture;
+  auto repository = fixture.make_repository();
+  fixture.release(repository, 1);
+  const auto given = ReleaseFixture::model_version(2);
+  auto added = repository.add(given, "cnn", 1, fixture.now, 5e-5f);
+  REQUIRE(added.ok());
+  REQUIRE(added->lossy_max_error.has_value());
+  CHECK(*added->lossy_max_error <= 5e-5f * 1.001f);
+  CHECK(added->full.lossy_error_bound == "5e-05");
+  REQUIRE(added->deltas.size() == 1);
+  const auto exact_delta = encode_delta(ReleaseFixture::model_version(1), given);
+  REQUIRE(exact_delta.ok());
+  CHECK(added->deltas[0].length < exact_delta->size() / 2);
+
+  auto released = weights::read_weights_file(fixture.repo_dir / "targets" / added->full.path);
+  REQUIRE(released.ok());
+  CHECK(values_hash(*released) == added->full.values_hash);
+  CHECK(values_hash(*released) != values_hash(given));
+  auto custom = parse_release_file(added->full.path, repository.staged_targets().targets.at(added->full.path), "t");
+  REQUIRE(custom.ok());
+  CHECK(custom->lossy_error_bound == "5e-05");
+}

@@ -2,6 +2,8 @@
 
 #include <zstd.h>
 
+#include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "shoal/crypto/byte_io.h"
@@ -24,6 +26,28 @@ std::uint32_t zigzag(std::uint32_t difference) {
 }
 
 std::uint32_t unzigzag(std::uint32_t coded) { return (coded >> 1) ^ (0u - (coded & 1u)); }
+
+// The one formula of a quantised weight; encoder, publisher and device all
+// use it (and this file is built without FMA contraction), so they agree bit for bit.
+float dequantize(float base, std::int32_t q, float step) { return base + static_cast<float>(q) * step; }
+
+// |q| stays below 2^24, where every integer is exact as a float.
+constexpr std::int64_t kMaxQuantizedStep = (1 << 24) - 1;
+
+// q per weight if `target` is base + q * step exactly, else nullopt.
+std::optional<std::vector<std::uint32_t>> quantized_words(std::span<const float> base, std::span<const float> target,
+                                                          float step) {
+  std::vector<std::uint32_t> words(target.size());
+  for (std::size_t i = 0; i < target.size(); ++i) {
+    const float steps = std::nearbyint((target[i] - base[i]) / step);
+    if (!(std::fabs(steps) <= kMaxQuantizedStep)) return std::nullopt;
+    const auto q = static_cast<std::int32_t>(steps);
+    const float rebuilt = dequantize(base[i], q, step);
+    if (std::memcmp(&rebuilt, &target[i], sizeof rebuilt) != 0) return std::nullopt;
+    words[i] = zigzag(static_cast<std::uint32_t>(q));
+  }
+  return words;
+}
 
 // The transform of one tensor's target bits against its base bits.
 std::vector<std::uint32_t> forward(DeltaTransform transform, std::span<const std::uint32_t> base,
@@ -86,6 +110,7 @@ std::string_view transform_name(DeltaTransform transform) {
     case DeltaTransform::xor_bits: return "xor";
     case DeltaTransform::diff_bits: return "diff";
     case DeltaTransform::full: return "full";
+    case DeltaTransform::quantized: return "quantized";
   }
   return "unknown";
 }
@@ -96,7 +121,7 @@ crypto::Blake2b256Digest values_hash(const weights::Weights& weights) {
 }
 
 Result<std::vector<std::uint8_t>> encode_delta(const weights::Weights& base, const weights::Weights& target,
-                                               int level) {
+                                               int level, std::optional<float> quantization_step) {
   if (base.layout() != target.layout()) return weights::layout_mismatch("delta target", base.layout(), target.layout());
   std::vector<std::uint8_t> out(std::begin(kMagic), std::end(kMagic));
   crypto::append_le(out, kDeltaFormatVersion);
@@ -118,6 +143,18 @@ Result<std::vector<std::uint8_t>> encode_delta(const weights::Weights& base, con
       if (best.empty() || frame->size() < best.size()) {
         best = std::move(frame).value();
         best_transform = transform;
+      }
+    }
+    if (quantization_step) {
+      if (auto words = quantized_words(base.tensor(t), target.tensor(t), *quantization_step)) {
+        auto frame = compress(to_planes(*words), level);
+        if (!frame) return frame.error();
+        if (frame->size() + sizeof(float) < best.size()) {
+          best.clear();
+          crypto::append_le(best, std::bit_cast<std::uint32_t>(*quantization_step));
+          crypto::append_bytes(best, *frame);
+          best_transform = DeltaTransform::quantized;
+        }
       }
     }
     crypto::append_u8(out, static_cast<std::uint8_t>(best_transform));
@@ -222,10 +259,19 @@ Result<weights::Weights> apply_delta(const weights::Weights& base, std::span<con
     if (!entry) return entry.error();
     const auto transform = static_cast<DeltaTransform>(entry->transform);
     if (transform != DeltaTransform::xor_bits && transform != DeltaTransform::diff_bits &&
-        transform != DeltaTransform::full) {
+        transform != DeltaTransform::full && transform != DeltaTransform::quantized) {
       return corrupt(source, "tensor " + name + ": unknown transform " + std::to_string(entry->transform));
     }
-    const auto frame = entry->frame;
+    auto frame = entry->frame;
+    float step = 0;
+    if (transform == DeltaTransform::quantized) {
+      crypto::ByteReader step_reader(frame.data(), frame.size(), std::string(source));
+      auto step_bits = step_reader.read_le<std::uint32_t>("a quantized tensor's step");
+      if (!step_bits) return corrupt(source, "tensor " + name + ": " + step_bits.error().message);
+      step = std::bit_cast<float>(*step_bits);
+      if (!std::isfinite(step) || step <= 0) return corrupt(source, "tensor " + name + ": step is not a positive number");
+      frame = frame.subspan(sizeof(float));
+    }
     const auto base_bits = bits_of(base.tensor(t));
     std::vector<std::uint8_t> planes(base_bits.size() * 4);
     // The frame must hold exactly the tensor's bytes: a corrupt size cannot make us allocate.
@@ -239,6 +285,14 @@ Result<weights::Weights> apply_delta(const weights::Weights& base, std::span<con
     }
     std::vector<std::uint32_t> words(base_bits.size());
     from_planes(planes, words);
+    if (transform == DeltaTransform::quantized) {
+      const auto base_values = base.tensor(t);
+      float* out = values.data() + layout.offset(t);
+      for (std::size_t i = 0; i < words.size(); ++i) {
+        out[i] = dequantize(base_values[i], static_cast<std::int32_t>(unzigzag(words[i])), step);
+      }
+      continue;
+    }
     inverse(transform, base_bits, words);
     std::memcpy(values.data() + layout.offset(t), words.data(), words.size() * sizeof(std::uint32_t));
   }
@@ -252,6 +306,28 @@ Result<weights::Weights> apply_delta(const weights::Weights& base, std::span<con
                                                    short_hex(info->target_hash) + " (a damaged delta)");
   }
   return target;
+}
+
+Result<QuantizedVersion> quantize_towards(const weights::Weights& base, const weights::Weights& target,
+                                          float error_bound) {
+  if (base.layout() != target.layout()) return weights::layout_mismatch("lossy target", base.layout(), target.layout());
+  if (!(error_bound > 0) || !std::isfinite(error_bound)) {
+    return make_error(ErrorCode::invalid_argument, "the lossy error bound must be a positive number");
+  }
+  QuantizedVersion out{weights::Weights(target.layout(), target.version()), 2 * error_bound, 0};
+  for (std::size_t t = 0; t < base.layout().tensors().size(); ++t) {
+    const auto b = base.tensor(t), x = target.tensor(t);
+    auto y = out.weights.values().subspan(base.layout().offset(t), x.size());
+    bool representable = true;
+    for (std::size_t i = 0; i < x.size() && representable; ++i) {
+      const float steps = std::nearbyint((x[i] - b[i]) / out.step);
+      representable = std::fabs(steps) <= kMaxQuantizedStep;
+      if (representable) y[i] = dequantize(b[i], static_cast<std::int32_t>(steps), out.step);
+    }
+    if (!representable) std::copy(x.begin(), x.end(), y.begin());
+    for (std::size_t i = 0; i < x.size(); ++i) out.max_error = std::max(out.max_error, std::fabs(y[i] - x[i]));
+  }
+  return out;
 }
 
 }  // namespace shoal::updater

@@ -11,6 +11,7 @@ std::string ReleaseFile::describe() const {
   char size[32];
   std::snprintf(size, sizeof size, "%.2f MB", length / 1e6);
   return model + " version " + std::to_string(version) +
+         (lossy_error_bound.empty() ? "" : " (lossy, within " + lossy_error_bound + ")") +
          (kind == ReleaseFileKind::delta ? " (delta from " + std::to_string(base_version) + ", " + size + ")"
                                          : std::string(" (full file, ") + size + ")");
 }
@@ -19,6 +20,7 @@ nlohmann::json release_custom(const ReleaseFile& file) {
   nlohmann::json custom{{"model", file.model},
                         {"model_version", file.version},
                         {"values_blake2b", crypto::to_hex(file.values_hash)}};
+  if (!file.lossy_error_bound.empty()) custom["lossy_error_bound"] = file.lossy_error_bound;
   if (file.kind == ReleaseFileKind::full) {
     custom["kind"] = "full";
     custom["codec"] = kFullCodec;
@@ -56,6 +58,7 @@ Result<ReleaseFile> parse_release_file(const std::string& path, const TargetFile
   auto values = crypto::array_from_hex<crypto::kBlake2b256Bytes>(text("values_blake2b"), "values_blake2b");
   if (!values) return bad("values_blake2b is not 32 bytes of hex");
   file.values_hash = *values;
+  file.lossy_error_bound = text("lossy_error_bound");
   const std::string kind = text("kind"), codec = text("codec");
   if (kind == "full") {
     if (codec != kFullCodec) return bad("codec '" + codec + "' is not " + std::string(kFullCodec));

@@ -1,6 +1,7 @@
 #include "shoal/updater/release_repository.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 #include "shoal/crypto/durable_file.h"
@@ -194,28 +195,50 @@ Status ReleaseRepository::begin_targets_change(UnixTime now) {
   return ok_status();
 }
 
-Result<AddedRelease> ReleaseRepository::add(const weights::Weights& weights, const std::string& model,
-                                            std::size_t delta_count, UnixTime now) {
+Result<AddedRelease> ReleaseRepository::add(const weights::Weights& new_version, const std::string& model,
+                                            std::size_t delta_count, UnixTime now,
+                                            std::optional<float> lossy_error_bound) {
   if (!valid_model_name(model)) {
     return make_error(ErrorCode::invalid_argument,
                       "model name '" + model + "' must be 1 to 64 of a-z, 0-9, '-' and '_' (it names a directory)");
   }
   auto existing = release_files(staged_targets_, model, "staged/targets.json");
   if (!existing) return existing.error();
-  if (!existing->empty() && existing->front().version >= weights.version()) {
+  if (!existing->empty() && existing->front().version >= new_version.version()) {
     return make_error(ErrorCode::invalid_argument,
-                      model + " version " + std::to_string(weights.version()) + " is not newer than the released " +
-                          std::to_string(existing->front().version) + ": releases never go backwards");
+                      model + " version " + std::to_string(new_version.version()) +
+                          " is not newer than the released " + std::to_string(existing->front().version) +
+                          ": releases never go backwards");
+  }
+  auto read_full = [&](const ReleaseFile& file) { return weights::read_weights_file(targets_dir(dir_) / file.path); };
+
+  AddedRelease added;
+  weights::Weights weights = new_version;
+  std::optional<float> step;
+  auto newest_full = std::find_if(existing->begin(), existing->end(),
+                                  [](const ReleaseFile& file) { return file.kind == ReleaseFileKind::full; });
+  if (lossy_error_bound && newest_full != existing->end()) {
+    auto base = read_full(*newest_full);
+    if (!base) return base.error();
+    auto quantized = quantize_towards(*base, new_version, *lossy_error_bound);
+    if (!quantized) return quantized.error();
+    weights = std::move(quantized->weights);
+    step = quantized->step;
+    added.lossy_max_error = quantized->max_error;
   }
   if (auto status = begin_targets_change(now); !status) return status.error();
 
-  AddedRelease added;
   const std::vector<std::uint8_t> full_bytes = weights::encode_weights(weights);
   added.full.path = full_file_path(model, weights.version());
   added.full.length = full_bytes.size();
   added.full.model = model;
   added.full.version = weights.version();
   added.full.values_hash = values_hash(weights);
+  if (added.lossy_max_error) {
+    char bound[32];
+    std::snprintf(bound, sizeof bound, "%g", *lossy_error_bound);
+    added.full.lossy_error_bound = bound;
+  }
   std::vector<std::pair<ReleaseFile, std::vector<std::uint8_t>>> files;
   files.emplace_back(added.full, full_bytes);
 
@@ -223,9 +246,9 @@ Result<AddedRelease> ReleaseRepository::add(const weights::Weights& weights, con
   for (const ReleaseFile& older : *existing) {
     if (older.kind != ReleaseFileKind::full || bases == delta_count) continue;
     ++bases;
-    auto base = weights::read_weights_file(targets_dir(dir_) / older.path);
+    auto base = read_full(older);
     if (!base) return base.error();
-    auto delta = encode_delta(*base, weights);
+    auto delta = encode_delta(*base, weights, 19, step);
     if (!delta) {
       added.skipped.push_back("no delta from version " + std::to_string(older.version) + ": " + delta.error().message);
       continue;

@@ -246,12 +246,16 @@ int main(int argc, char** argv) {
   fs::path weights_path;
   std::size_t delta_count = 3;
   int targets_days = 90;
+  float lossy_bound = 0;
   auto* add = app.add_subcommand("add", "stage a new model version with deltas from earlier ones");
   add_repo(add);
   add->add_option("--model", model, "model name, e.g. cnn")->required();
   add->add_option("--weights", weights_path, "the new version's weights file")->required()->check(CLI::ExistingFile);
   add->add_option("--deltas", delta_count, "deltas from the last K versions")->capture_default_str();
   add->add_option("--expires-days", targets_days, "days the targets metadata stays valid")->capture_default_str();
+  add->add_option("--lossy-bound", lossy_bound,
+                  "release a quantised version, each weight within this of the given one (0: exact)")
+      ->check(CLI::NonNegativeNumber);
 
   std::string role_text;
   fs::path key_path;
@@ -304,9 +308,14 @@ int main(int argc, char** argv) {
     auto weights = weights::read_weights_file(weights_path);
     if (!weights) return fail(weights.error());
     repository->expiry().targets = targets_days;
-    auto added = repository->add(*weights, model, delta_count, now);
+    auto added = repository->add(*weights, model, delta_count, now,
+                                 lossy_bound > 0 ? std::optional<float>(lossy_bound) : std::nullopt);
     if (!added) return fail(added.error());
     std::printf("staged %s as %s\n", added->full.describe().c_str(), added->full.path.c_str());
+    if (added->lossy_max_error) {
+      std::printf("  lossy: each weight within %g of %s (largest change %g)\n", lossy_bound, weights_path.c_str(),
+                  *added->lossy_max_error);
+    }
     for (const auto& delta : added->deltas) {
       std::printf("  delta %s: %.1f%% of the full file\n", delta.path.c_str(), 100.0 * delta.length / added->full.length);
     }

@@ -6,6 +6,7 @@
 //                                "codec": "shoal-weights/1", "values_blake2b": "<hex>"}
 //   "cnn/v12.from-v11.delta":   {... "kind": "delta", "codec": "shoal-delta/1",
 //                                "base_version": 11, "base_values_blake2b": "<hex>"}
+//   a lossy release adds           "lossy_error_bound": "0.0001"
 //
 // values_blake2b is values_hash() of the version's weights: a device finds
 // the delta whose base is the model it runs by comparing hashes, not names.
@@ -35,6 +36,9 @@ struct ReleaseFile {
   ReleaseFileKind kind = ReleaseFileKind::full;
   std::uint64_t base_version = 0;  // deltas only
   crypto::Blake2b256Digest base_values_hash{};
+  // A lossy release: how far any weight may be from the version the
+  // operator gave ("0.0001"; text, as TUF metadata holds no floats). Empty: exact.
+  std::string lossy_error_bound;
 
   std::string describe() const;  // "cnn version 12 (delta from 11, 1.2 MB)"
 };

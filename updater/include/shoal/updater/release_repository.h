@@ -18,6 +18,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,7 @@ struct AddedRelease {
   ReleaseFile full;
   std::vector<ReleaseFile> deltas;
   std::vector<std::string> skipped;  // deltas not written, and why
+  std::optional<float> lossy_max_error;  // a lossy release: its largest change to a weight
 };
 
 class ReleaseRepository {
@@ -65,8 +67,14 @@ class ReleaseRepository {
   // under kMaxDeltaFraction of the full file (else a device is better served
   // by the full file, which needs no base). The version must be newer than
   // every release of the model.
+  //
+  // With `lossy_error_bound`, the version released is quantize_towards()
+  // the newest earlier version (each weight within the bound), so its delta
+  // from that version is small; that quantised version is what the full
+  // file holds and the metadata hashes. The first version of a model is
+  // always exact.
   Result<AddedRelease> add(const weights::Weights& weights, const std::string& model, std::size_t delta_count,
-                           UnixTime now);
+                           UnixTime now, std::optional<float> lossy_error_bound = {});
   // Adds `key`'s signature to the staged metadata of `role` (root or
   // targets). A root is signed by keys of its own root role and, for
   // rotation, of the previous root's.
