@@ -39,6 +39,11 @@ Status AggregatorConfig::validate() const {
   if (bind.empty()) return missing("bind");
   if (server_key.empty()) return missing("key");
   if (enrolment.empty()) return missing("enrolment");
+  if (!release_repository.empty() && !std::filesystem::is_directory(release_repository / "metadata")) {
+    return make_error(ErrorCode::invalid_argument,
+                      "aggregator config: release.repository " + release_repository.string() +
+                          " holds no metadata/ directory (create it with shoal-release init)");
+  }
   if (state_dir.empty()) return missing("state_dir");
   if (auto status = round.validate(); !status) return status;
   if (auto status = strategy.validate(); !status) return status;
@@ -53,6 +58,7 @@ Result<AggregatorConfig> read_aggregator_config(config::ConfigFile& file) {
   file.read_path("server.initial_weights", config.initial_weights);
   file.read_path("server.state_dir", config.state_dir);
   file.read_path("server.metrics_log", config.metrics_log);
+  file.read_path("release.repository", config.release_repository);
   file.read("server.rounds", config.round.final_version);
   read_round_settings(file, config.round, config.strategy);
   if (auto status = file.finish(); !status) return status.error();

@@ -5,6 +5,8 @@
 #include "shoal/aggregator/checkpoint.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/messages.h"
+#include "shoal/protocol/release_messages.h"
+#include "shoal/updater/repository_fetcher.h"
 #include "shoal/weights/weights_file.h"
 
 namespace shoal::aggregator {
@@ -134,6 +136,10 @@ void AggregatorServer::check_enrolment(Clock::time_point now) {
 }
 
 void AggregatorServer::handle(protocol::FromPeer& message, Clock::time_point now) {
+  // Release fetches come on a connection of their own: it must not become the device's round route.
+  if (message.message && message.message->type() == protocol::MessageType::fetch_file) {
+    return serve_release_file(message);
+  }
   costs_.bytes_in += message.bytes;
   const DeviceKey& device = message.user_id;
   // A device keeps its routing id until it reconnects; copy it only then.
@@ -185,6 +191,32 @@ void AggregatorServer::handle(protocol::FromPeer& message, Clock::time_point now
                                               std::string(*protocol::message_type_name(
                                                   static_cast<std::uint16_t>(envelope.type())))});
   }
+}
+
+void AggregatorServer::serve_release_file(const protocol::FromPeer& message) {
+  auto fetch = protocol::decode<protocol::FetchFile>(*message.message);
+  protocol::FileChunk chunk{fetch ? fetch->request : 0, "refused", "", fetch ? fetch->offset : 0, 0};
+  std::vector<zmq::message_t> payloads;
+  if (!fetch) {
+    chunk.detail = fetch.error().describe();
+  } else if (config_.release_repository.empty()) {
+    chunk.detail = "this aggregator serves no release repository";
+  } else if (revoked_.contains(message.user_id)) {
+    chunk.detail = "this device's enrolment was revoked";
+  } else if (auto range = updater::read_repository_range(config_.release_repository, fetch->path, fetch->offset,
+                                                          fetch->max_bytes);
+             !range) {
+    chunk.status = range.error().code == ErrorCode::not_found ? "not_found" : "refused";
+    chunk.detail = range.error().message;
+  } else {
+    chunk.status = "ok";
+    chunk.total_size = range->total_size;
+    payloads.emplace_back(range->bytes.data(), range->bytes.size());
+  }
+  if (chunk.status == "refused") {
+    log_ << "refused a release fetch by " << short_key(message.user_id) << ": " << chunk.detail << "\n";
+  }
+  protocol::send_to_peer(*socket_, message.routing_id, protocol::encode(chunk, std::move(payloads)));
 }
 
 zmq::message_t AggregatorServer::model_frame() {

@@ -1,5 +1,7 @@
 #include "shoal/client/agent_config.h"
 
+#include "shoal/client/release_update.h"
+
 namespace shoal::client {
 namespace {
 
@@ -66,9 +68,13 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path) {
   file->read("data.shards", config.shards);
   file->read("eligibility.require_ac_power", config.eligibility.require_ac_power);
   file->read("eligibility.max_load_per_core", config.eligibility.max_load_per_core);
-  std::filesystem::path repository;
-  file->read_path("release.repository", repository);
-  config.release.repository = repository.string();
+  // "aggregator" names the aggregator's repository; anything else is a directory.
+  file->read("release.repository", config.release.repository);
+  if (config.release.repository != kAggregatorRepository) {
+    std::filesystem::path repository = config.release.repository;
+    file->read_path("release.repository", repository);
+    config.release.repository = repository.string();
+  }
   file->read_path("release.trusted_root", config.release.trusted_root);
   file->read("release.model", config.release.model);
   file->read("release.check_every_s", config.release.check_every_s);

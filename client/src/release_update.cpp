@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "shoal/client/aggregator_fetcher.h"
 #include "shoal/crypto/durable_file.h"
 #include "shoal/inference/prediction_session.h"
 #include "shoal/weights/weights_file.h"
@@ -10,9 +11,21 @@ namespace fs = std::filesystem;
 
 namespace shoal::client {
 
-Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository) {
+Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository,
+                                                                    const std::optional<AggregatorLink>& aggregator) {
   if (repository.empty()) {
     return make_error(ErrorCode::invalid_argument, "no release repository given");
+  }
+  if (repository == kAggregatorRepository) {
+    if (!aggregator) {
+      return make_error(ErrorCode::invalid_argument,
+                        "the repository is the aggregator's, but no aggregator endpoint and keys are configured");
+    }
+    constexpr std::chrono::seconds kReplyTimeout{30};
+    auto fetcher = AggregatorFetcher::connect(aggregator->device, aggregator->server, aggregator->endpoint,
+                                              kReplyTimeout);
+    if (!fetcher) return fetcher.error();
+    return std::unique_ptr<updater::RepositoryFetcher>(std::move(fetcher).value());
   }
   if (!fs::is_directory(repository)) {
     return make_error(ErrorCode::not_found, "release repository " + repository + " is not a directory");
@@ -57,7 +70,7 @@ Result<updater::InstallOutcome> update_from_release(const ReleaseUpdateOptions& 
       return status.error();
     }
   }
-  auto fetcher = open_repository(options.repository);
+  auto fetcher = open_repository(options.repository, options.aggregator);
   if (!fetcher) return fetcher.error();
   auto client = updater::TufClient::open(trust_dir);
   if (!client) return client.error();

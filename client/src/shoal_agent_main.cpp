@@ -6,6 +6,7 @@
 //   shoal-agent run --config configs/agent-1.toml        # take part in federated rounds
 //   shoal-agent predict --model mlp --state-dir demo/device-1 --images X.gz --labels Y.gz
 //   shoal-agent update  --model cnn --state-dir D --repository releases --trusted-root root.json
+//   shoal-agent update  --config configs/agent-1.toml    # its [release] settings, e.g. the aggregator's repository
 //   shoal-agent rollback --state-dir D
 //   shoal-agent release-status --state-dir D
 //
@@ -117,10 +118,25 @@ std::atomic<bool> stop_requested{false};
 
 struct ReleaseOptions {
   fs::path state_dir;
-  std::string repository;
+  std::string repository;  // a directory, or "aggregator"
   fs::path trusted_root;
   std::string release_model;  // empty: the --model name
+  std::optional<client::AggregatorLink> aggregator;
 };
+
+// The release settings of an agent config; its keys reach the aggregator's repository.
+Result<ReleaseOptions> release_options(const client::AgentConfig& config) {
+  ReleaseOptions release{config.state_dir, config.release.repository, config.release.trusted_root,
+                         config.release.model, std::nullopt};
+  if (release.repository == client::kAggregatorRepository) {
+    auto key = crypto::load_identity_key(config.key, crypto::KeyRole::device);
+    if (!key) return key.error();
+    auto server = crypto::load_public_key(config.server_public_key, crypto::KeyRole::server);
+    if (!server) return server.error();
+    release.aggregator = client::AggregatorLink{key->keys, server->identity, config.endpoint};
+  }
+  return release;
+}
 
 // SHOAL_CRASH_AFTER_STEP names an install step ("stage", ...) after which the
 // process ends at once, as a power cut would end it: fault injection for tests.
@@ -136,6 +152,7 @@ Result<updater::InstallOutcome> update_once(const CommonOptions& common, const R
   client::ReleaseUpdateOptions options;
   options.state_dir = release.state_dir;
   options.repository = release.repository;
+  options.aggregator = release.aggregator;
   options.trusted_root = release.trusted_root;
   options.release_model = release.release_model.empty() ? fs::path(common.model).stem().string() : release.release_model;
   options.make_model = [common]() { return open_model(common, std::nullopt); };
@@ -154,7 +171,22 @@ std::string describe_outcome(const updater::InstallOutcome& outcome) {
   return text;
 }
 
-int update(const CommonOptions& common, const ReleaseOptions& release) {
+int update(CommonOptions common, ReleaseOptions release, const fs::path& config_path) {
+  if (!config_path.empty()) {  // the agent's config supplies what the flags did not
+    auto config = client::load_agent_config(config_path);
+    if (!config) return fail(config.error());
+    auto configured = release_options(*config);
+    if (!configured) return fail(configured.error());
+    if (release.state_dir.empty()) release.state_dir = configured->state_dir;
+    if (release.repository.empty()) release.repository = configured->repository;
+    if (release.trusted_root.empty()) release.trusted_root = configured->trusted_root;
+    if (release.release_model.empty()) release.release_model = configured->release_model;
+    release.aggregator = configured->aggregator;
+    common.model = config->model;
+  }
+  if (release.state_dir.empty() || release.repository.empty()) {
+    return fail(make_error(ErrorCode::invalid_argument, "update needs --state-dir and --repository, or --config"));
+  }
   auto outcome = update_once(common, release);
   if (!outcome) return fail(outcome.error());
   std::cout << describe_outcome(*outcome) << "\n";
@@ -215,9 +247,11 @@ int run_agent(const fs::path& config_path) {
   std::condition_variable release_wake;
   std::thread release_checks;
   if (!config->release.repository.empty() && config->release.check_every_s > 0) {
-    const ReleaseOptions release{config->state_dir, config->release.repository, config->release.trusted_root,
-                                 config->release.model};
-    const CommonOptions common{config->model, "cpu", 1};  // the smoke test stays off the training device
+    auto configured = release_options(*config);
+    if (!configured) return fail(configured.error());
+    const ReleaseOptions release = *configured;
+    // The smoke test runs on the CPU, off the training device, with the configured threads.
+    const CommonOptions common{config->model, "cpu", config->threads};
     release_checks = std::thread([&, release, common] {
       std::unique_lock lock(release_mutex);
       do {
@@ -367,8 +401,12 @@ int main(int argc, char** argv) {
   ReleaseOptions release;
   auto* update_command = app.add_subcommand("update", "install the newest signed release of the model");
   add_common(update_command, update_common);
-  update_command->add_option("--state-dir", release.state_dir, "the agent's state directory")->required();
-  update_command->add_option("--repository", release.repository, "the release repository (a directory)")->required();
+  fs::path update_config;
+  update_command->add_option("--config", update_config, "agent TOML file: its state_dir, model and [release] settings")
+      ->check(CLI::ExistingFile);
+  update_command->add_option("--state-dir", release.state_dir, "the agent's state directory");
+  update_command->add_option("--repository", release.repository,
+                             "the release repository: a directory, or 'aggregator' (with --config)");
   update_command->add_option("--trusted-root", release.trusted_root,
                              "the operator's root.json, trusted on the first update");
   update_command->add_option("--release-model", release.release_model,
@@ -389,7 +427,7 @@ int main(int argc, char** argv) {
     std::cout << *text;
     return 0;
   }
-  if (*update_command) return update(update_common, release);
+  if (*update_command) return update(update_common, release, update_config);
   if (*rollback_command) return rollback(rollback_state_dir);
   if (*init) return init_model(init_options, seed, init_out);
   if (*train_command) return train(train_options, train_data, train_weights, plan, train_out);

@@ -12,6 +12,8 @@ std::optional<std::string_view> message_type_name(std::uint16_t type) {
     case MessageType::update_report: return "update_report";
     case MessageType::evaluate_task: return "evaluate_task";
     case MessageType::evaluation_report: return "evaluation_report";
+    case MessageType::fetch_file: return "fetch_file";
+    case MessageType::file_chunk: return "file_chunk";
   }
   return std::nullopt;
 }

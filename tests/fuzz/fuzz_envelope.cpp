@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "shoal/protocol/messages.h"
+#include "shoal/protocol/release_messages.h"
 #include "shoal/protocol/round_messages.h"
 
 using namespace shoal::protocol;
@@ -30,5 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)decode<UpdateReport>(*envelope);
   (void)decode<EvaluateTask>(*envelope);
   (void)decode<EvaluationReport>(*envelope);
+  (void)decode<FetchFile>(*envelope);
+  (void)decode<FileChunk>(*envelope);
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "shoal/updater/repository_fetcher.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -50,6 +51,45 @@ Result<std::vector<std::uint8_t>> DirectoryFetcher::fetch(const std::string& pat
   }
   ::close(fd);
   return bytes;
+}
+
+}  // namespace shoal::updater
+
+namespace shoal::updater {
+
+Result<FileRange> read_repository_range(const std::filesystem::path& root, const std::string& path,
+                                        std::uint64_t offset, std::uint64_t max_bytes) {
+  if (!is_safe_repository_path(path)) {
+    return make_error(ErrorCode::invalid_argument, "'" + path + "' is not a path inside the repository");
+  }
+  const std::filesystem::path full = root / path;
+  const int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return make_error(errno == ENOENT ? ErrorCode::not_found : ErrorCode::io,
+                      "cannot open " + path + ": " + std::strerror(errno));
+  }
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd);
+    return make_error(ErrorCode::not_found, path + " is not a file");
+  }
+  FileRange range;
+  range.total_size = static_cast<std::uint64_t>(info.st_size);
+  const std::uint64_t start = std::min(offset, range.total_size);
+  range.bytes.resize(std::min(max_bytes, range.total_size - start));
+  std::size_t done = 0;
+  while (done < range.bytes.size()) {
+    const ssize_t got = ::pread(fd, range.bytes.data() + done, range.bytes.size() - done,
+                                static_cast<off_t>(start + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      ::close(fd);
+      return make_error(ErrorCode::io, "cannot read " + path);
+    }
+    done += static_cast<std::size_t>(got);
+  }
+  ::close(fd);
+  return range;
 }
 
 }  // namespace shoal::updater

@@ -20,6 +20,7 @@ struct AggregatorConfig {
   std::filesystem::path initial_weights;  // the model to start from when state_dir has no checkpoint
   std::filesystem::path state_dir;        // checkpoints; metrics.jsonl unless metrics_log is set
   std::filesystem::path metrics_log;
+  std::filesystem::path release_repository;  // a shoal-release repository served to devices; empty: none
   RoundConfig round;  // round.final_version (key server.rounds): stop at this version; 0: run until stopped
   StrategyConfig strategy;
 

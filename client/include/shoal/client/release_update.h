@@ -4,6 +4,9 @@
 // the smoke test, which loads a release into the device's model and runs
 // it on a probe input before the release may become active.
 //
+// The repository is a directory (local or mounted) or the one the agent's
+// aggregator serves on its socket.
+//
 // State lives under the agent's state directory: release/trust/ (the
 // trusted TUF metadata) and release/models/ (the active and previous model).
 #pragma once
@@ -11,25 +14,39 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "shoal/crypto/identity.h"
 #include "shoal/crypto/result.h"
 #include "shoal/inference/model.h"
 #include "shoal/updater/release_installer.h"
 
 namespace shoal::client {
 
+// How to reach the aggregator, for a repository it serves.
+struct AggregatorLink {
+  crypto::IdentityKeyPair device;
+  crypto::PublicIdentity server;
+  std::string endpoint;
+};
+
+// The word that names the aggregator's repository instead of a directory.
+inline constexpr std::string_view kAggregatorRepository = "aggregator";
+
 struct ReleaseUpdateOptions {
   std::filesystem::path state_dir;
-  std::string repository;               // the repository's directory
+  std::string repository;               // a directory, or "aggregator"
+  std::optional<AggregatorLink> aggregator;  // needed for "aggregator"
   std::filesystem::path trusted_root;   // the operator's root.json; used while the device trusts none
   std::string release_model;            // the model's name in the repository
   std::function<Result<inference::Model>()> make_model;  // a fresh model for the smoke test
   std::function<void(updater::InstallStep)> after_step;  // fault injection in tests
 };
 
-// The fetcher for `repository`: a directory path.
-Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository);
+// The fetcher for `repository`: a directory path, or "aggregator" over `aggregator`.
+Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository,
+                                                                    const std::optional<AggregatorLink>& aggregator);
 
 // Loads `weights` into `model`, runs a batch of probe inputs and refuses
 // non-finite outputs.

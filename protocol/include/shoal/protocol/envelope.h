@@ -34,6 +34,8 @@ enum class MessageType : std::uint16_t {
   update_report = 6,      // device -> server: the round's update
   evaluate_task = 7,      // server -> device: evaluate a model version
   evaluation_report = 8,  // device -> server: loss and accuracy
+  fetch_file = 9,         // device -> server: part of a release repository file (release_messages.h)
+  file_chunk = 10,        // server -> device: that part
 };
 
 // The name of a known type ("hello"), or nullopt for an unknown number.

@@ -36,6 +36,17 @@ class DirectoryFetcher : public RepositoryFetcher {
   std::filesystem::path root_;
 };
 
+// A byte range of a repository file, as a server hands it out.
+struct FileRange {
+  std::vector<std::uint8_t> bytes;
+  std::uint64_t total_size = 0;  // the whole file's size
+};
+
+// Bytes [offset, offset + max_bytes) of `path` under `root` (fewer at the
+// end of the file). A path that leaves the repository is refused.
+Result<FileRange> read_repository_range(const std::filesystem::path& root, const std::string& path,
+                                        std::uint64_t offset, std::uint64_t max_bytes);
+
 // True for a repository path that stays inside the repository: relative,
 // no "..", no empty or "." segments.
 bool is_safe_repository_path(const std::string& path);

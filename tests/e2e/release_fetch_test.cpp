@@ -1,0 +1,112 @@
+// Releases over the aggregator's socket, as processes: shoal-aggregator
+// serves a release repository, and shoal-agent, configured with
+// repository = "aggregator", installs from it with `update` and on its own
+// schedule in `run`, over CurveZMQ with its device key.
+#include <catch2/catch.hpp>
+
+#include "child_process.h"
+#include "shoal/crypto/durable_file.h"
+#include "shoal/crypto/key_file.h"
+#include "shoal/protocol/enrolment.h"
+#include "shoal/updater/release_repository.h"
+#include "shoal/weights/weights_file.h"
+#include "temp_dir.h"
+
+using namespace shoal;
+using shoal::testing::ChildProcess;
+using shoal::testing::eventually;
+using shoal::testing::TempDir;
+using shoal::testing::word_after;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using updater::RoleName;
+
+namespace {
+
+constexpr const char* kTestImages = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
+constexpr const char* kTestLabels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
+
+void write_text(const fs::path& path, const std::string& text) { REQUIRE(crypto::write_file_durably(path, text)); }
+
+crypto::IdentityKeyPair make_key(const fs::path& path, crypto::KeyRole role) {
+  auto keys = crypto::IdentityKeyPair::generate();
+  REQUIRE(crypto::save_identity_key(path, {role, keys}));
+  REQUIRE(crypto::save_public_key(fs::path(path).replace_extension(".pub"), {role, keys.public_identity()}));
+  return keys;
+}
+
+// Version `version` of the model in `initial`: every weight nudged.
+weights::Weights nudged(const weights::Weights& initial, std::uint64_t version) {
+  std::vector<float> values(initial.values().begin(), initial.values().end());
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] += 1e-4f * static_cast<float>(version * (i % 7));
+  return *weights::Weights::from_values(initial.layout(), version, std::move(values));
+}
+
+}  // namespace
+
+TEST_CASE("an agent installs releases the aggregator serves, by command and on its schedule") {
+  TempDir dir;
+  make_key(dir / "server.key", crypto::KeyRole::server);
+  const auto device = make_key(dir / "device.key", crypto::KeyRole::device);
+  REQUIRE(protocol::enroll_device(dir / "enrolled.txt", device.public_identity(), "device"));
+  ChildProcess init({SHOAL_AGENT, "init-model", "--model", "logreg", "--seed", "3", "--out",
+                     (dir / "initial.weights").string()},
+                    dir / "init.log");
+  REQUIRE(init.wait() == 0);
+  const auto initial = weights::read_weights_file(dir / "initial.weights");
+  REQUIRE(initial);
+
+  // The operator's repository, with version 1 published; one key signs every role.
+  const auto release_key = crypto::IdentityKeyPair::generate();
+  std::map<RoleName, updater::RoleKeyChoice> keys;
+  for (RoleName role : updater::kAllRoles) keys[role].keys = {release_key.public_identity()};
+  auto repository = updater::ReleaseRepository::init(dir / "releases", keys, updater::now_utc());
+  REQUIRE(repository);
+  auto release = [&](std::uint64_t version) {
+    REQUIRE(repository->add(nudged(*initial, version), "logreg", 2, updater::now_utc()));
+    REQUIRE(repository->sign(RoleName::targets, release_key));
+    REQUIRE(repository->publish(release_key, release_key, updater::now_utc()));
+  };
+  REQUIRE(repository->sign(RoleName::root, release_key));
+  release(1);
+
+  write_text(dir / "aggregator.toml",
+             "[server]\nbind = \"tcp://127.0.0.1:*\"\nkey = \"server.key\"\nenrolment = \"enrolled.txt\"\n"
+             "initial_weights = \"initial.weights\"\nstate_dir = \"aggregator\"\n"
+             "[cohort]\nmin_devices = 2\n[release]\nrepository = \"releases\"\n");
+  ChildProcess aggregator({SHOAL_AGGREGATOR, "run", "--config", (dir / "aggregator.toml").string()},
+                          dir / "aggregator.log");
+  std::string endpoint;
+  REQUIRE(eventually([&] {
+    const auto port = word_after(aggregator.log(), "listening on tcp://127.0.0.1:");
+    if (!port.empty()) endpoint = "tcp://127.0.0.1:" + port;
+    return !endpoint.empty();
+  }, 30s));
+  INFO(aggregator.log());
+
+  write_text(dir / "agent.toml",
+             "[agent]\nname = \"device\"\nkey = \"device.key\"\nstate_dir = \"device\"\n"
+             "[aggregator]\nendpoint = \"" + endpoint + "\"\npublic_key = \"server.pub\"\n"
+             "[model]\nname = \"logreg\"\ndevice = \"cpu\"\nthreads = 1\n"
+             "[data]\nimages = \"" + std::string(kTestImages) + "\"\nlabels = \"" + kTestLabels + "\"\n"
+             "[release]\nrepository = \"aggregator\"\ntrusted_root = \"releases/metadata/1.root.json\"\n"
+             "check_every_s = 3600\n");
+  auto update = [&](const std::string& log_name) {
+    ChildProcess process({SHOAL_AGENT, "update", "--config", (dir / "agent.toml").string()}, dir / log_name);
+    INFO(process.log());
+    CHECK(process.wait() == 0);
+    return process.log();
+  };
+  CHECK_THAT(update("update-1.log"), Catch::Contains("installed logreg version 1 (full file"));
+  release(2);
+  CHECK_THAT(update("update-2.log"), Catch::Contains("installed logreg version 2 (delta from 1"));
+
+  // `run` checks at once, then every check_every_s: version 3 arrives without a command.
+  release(3);
+  ChildProcess agent({SHOAL_AGENT, "run", "--config", (dir / "agent.toml").string()}, dir / "agent.log");
+  INFO(agent.log());
+  REQUIRE(eventually([&] { return agent.log().find("release check: installed logreg version 3") != std::string::npos; },
+                     60s));
+  CHECK(WIFEXITED(agent.kill(SIGTERM)));
+  CHECK(aggregator.log().find("refused a release fetch") == std::string::npos);
+}
