@@ -82,7 +82,13 @@ Result<crypto::IdentityKeyPair> load_signing_key(const fs::path& path) {
   return key->keys;
 }
 
-std::string short_id(const std::string& keyid) { return keyid.substr(0, 16); }
+// The id shoal-keys shows for a key (not TUF's key id, which only the metadata uses).
+std::string shown_id(const RootMetadata& root, const std::string& keyid) {
+  auto key = root.keys.find(keyid);
+  if (key == root.keys.end()) return keyid.substr(0, 16);
+  auto identity = crypto::PublicIdentity::from_ed25519(key->second);
+  return identity ? identity->key_id() : keyid.substr(0, 16);
+}
 
 // Prints one metadata file's state; false if a fresh device would refuse it.
 bool describe_signatures(const std::string& label, const SignedMetadata& file, const RootMetadata& root,
@@ -105,7 +111,7 @@ int inspect(const fs::path& repo_dir) {
   for (RoleName role : kAllRoles) {
     const auto& role_keys = root.roles.at(role);
     std::printf("  %-9s threshold %u of", std::string(role_name(role)).c_str(), role_keys.threshold);
-    for (const auto& id : role_keys.keyids) std::printf(" %s", short_id(id).c_str());
+    for (const auto& id : role_keys.keyids) std::printf(" %s", shown_id(root, id).c_str());
     std::printf("\n");
   }
   auto read = [&](const fs::path& path) -> std::optional<SignedMetadata> {
@@ -331,7 +337,7 @@ int main(int argc, char** argv) {
     if (auto status = repository->sign(role, *key); !status) return fail(status.error());
     const auto& file = role == RoleName::root ? repository->staged_root_file() : repository->staged_targets_file();
     std::printf("signed staged %s with key %s: %zu of %u signature(s)\n", role_text.c_str(),
-                short_id(key_id(key->public_identity().ed25519())).c_str(),
+                key->public_identity().key_id().c_str(),
                 count_valid_signatures(file, repository->staged_root(), role),
                 repository->staged_root().roles.at(role).threshold);
     return 0;
