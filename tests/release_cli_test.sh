@@ -4,10 +4,12 @@
 # publish / verify / inspect / rotate builds the repository, and
 # shoal-agent update / rollback / predict installs from it. Also: a tampered
 # target and an install killed after each step leave the device's model
-# intact and loadable.
+# intact and loadable; securesystemslib (python-tuf's library) verifies the
+# repository the commands built.
 # Usage: release_cli_test.sh SHOAL_KEYS SHOAL_RELEASE SHOAL_AGENT
 set -euo pipefail
 keys="$1" release="$2" agent="$3"
+interop="$(cd "$(dirname "$0")" && pwd)/tuf_interop_check.py"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -94,4 +96,7 @@ expect_error "previous root's keys" "$release" publish "${repo[@]}" "${publish[@
 expect "published root version 2" "$release" publish "${repo[@]}" "${publish[@]}"
 expect "installed mlp version 2 (lossy, within 0.0001)" "$agent" update "${device[@]}"
 grep -q '"version": 2' device/release/trust/root.json || fail "the device did not take root version 2"
+
+# TUF tooling reads the repository: securesystemslib agrees on canonical JSON, key ids and signatures.
+"$interop" releases >out 2>err || fail "interop check: $(cat err)"
 echo "release CLI: all checks passed"

@@ -40,7 +40,9 @@ TEST_CASE("canonical JSON refuses floating-point numbers, naming where they are"
 TEST_CASE("a key id is the SHA-256 of the canonical key object, as TUF tooling computes it") {
   const auto key = crypto::IdentityKeyPair::generate();
   const std::string hex = crypto::to_hex(key.public_identity().ed25519());
-  const std::string canonical = R"({"keytype":"ed25519","keyval":{"public":")" + hex + R"("},"scheme":"ed25519"})";
+  const std::string canonical =
+      R"({"keyid_hash_algorithms":["sha256","sha512"],"keytype":"ed25519","keyval":{"public":")" + hex +
+      R"("},"scheme":"ed25519"})";
   CHECK(key_id(key.public_identity().ed25519()) == crypto::to_hex(crypto::sha256(canonical)));
 }
 

@@ -182,7 +182,12 @@ Result<UnixTime> parse_utc(std::string_view text, std::string_view where) {
 UnixTime now_utc() { return static_cast<UnixTime>(std::time(nullptr)); }
 
 json key_json(const crypto::Ed25519PublicKey& key) {
-  return json{{"keytype", "ed25519"}, {"scheme", "ed25519"}, {"keyval", {{"public", crypto::to_hex(key)}}}};
+  // keyid_hash_algorithms: securesystemslib (under python-tuf) and go-tuf write it and
+  // hash it into the key id, so with it the ids agree with theirs.
+  return json{{"keytype", "ed25519"},
+              {"scheme", "ed25519"},
+              {"keyid_hash_algorithms", {"sha256", "sha512"}},
+              {"keyval", {{"public", crypto::to_hex(key)}}}};
 }
 
 std::string key_id(const crypto::Ed25519PublicKey& key) {
@@ -261,7 +266,9 @@ Result<RootMetadata> parse_root(const json& signed_part, std::string_view source
     if (!public_hex) return field_error(source, where + ".keyval.public", "is missing or not a string");
     auto public_key = crypto::array_from_hex<crypto::kEd25519PublicKeyBytes>(*public_hex, where + ".keyval.public");
     if (!public_key) return field_error(source, where + ".keyval.public", "is not 32 bytes of hex");
-    if (key_id(*public_key) != id) return field_error(source, where, "is not the id of its key (" + key_id(*public_key) + ")");
+    // The id is the hash of the key object as stored, whichever optional fields it has.
+    const std::string stored_id = crypto::to_hex(crypto::sha256(signed_bytes_or_throw(key)));
+    if (stored_id != id) return field_error(source, where, "is not the id of its key (" + stored_id + ")");
     root.keys[id] = *public_key;
   }
   auto roles = member(signed_part, source, "roles", json::value_t::object);

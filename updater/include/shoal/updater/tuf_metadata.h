@@ -4,8 +4,11 @@
 //   {"signatures": [{"keyid": "<hex>", "sig": "<hex>"}], "signed": {"_type": "targets", ...}}
 //
 // whose "signed" part is signed over its canonical JSON form with ed25519
-// keys. A key's id is the hex SHA-256 of its canonical key object, as TUF
-// tooling computes it, so standard clients can read a shoal repository.
+// keys. A key's id is the hex SHA-256 of its canonical key object, which
+// carries keyid_hash_algorithms as securesystemslib (under python-tuf) and
+// go-tuf write it, so their key ids and shoal's agree and standard TUF
+// tooling can read a shoal repository (tests/tuf_interop_check.py checks
+// this with securesystemslib).
 //
 // The structs below are the "signed" parts; parse_* check every field
 // (type, spec version, version ≥ 1, expiry, key and hash formats) and name
