@@ -172,6 +172,7 @@ int main(int argc, char** argv) {
   fs::path keep;
   app.add_option("--keep", keep, "also write each model's versions v1, v2, v11 into this directory");
   CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // figures appear as they are measured
   const auto train_set = must(client::load_idx(data / "train-images-idx3-ubyte.gz", data / "train-labels-idx1-ubyte.gz"));
   const auto test_set = must(client::load_idx(data / "t10k-images-idx3-ubyte.gz", data / "t10k-labels-idx1-ubyte.gz"));
   if (!inference::set_cpu_threads(0)) die("set_cpu_threads");

@@ -147,3 +147,38 @@ TEST_CASE("a lossy error bound must be a positive number") {
     CHECK_THAT(refused.error().message, Catch::Contains("error bound"));
   }
 }
+
+TEST_CASE("a trained matrix is sorted by its rows' and columns' step sizes, and rebuilt bit for bit") {
+  // A layer's change as gradient steps make it: row scale x column scale x noise.
+  const auto layout = *weights::Layout::create({{"fc.weight", {256, 128}}, {"fc.bias", {256}}});
+  std::mt19937 rng(5);
+  std::normal_distribution<float> init(0.0f, 0.1f), noise(0.0f, 1.0f);
+  std::uniform_real_distribution<float> log_scale(-4.0f, 4.0f);
+  std::vector<float> row(256), col(128);
+  for (auto& r : row) r = std::exp2(log_scale(rng));
+  for (auto& c : col) c = std::exp2(log_scale(rng));
+  std::vector<float> v1(layout.parameter_count());
+  for (auto& v : v1) v = init(rng);
+  auto v2 = v1;
+  for (std::size_t i = 0; i < 256 * 128; ++i) v2[i] += 1e-4f * row[i / 128] * col[i % 128] * noise(rng);
+  const auto base = *weights::Weights::from_values(layout, 1, v1);
+  const auto target = *weights::Weights::from_values(layout, 2, v2);
+
+  auto delta = encode_delta(base, target, 3);
+  REQUIRE(delta);
+  auto info = read_delta_info(*delta, "sorted.delta");
+  REQUIRE(info);
+  CHECK(info->transforms[0] == DeltaTransform::sorted_diff);
+  CHECK(info->transforms[1] != DeltaTransform::sorted_diff);  // a vector is never sorted
+  auto rebuilt = apply_delta(base, *delta, "sorted.delta");
+  REQUIRE(rebuilt);
+  CHECK(bit_identical(*rebuilt, target));
+
+  // Hints that do not fit the tensor are a clear error. The first tensor's
+  // entry starts after the 128-byte header: transform, length, then rows.
+  auto damaged = *delta;
+  damaged[128 + 1 + 8] ^= 0x01;
+  auto refused = apply_delta(base, damaged, "sorted.delta");
+  REQUIRE_FALSE(refused);
+  CHECK_THAT(refused.error().message, Catch::Contains("tensor fc.weight: 257 x 128 hints for 32768 values"));
+}

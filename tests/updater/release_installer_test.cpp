@@ -175,3 +175,26 @@ TEST_CASE("an install killed after any step leaves a loadable model, and the nex
     CHECK(fixture.active_version() == 2);
   }
 }
+
+TEST_CASE("wrong base for a delta: a delta built from another version is refused at rebuild") {
+  PublishedFixture fixture;
+  REQUIRE(fixture.install().ok());
+  fixture.release(fixture.repository, 2);
+  // A publisher's mistake, signed as if right: the delta listed for base 1 was made from version 5.
+  const std::string path = "cnn/v2.from-v1.delta";
+  auto wrong = encode_delta(ReleaseFixture::model_version(5), ReleaseFixture::model_version(2));
+  REQUIRE(wrong.ok());
+  REQUIRE(crypto::write_file_durably(fixture.repo_dir / "targets" / path, *wrong).ok());
+  fixture.rewrite(fixture.metadata_path(RoleName::targets), [&](nlohmann::json& targets) {
+    targets["version"] = targets["version"].get<std::uint64_t>() + 1;
+    targets["targets"][path]["length"] = wrong->size();
+    targets["targets"][path]["hashes"] = file_hashes(*wrong);
+  }, {&fixture.targets_key});
+  fixture.rechain_with_online_keys();
+
+  auto outcome = fixture.install();
+  REQUIRE_FALSE(outcome.ok());
+  CHECK_THAT(outcome.error().message, Catch::StartsWith("install step 'rebuild weights': cnn/v2.from-v1.delta: "
+                                                        "the delta applies to version 5"));
+  CHECK(fixture.active_version() == 1);
+}

@@ -2,6 +2,8 @@
 
 #include <zstd.h>
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -87,6 +89,81 @@ void from_planes(std::span<const std::uint8_t> planes, std::span<std::uint32_t> 
   }
 }
 
+// The sorted transform. A weight's change in a trained layer has a size
+// that follows its row (output unit) and column (input): a gradient step
+// is a sum of outer products. The bit length of the zigzag difference is
+// predicted as row hint + column hint - the base weight's exponent (the
+// exponent sets the size of one step of the bit pattern), and the words are
+// sorted by that prediction before the byte planes are cut, so each zstd
+// block sees words of one size. The decoder knows the hints (stored, two
+// bytes per row and per column) and the base, so it sorts the same way.
+struct SortHints {
+  std::uint32_t rows = 0, cols = 0;
+  std::vector<std::int16_t> row, col;
+};
+
+constexpr int kSortBuckets = 129;  // predictions clamped to [-64, 64]
+constexpr std::size_t kMinSortedValues = 16384;
+
+int bit_length(std::uint32_t word) { return word == 0 ? 0 : 32 - std::countl_zero(word); }
+int exponent_of(std::uint32_t bits) { return static_cast<int>((bits >> 23) & 0xff); }
+
+int bucket_of(const SortHints& hints, std::size_t index, std::uint32_t base_bits) {
+  const int predicted = hints.row[index / hints.cols] + hints.col[index % hints.cols] - exponent_of(base_bits);
+  return std::clamp(predicted, -64, 64) + 64;
+}
+
+// The encoder's hints: medians of (bit length + base exponent) per row, then
+// of what is left per column.
+SortHints make_hints(std::span<const std::uint32_t> words, std::span<const std::uint32_t> base_bits,
+                     std::uint32_t rows) {
+  SortHints hints{rows, static_cast<std::uint32_t>(words.size() / rows), {}, {}};
+  std::vector<int> magnitude(words.size());
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    const int exponent = exponent_of(base_bits[i]);
+    magnitude[i] = words[i] == 0 ? exponent - 8 : bit_length(words[i]) + exponent;
+  }
+  auto median = [](std::vector<int>& values) {
+    auto middle = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+    std::nth_element(values.begin(), middle, values.end());
+    return static_cast<std::int16_t>(*middle);
+  };
+  std::vector<int> line(hints.cols);
+  for (std::uint32_t r = 0; r < rows; ++r) {
+    std::copy_n(magnitude.begin() + static_cast<std::ptrdiff_t>(r) * hints.cols, hints.cols, line.begin());
+    hints.row.push_back(median(line));
+  }
+  line.resize(rows);
+  for (std::uint32_t c = 0; c < hints.cols; ++c) {
+    for (std::uint32_t r = 0; r < rows; ++r) line[r] = magnitude[std::size_t{r} * hints.cols + c] - hints.row[r];
+    hints.col.push_back(median(line));
+  }
+  return hints;
+}
+
+// Where each bucket's words start in the sorted order.
+std::array<std::size_t, kSortBuckets> bucket_starts(const SortHints& hints, std::span<const std::uint32_t> base_bits) {
+  std::array<std::size_t, kSortBuckets> starts{};
+  for (std::size_t i = 0; i < base_bits.size(); ++i) ++starts[bucket_of(hints, i, base_bits[i])];
+  std::size_t total = 0;
+  for (auto& start : starts) total += std::exchange(start, total);
+  return starts;
+}
+
+std::vector<std::uint32_t> sort_words(const SortHints& hints, std::span<const std::uint32_t> words,
+                                      std::span<const std::uint32_t> base_bits) {
+  auto next = bucket_starts(hints, base_bits);
+  std::vector<std::uint32_t> sorted(words.size());
+  for (std::size_t i = 0; i < words.size(); ++i) sorted[next[bucket_of(hints, i, base_bits[i])]++] = words[i];
+  return sorted;
+}
+
+void unsort_words(const SortHints& hints, std::span<const std::uint32_t> sorted, std::span<const std::uint32_t> base_bits,
+                  std::span<std::uint32_t> words) {
+  auto next = bucket_starts(hints, base_bits);
+  for (std::size_t i = 0; i < words.size(); ++i) words[i] = sorted[next[bucket_of(hints, i, base_bits[i])]++];
+}
+
 Result<std::vector<std::uint8_t>> compress(std::span<const std::uint8_t> bytes, int level) {
   std::vector<std::uint8_t> out(ZSTD_compressBound(bytes.size()));
   const std::size_t size = ZSTD_compress(out.data(), out.size(), bytes.data(), bytes.size(), level);
@@ -111,6 +188,7 @@ std::string_view transform_name(DeltaTransform transform) {
     case DeltaTransform::diff_bits: return "diff";
     case DeltaTransform::full: return "full";
     case DeltaTransform::quantized: return "quantized";
+    case DeltaTransform::sorted_diff: return "sorted diff";
   }
   return "unknown";
 }
@@ -132,39 +210,91 @@ Result<std::vector<std::uint8_t>> encode_delta(const weights::Weights& base, con
   crypto::append_bytes(out, values_hash(target));
   const auto& tensors = base.layout().tensors();
   crypto::append_le(out, static_cast<std::uint32_t>(tensors.size()));
+  // Each transform is tried at a fast zstd level; the smallest is then compressed at `level`.
+  const int trial_level = std::min(level, 3);
   for (std::size_t t = 0; t < tensors.size(); ++t) {
     const auto base_bits = bits_of(base.tensor(t));
     const auto target_bits = bits_of(target.tensor(t));
-    DeltaTransform best_transform = DeltaTransform::full;
-    std::vector<std::uint8_t> best;
-    for (const auto transform : {DeltaTransform::full, DeltaTransform::xor_bits, DeltaTransform::diff_bits}) {
-      auto frame = compress(to_planes(forward(transform, base_bits, target_bits)), level);
+    struct Candidate {
+      DeltaTransform transform;
+      std::vector<std::uint8_t> prefix;  // what the entry holds before the zstd frame
+      std::vector<std::uint32_t> words;
+    };
+    std::optional<Candidate> best;
+    std::size_t best_size = 0;
+    auto consider = [&](Candidate candidate) -> Status {
+      auto frame = compress(to_planes(candidate.words), trial_level);
       if (!frame) return frame.error();
-      if (best.empty() || frame->size() < best.size()) {
-        best = std::move(frame).value();
-        best_transform = transform;
+      const std::size_t size = candidate.prefix.size() + frame->size();
+      if (!best || size < best_size) {
+        best = std::move(candidate);
+        best_size = size;
+      }
+      return ok_status();
+    };
+    for (const auto transform : {DeltaTransform::full, DeltaTransform::xor_bits, DeltaTransform::diff_bits}) {
+      if (auto status = consider({transform, {}, forward(transform, base_bits, target_bits)}); !status) {
+        return status.error();
+      }
+    }
+    const auto& shape = tensors[t].shape;
+    if (base_bits.size() >= kMinSortedValues && shape.size() >= 2 && shape[0] >= 2 &&
+        static_cast<std::size_t>(shape[0]) < base_bits.size() / 2) {
+      const auto diff = forward(DeltaTransform::diff_bits, base_bits, target_bits);
+      const auto hints = make_hints(diff, base_bits, static_cast<std::uint32_t>(shape[0]));
+      std::vector<std::uint8_t> prefix;
+      crypto::append_le(prefix, hints.rows);
+      crypto::append_le(prefix, hints.cols);
+      for (auto hint : hints.row) crypto::append_le(prefix, static_cast<std::uint16_t>(hint));
+      for (auto hint : hints.col) crypto::append_le(prefix, static_cast<std::uint16_t>(hint));
+      if (auto status = consider({DeltaTransform::sorted_diff, std::move(prefix), sort_words(hints, diff, base_bits)});
+          !status) {
+        return status.error();
       }
     }
     if (quantization_step) {
       if (auto words = quantized_words(base.tensor(t), target.tensor(t), *quantization_step)) {
-        auto frame = compress(to_planes(*words), level);
-        if (!frame) return frame.error();
-        if (frame->size() + sizeof(float) < best.size()) {
-          best.clear();
-          crypto::append_le(best, std::bit_cast<std::uint32_t>(*quantization_step));
-          crypto::append_bytes(best, *frame);
-          best_transform = DeltaTransform::quantized;
+        std::vector<std::uint8_t> prefix;
+        crypto::append_le(prefix, std::bit_cast<std::uint32_t>(*quantization_step));
+        if (auto status = consider({DeltaTransform::quantized, std::move(prefix), std::move(*words)}); !status) {
+          return status.error();
         }
       }
     }
-    crypto::append_u8(out, static_cast<std::uint8_t>(best_transform));
-    crypto::append_le(out, static_cast<std::uint64_t>(best.size()));
-    crypto::append_bytes(out, best);
+    auto frame = compress(to_planes(best->words), level);
+    if (!frame) return frame.error();
+    crypto::append_u8(out, static_cast<std::uint8_t>(best->transform));
+    crypto::append_le(out, static_cast<std::uint64_t>(best->prefix.size() + frame->size()));
+    crypto::append_bytes(out, best->prefix);
+    crypto::append_bytes(out, *frame);
   }
   return out;
 }
 
 namespace {
+
+// Reads a sorted tensor's hints, which must describe a tensor of `values` values.
+Status read_hints(crypto::ByteReader& reader, std::size_t values, SortHints& hints) {
+  auto rows = reader.read_le<std::uint32_t>("the rows");
+  auto cols = reader.read_le<std::uint32_t>("the columns");
+  if (!rows || !cols) return (rows ? cols.error() : rows.error());
+  if (std::uint64_t{*rows} * *cols != values || *rows == 0) {
+    return make_error(ErrorCode::corrupt, std::to_string(*rows) + " x " + std::to_string(*cols) + " hints for " +
+                                              std::to_string(values) + " values");
+  }
+  hints.rows = *rows;
+  hints.cols = *cols;
+  for (auto* line : {&hints.row, &hints.col}) {
+    const std::uint32_t count = line == &hints.row ? *rows : *cols;
+    line->resize(count);
+    for (auto& hint : *line) {
+      auto value = reader.read_le<std::uint16_t>("a hint");
+      if (!value) return value.error();
+      hint = static_cast<std::int16_t>(*value);
+    }
+  }
+  return ok_status();
+}
 
 // Reads the header; leaves `reader` at the first tensor.
 Result<DeltaInfo> read_header(crypto::ByteReader& reader, std::string_view source) {
@@ -259,20 +389,25 @@ Result<weights::Weights> apply_delta(const weights::Weights& base, std::span<con
     if (!entry) return entry.error();
     const auto transform = static_cast<DeltaTransform>(entry->transform);
     if (transform != DeltaTransform::xor_bits && transform != DeltaTransform::diff_bits &&
-        transform != DeltaTransform::full && transform != DeltaTransform::quantized) {
+        transform != DeltaTransform::full && transform != DeltaTransform::quantized &&
+        transform != DeltaTransform::sorted_diff) {
       return corrupt(source, "tensor " + name + ": unknown transform " + std::to_string(entry->transform));
     }
-    auto frame = entry->frame;
+    const auto base_bits = bits_of(base.tensor(t));
+    crypto::ByteReader prefix(entry->frame.data(), entry->frame.size(), std::string(source));
     float step = 0;
+    SortHints hints;
     if (transform == DeltaTransform::quantized) {
-      crypto::ByteReader step_reader(frame.data(), frame.size(), std::string(source));
-      auto step_bits = step_reader.read_le<std::uint32_t>("a quantized tensor's step");
+      auto step_bits = prefix.read_le<std::uint32_t>("a quantized tensor's step");
       if (!step_bits) return corrupt(source, "tensor " + name + ": " + step_bits.error().message);
       step = std::bit_cast<float>(*step_bits);
       if (!std::isfinite(step) || step <= 0) return corrupt(source, "tensor " + name + ": step is not a positive number");
-      frame = frame.subspan(sizeof(float));
+    } else if (transform == DeltaTransform::sorted_diff) {
+      if (auto status = read_hints(prefix, base_bits.size(), hints); !status) {
+        return corrupt(source, "tensor " + name + ": " + status.error().message);
+      }
     }
-    const auto base_bits = bits_of(base.tensor(t));
+    const auto frame = entry->frame.subspan(entry->frame.size() - prefix.remaining());
     std::vector<std::uint8_t> planes(base_bits.size() * 4);
     // The frame must hold exactly the tensor's bytes: a corrupt size cannot make us allocate.
     if (ZSTD_getFrameContentSize(frame.data(), frame.size()) != planes.size()) {
@@ -284,7 +419,13 @@ Result<weights::Weights> apply_delta(const weights::Weights& base, std::span<con
                                  (ZSTD_isError(size) ? std::string(ZSTD_getErrorName(size)) : "short data"));
     }
     std::vector<std::uint32_t> words(base_bits.size());
-    from_planes(planes, words);
+    if (transform == DeltaTransform::sorted_diff) {
+      std::vector<std::uint32_t> sorted(base_bits.size());
+      from_planes(planes, sorted);
+      unsort_words(hints, sorted, base_bits, words);
+    } else {
+      from_planes(planes, words);
+    }
     if (transform == DeltaTransform::quantized) {
       const auto base_values = base.tensor(t);
       float* out = values.data() + layout.offset(t);
@@ -293,7 +434,7 @@ Result<weights::Weights> apply_delta(const weights::Weights& base, std::span<con
       }
       continue;
     }
-    inverse(transform, base_bits, words);
+    inverse(transform == DeltaTransform::sorted_diff ? DeltaTransform::diff_bits : transform, base_bits, words);
     std::memcpy(values.data() + layout.offset(t), words.data(), words.size() * sizeof(std::uint32_t));
   }
   if (reader.remaining() != 0) {

@@ -4,11 +4,15 @@
 // Float-aware, per tensor. A weight that moved a little between versions
 // keeps its sign, its exponent and the top of its mantissa, so the XOR of
 // the two float32 bit patterns is zero in its high bytes. The codec tries
-// three transforms of each tensor and keeps the one that compresses best:
+// these transforms of each tensor and keeps the one that compresses best:
 //   xor      target bits XOR base bits
 //   diff     target bits minus base bits as integers, zigzag-coded, so a
 //            small step either way is a small number
 //   full     the target's own bits (a tensor that changed wholesale)
+//   sorted   diff, with the words of a matrix (rank >= 2, >= 16384
+//            values) sorted by their predicted size: a row hint plus a
+//            column hint minus the base weight's exponent. The hints (i16,
+//            one per row and per column) come before the frame.
 //   quantized  for a lossy release (below): the integer q of
 //            target = base + q * step, zigzag-coded, after the step (f32)
 // Each transform's 32-bit words are split into four byte planes (every
@@ -35,8 +39,11 @@
 //         84   target version        u64 LE, then target values BLAKE2b-256
 //        124   tensor count          u32 LE, then per tensor in layout order:
 //                                    transform u8 (1 xor, 2 diff, 3 full,
-//                                    4 quantized), entry length u64 LE,
-//                                    [quantized: step f32 LE], the zstd frame
+//                                    4 quantized, 5 sorted), entry length
+//                                    u64 LE, [quantized: step f32 LE]
+//                                    [sorted: rows u32, cols u32, row hints
+//                                    i16 each, column hints i16 each], the
+//                                    zstd frame
 #pragma once
 
 #include <cstdint>
@@ -53,7 +60,7 @@ namespace shoal::updater {
 
 inline constexpr std::uint32_t kDeltaFormatVersion = 1;
 
-enum class DeltaTransform : std::uint8_t { xor_bits = 1, diff_bits = 2, full = 3, quantized = 4 };
+enum class DeltaTransform : std::uint8_t { xor_bits = 1, diff_bits = 2, full = 3, quantized = 4, sorted_diff = 5 };
 
 std::string_view transform_name(DeltaTransform transform);
 
