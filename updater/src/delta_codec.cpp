@@ -108,11 +108,6 @@ constexpr std::size_t kMinSortedValues = 16384;
 int bit_length(std::uint32_t word) { return word == 0 ? 0 : 32 - std::countl_zero(word); }
 int exponent_of(std::uint32_t bits) { return static_cast<int>((bits >> 23) & 0xff); }
 
-int bucket_of(const SortHints& hints, std::size_t index, std::uint32_t base_bits) {
-  const int predicted = hints.row[index / hints.cols] + hints.col[index % hints.cols] - exponent_of(base_bits);
-  return std::clamp(predicted, -64, 64) + 64;
-}
-
 // The encoder's hints: medians of (bit length + base exponent) per row, then
 // of what is left per column.
 SortHints make_hints(std::span<const std::uint32_t> words, std::span<const std::uint32_t> base_bits,
@@ -141,10 +136,25 @@ SortHints make_hints(std::span<const std::uint32_t> words, std::span<const std::
   return hints;
 }
 
+// Each word's bucket: its predicted size, clamped, from 0. Row by row, so no division.
+std::vector<std::uint8_t> buckets_of(const SortHints& hints, std::span<const std::uint32_t> base_bits) {
+  std::vector<std::uint8_t> buckets(base_bits.size());
+  for (std::size_t r = 0; r < hints.rows; ++r) {
+    const std::uint32_t* bits = base_bits.data() + r * hints.cols;
+    std::uint8_t* out = buckets.data() + r * hints.cols;
+    const int row = hints.row[r];
+    for (std::size_t c = 0; c < hints.cols; ++c) {
+      const int predicted = row + hints.col[c] - exponent_of(bits[c]);
+      out[c] = static_cast<std::uint8_t>(std::clamp(predicted, -64, 64) + 64);
+    }
+  }
+  return buckets;
+}
+
 // Where each bucket's words start in the sorted order.
-std::array<std::size_t, kSortBuckets> bucket_starts(const SortHints& hints, std::span<const std::uint32_t> base_bits) {
+std::array<std::size_t, kSortBuckets> bucket_starts(std::span<const std::uint8_t> buckets) {
   std::array<std::size_t, kSortBuckets> starts{};
-  for (std::size_t i = 0; i < base_bits.size(); ++i) ++starts[bucket_of(hints, i, base_bits[i])];
+  for (auto bucket : buckets) ++starts[bucket];
   std::size_t total = 0;
   for (auto& start : starts) total += std::exchange(start, total);
   return starts;
@@ -152,16 +162,18 @@ std::array<std::size_t, kSortBuckets> bucket_starts(const SortHints& hints, std:
 
 std::vector<std::uint32_t> sort_words(const SortHints& hints, std::span<const std::uint32_t> words,
                                       std::span<const std::uint32_t> base_bits) {
-  auto next = bucket_starts(hints, base_bits);
+  const auto buckets = buckets_of(hints, base_bits);
+  auto next = bucket_starts(buckets);
   std::vector<std::uint32_t> sorted(words.size());
-  for (std::size_t i = 0; i < words.size(); ++i) sorted[next[bucket_of(hints, i, base_bits[i])]++] = words[i];
+  for (std::size_t i = 0; i < words.size(); ++i) sorted[next[buckets[i]]++] = words[i];
   return sorted;
 }
 
 void unsort_words(const SortHints& hints, std::span<const std::uint32_t> sorted, std::span<const std::uint32_t> base_bits,
                   std::span<std::uint32_t> words) {
-  auto next = bucket_starts(hints, base_bits);
-  for (std::size_t i = 0; i < words.size(); ++i) words[i] = sorted[next[bucket_of(hints, i, base_bits[i])]++];
+  const auto buckets = buckets_of(hints, base_bits);
+  auto next = bucket_starts(buckets);
+  for (std::size_t i = 0; i < words.size(); ++i) words[i] = sorted[next[buckets[i]]++];
 }
 
 Result<std::vector<std::uint8_t>> compress(std::span<const std::uint8_t> bytes, int level) {
