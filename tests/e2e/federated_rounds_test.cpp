@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
+#include "e2e_files.h"
 #include "shoal/crypto/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/enrolment.h"
@@ -23,6 +24,8 @@
 
 using namespace shoal;
 using shoal::testing::ChildProcess;
+using shoal::testing::make_key;
+using shoal::testing::write_text;
 using shoal::testing::eventually;
 using shoal::testing::TempDir;
 using shoal::testing::word_after;
@@ -45,15 +48,6 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
   std::size_t count = 0;
   for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++count;
   return count;
-}
-
-void write_text(const fs::path& path, const std::string& text) { REQUIRE(crypto::write_file_durably(path, text)); }
-
-crypto::IdentityKeyPair make_key(const fs::path& path, crypto::KeyRole role) {
-  auto keys = crypto::IdentityKeyPair::generate();
-  REQUIRE(crypto::save_identity_key(path, {role, keys}));
-  REQUIRE(crypto::save_public_key(fs::path(path).replace_extension(".pub"), {role, keys.public_identity()}));
-  return keys;
 }
 
 std::string aggregator_toml() {

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "child_process.h"
+#include "e2e_files.h"
 #include "shoal/crypto/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/enrolment.h"
@@ -14,6 +15,8 @@
 
 using namespace shoal;
 using shoal::testing::ChildProcess;
+using shoal::testing::make_key;
+using shoal::testing::write_text;
 using shoal::testing::eventually;
 using shoal::testing::TempDir;
 using shoal::testing::word_after;
@@ -25,15 +28,6 @@ namespace {
 
 constexpr const char* kTestImages = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
 constexpr const char* kTestLabels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
-
-void write_text(const fs::path& path, const std::string& text) { REQUIRE(crypto::write_file_durably(path, text)); }
-
-crypto::IdentityKeyPair make_key(const fs::path& path, crypto::KeyRole role) {
-  auto keys = crypto::IdentityKeyPair::generate();
-  REQUIRE(crypto::save_identity_key(path, {role, keys}));
-  REQUIRE(crypto::save_public_key(fs::path(path).replace_extension(".pub"), {role, keys.public_identity()}));
-  return keys;
-}
 
 // Version `version` of the model in `initial`: every weight nudged.
 weights::Weights nudged(const weights::Weights& initial, std::uint64_t version) {

@@ -73,7 +73,9 @@ TEST_CASE("a delta applied to another base is refused, naming both versions") {
 
   auto same_version = base;
   same_version.values()[17] += 1.0f;  // same version number, different values
-  CHECK_FALSE(apply_delta(same_version, *delta, "v1-v2.delta"));
+  auto tampered_base = apply_delta(same_version, *delta, "v1-v2.delta");
+  REQUIRE_FALSE(tampered_base);
+  CHECK_THAT(tampered_base.error().message, Catch::Contains("the base is version 1 (values "));
 
   auto foreign = *weights::Weights::from_values(*weights::Layout::create({{"w", {3}}}), 1, {1, 2, 3});
   auto layout = apply_delta(foreign, *delta, "v1-v2.delta");

@@ -176,13 +176,22 @@ TEST_CASE("an install killed after any step leaves a loadable model, and the nex
   }
 }
 
-TEST_CASE("wrong base for a delta: a delta built from another version is refused at rebuild") {
+TEST_CASE("wrong base or wrong target for a delta: a delta that does not build the signed version is refused") {
   PublishedFixture fixture;
   REQUIRE(fixture.install().ok());
   fixture.release(fixture.repository, 2);
-  // A publisher's mistake, signed as if right: the delta listed for base 1 was made from version 5.
+  // A publisher's mistake, signed as if right: the delta listed as 1 -> 2 is another one.
   const std::string path = "cnn/v2.from-v1.delta";
-  auto wrong = encode_delta(ReleaseFixture::model_version(5), ReleaseFixture::model_version(2));
+  std::string expected;
+  Result<std::vector<std::uint8_t>> wrong = std::vector<std::uint8_t>();
+  SECTION("made from version 5") {
+    wrong = encode_delta(ReleaseFixture::model_version(5), ReleaseFixture::model_version(2));
+    expected = "install step 'rebuild weights': cnn/v2.from-v1.delta: the delta applies to version 5";
+  }
+  SECTION("building version 3") {
+    wrong = encode_delta(ReleaseFixture::model_version(1), ReleaseFixture::model_version(3));
+    expected = "install step 'rebuild weights': cnn/v2.from-v1.delta builds a version other than the signed one";
+  }
   REQUIRE(wrong.ok());
   REQUIRE(crypto::write_file_durably(fixture.repo_dir / "targets" / path, *wrong).ok());
   fixture.rewrite(fixture.metadata_path(RoleName::targets), [&](nlohmann::json& targets) {
@@ -194,7 +203,6 @@ TEST_CASE("wrong base for a delta: a delta built from another version is refused
 
   auto outcome = fixture.install();
   REQUIRE_FALSE(outcome.ok());
-  CHECK_THAT(outcome.error().message, Catch::StartsWith("install step 'rebuild weights': cnn/v2.from-v1.delta: "
-                                                        "the delta applies to version 5"));
+  CHECK_THAT(outcome.error().message, Catch::StartsWith(expected));
   CHECK(fixture.active_version() == 1);
 }

@@ -7,6 +7,8 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <future>
+#include <memory>
 
 #include "shoal/crypto/byte_io.h"
 #include "shoal/crypto/encoding.h"
@@ -61,14 +63,6 @@ std::vector<std::uint32_t> forward(DeltaTransform transform, std::span<const std
     for (std::size_t i = 0; i < words.size(); ++i) words[i] = zigzag(target[i] - base[i]);
   }
   return words;
-}
-
-void inverse(DeltaTransform transform, std::span<const std::uint32_t> base, std::span<std::uint32_t> words) {
-  if (transform == DeltaTransform::xor_bits) {
-    for (std::size_t i = 0; i < words.size(); ++i) words[i] ^= base[i];
-  } else if (transform == DeltaTransform::diff_bits) {
-    for (std::size_t i = 0; i < words.size(); ++i) words[i] = unzigzag(words[i]) + base[i];
-  }
 }
 
 // Byte plane p holds byte p of every word, so the high bytes sit together.
@@ -137,14 +131,14 @@ SortHints make_hints(std::span<const std::uint32_t> words, std::span<const std::
 }
 
 // Each word's bucket: its predicted size, clamped, from 0. Row by row, so no division.
-std::vector<std::uint8_t> buckets_of(const SortHints& hints, std::span<const std::uint32_t> base_bits) {
-  std::vector<std::uint8_t> buckets(base_bits.size());
+std::vector<std::uint8_t> buckets_of(const SortHints& hints, std::span<const float> base) {
+  std::vector<std::uint8_t> buckets(base.size());
   for (std::size_t r = 0; r < hints.rows; ++r) {
-    const std::uint32_t* bits = base_bits.data() + r * hints.cols;
+    const float* row_values = base.data() + r * hints.cols;
     std::uint8_t* out = buckets.data() + r * hints.cols;
     const int row = hints.row[r];
     for (std::size_t c = 0; c < hints.cols; ++c) {
-      const int predicted = row + hints.col[c] - exponent_of(bits[c]);
+      const int predicted = row + hints.col[c] - exponent_of(std::bit_cast<std::uint32_t>(row_values[c]));
       out[c] = static_cast<std::uint8_t>(std::clamp(predicted, -64, 64) + 64);
     }
   }
@@ -161,19 +155,12 @@ std::array<std::size_t, kSortBuckets> bucket_starts(std::span<const std::uint8_t
 }
 
 std::vector<std::uint32_t> sort_words(const SortHints& hints, std::span<const std::uint32_t> words,
-                                      std::span<const std::uint32_t> base_bits) {
-  const auto buckets = buckets_of(hints, base_bits);
+                                      std::span<const float> base) {
+  const auto buckets = buckets_of(hints, base);
   auto next = bucket_starts(buckets);
   std::vector<std::uint32_t> sorted(words.size());
   for (std::size_t i = 0; i < words.size(); ++i) sorted[next[buckets[i]]++] = words[i];
   return sorted;
-}
-
-void unsort_words(const SortHints& hints, std::span<const std::uint32_t> sorted, std::span<const std::uint32_t> base_bits,
-                  std::span<std::uint32_t> words) {
-  const auto buckets = buckets_of(hints, base_bits);
-  auto next = bucket_starts(buckets);
-  for (std::size_t i = 0; i < words.size(); ++i) words[i] = sorted[next[buckets[i]]++];
 }
 
 Result<std::vector<std::uint8_t>> compress(std::span<const std::uint8_t> bytes, int level) {
@@ -259,7 +246,8 @@ Result<std::vector<std::uint8_t>> encode_delta(const weights::Weights& base, con
       crypto::append_le(prefix, hints.cols);
       for (auto hint : hints.row) crypto::append_le(prefix, static_cast<std::uint16_t>(hint));
       for (auto hint : hints.col) crypto::append_le(prefix, static_cast<std::uint16_t>(hint));
-      if (auto status = consider({DeltaTransform::sorted_diff, std::move(prefix), sort_words(hints, diff, base_bits)});
+      if (auto status = consider({DeltaTransform::sorted_diff, std::move(prefix),
+                                  sort_words(hints, diff, base.tensor(t))});
           !status) {
         return status.error();
       }
@@ -359,6 +347,64 @@ Result<TensorEntry> read_tensor_entry(crypto::ByteReader& reader, std::string_vi
   return TensorEntry{*code, *frame};
 }
 
+// Rebuilds one tensor into `out` from its entry and its base values.
+Status decode_tensor(const TensorEntry& entry, std::span<const float> base, std::span<float> out) {
+  const auto transform = static_cast<DeltaTransform>(entry.transform);
+  if (transform != DeltaTransform::xor_bits && transform != DeltaTransform::diff_bits &&
+      transform != DeltaTransform::full && transform != DeltaTransform::quantized &&
+      transform != DeltaTransform::sorted_diff) {
+    return make_error(ErrorCode::corrupt, "unknown transform " + std::to_string(entry.transform));
+  }
+  const std::size_t n = base.size();
+  crypto::ByteReader prefix(entry.frame.data(), entry.frame.size(), "the entry");
+  float step = 0;
+  SortHints hints;
+  if (transform == DeltaTransform::quantized) {
+    auto step_bits = prefix.read_le<std::uint32_t>("a quantized tensor's step");
+    if (!step_bits) return step_bits.error();
+    step = std::bit_cast<float>(*step_bits);
+    if (!std::isfinite(step) || step <= 0) return make_error(ErrorCode::corrupt, "step is not a positive number");
+  } else if (transform == DeltaTransform::sorted_diff) {
+    if (auto status = read_hints(prefix, n, hints); !status) return status;
+  }
+  const auto frame = entry.frame.subspan(entry.frame.size() - prefix.remaining());
+  // The frame must hold exactly the tensor's bytes: a corrupt size cannot make us allocate.
+  if (ZSTD_getFrameContentSize(frame.data(), frame.size()) != n * 4) {
+    return make_error(ErrorCode::corrupt, "its data is not " + std::to_string(n * 4) + " bytes");
+  }
+  // Uninitialised buffers: every byte is written before it is read.
+  std::unique_ptr<std::uint8_t[]> planes(new std::uint8_t[n * 4]);
+  const std::size_t size = ZSTD_decompress(planes.get(), n * 4, frame.data(), frame.size());
+  if (ZSTD_isError(size) || size != n * 4) {
+    return make_error(ErrorCode::corrupt, ZSTD_isError(size) ? std::string(ZSTD_getErrorName(size)) : "short data");
+  }
+  std::unique_ptr<std::uint32_t[]> words(new std::uint32_t[n]);
+  from_planes({planes.get(), n * 4}, {words.get(), n});
+  auto bits = [&](std::size_t i) { return std::bit_cast<std::uint32_t>(base[i]); };
+  switch (transform) {
+    case DeltaTransform::full:
+      for (std::size_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(words[i]);
+      break;
+    case DeltaTransform::xor_bits:
+      for (std::size_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(words[i] ^ bits(i));
+      break;
+    case DeltaTransform::diff_bits:
+      for (std::size_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(unzigzag(words[i]) + bits(i));
+      break;
+    case DeltaTransform::sorted_diff: {
+      // Each word is taken from its bucket's run in the sorted order.
+      const auto buckets = buckets_of(hints, base);
+      auto next = bucket_starts(buckets);
+      for (std::size_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(unzigzag(words[next[buckets[i]]++]) + bits(i));
+      break;
+    }
+    case DeltaTransform::quantized:
+      for (std::size_t i = 0; i < n; ++i) out[i] = dequantize(base[i], static_cast<std::int32_t>(unzigzag(words[i])), step);
+      break;
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 Result<DeltaInfo> read_delta_info(std::span<const std::uint8_t> delta, std::string_view source) {
@@ -384,71 +430,40 @@ Result<weights::Weights> apply_delta(const weights::Weights& base, std::span<con
                                                        short_hex(info->layout_hash) + ", the base has " +
                                                        layout.short_hash());
   }
-  if (info->base_version != base.version() || info->base_hash != values_hash(base)) {
-    return make_error(ErrorCode::invalid_argument,
-                      std::string(source) + ": the delta applies to version " + std::to_string(info->base_version) +
-                          " (values " + short_hex(info->base_hash) + "), the base is version " +
-                          std::to_string(base.version()) + " (values " + short_hex(values_hash(base)) + ")");
+  if (info->base_version != base.version()) {
+    return make_error(ErrorCode::invalid_argument, std::string(source) + ": the delta applies to version " +
+                                                       std::to_string(info->base_version) + ", the base is version " +
+                                                       std::to_string(base.version()));
   }
   if (info->transforms.size() != layout.tensors().size()) {
     return corrupt(source, std::to_string(info->transforms.size()) + " tensors, the layout has " +
                                std::to_string(layout.tensors().size()));
   }
+  // The base's hash is checked on a second thread while the tensors are
+  // rebuilt (hashing is a third of the work); a wrong base is reported
+  // before anything the decoding found.
+  auto base_hash = std::async(std::launch::async, [&base] { return values_hash(base); });
   std::vector<float> values(base.values().size());
-  for (std::size_t t = 0; t < layout.tensors().size(); ++t) {
+  Status rebuilt = ok_status();
+  for (std::size_t t = 0; t < layout.tensors().size() && rebuilt; ++t) {
     const auto& name = layout.tensors()[t].name;
     auto entry = read_tensor_entry(reader, source, "tensor " + name + ": ");
-    if (!entry) return entry.error();
-    const auto transform = static_cast<DeltaTransform>(entry->transform);
-    if (transform != DeltaTransform::xor_bits && transform != DeltaTransform::diff_bits &&
-        transform != DeltaTransform::full && transform != DeltaTransform::quantized &&
-        transform != DeltaTransform::sorted_diff) {
-      return corrupt(source, "tensor " + name + ": unknown transform " + std::to_string(entry->transform));
+    if (!entry) {
+      rebuilt = entry.error();
+      break;
     }
-    const auto base_bits = bits_of(base.tensor(t));
-    crypto::ByteReader prefix(entry->frame.data(), entry->frame.size(), std::string(source));
-    float step = 0;
-    SortHints hints;
-    if (transform == DeltaTransform::quantized) {
-      auto step_bits = prefix.read_le<std::uint32_t>("a quantized tensor's step");
-      if (!step_bits) return corrupt(source, "tensor " + name + ": " + step_bits.error().message);
-      step = std::bit_cast<float>(*step_bits);
-      if (!std::isfinite(step) || step <= 0) return corrupt(source, "tensor " + name + ": step is not a positive number");
-    } else if (transform == DeltaTransform::sorted_diff) {
-      if (auto status = read_hints(prefix, base_bits.size(), hints); !status) {
-        return corrupt(source, "tensor " + name + ": " + status.error().message);
-      }
+    const auto out = std::span(values).subspan(layout.offset(t), base.tensor(t).size());
+    if (auto status = decode_tensor(*entry, base.tensor(t), out); !status) {
+      rebuilt = corrupt(source, "tensor " + name + ": " + status.error().message);
     }
-    const auto frame = entry->frame.subspan(entry->frame.size() - prefix.remaining());
-    std::vector<std::uint8_t> planes(base_bits.size() * 4);
-    // The frame must hold exactly the tensor's bytes: a corrupt size cannot make us allocate.
-    if (ZSTD_getFrameContentSize(frame.data(), frame.size()) != planes.size()) {
-      return corrupt(source, "tensor " + name + ": its data is not " + std::to_string(planes.size()) + " bytes");
-    }
-    const std::size_t size = ZSTD_decompress(planes.data(), planes.size(), frame.data(), frame.size());
-    if (ZSTD_isError(size) || size != planes.size()) {
-      return corrupt(source, "tensor " + name + ": " +
-                                 (ZSTD_isError(size) ? std::string(ZSTD_getErrorName(size)) : "short data"));
-    }
-    std::vector<std::uint32_t> words(base_bits.size());
-    if (transform == DeltaTransform::sorted_diff) {
-      std::vector<std::uint32_t> sorted(base_bits.size());
-      from_planes(planes, sorted);
-      unsort_words(hints, sorted, base_bits, words);
-    } else {
-      from_planes(planes, words);
-    }
-    if (transform == DeltaTransform::quantized) {
-      const auto base_values = base.tensor(t);
-      float* out = values.data() + layout.offset(t);
-      for (std::size_t i = 0; i < words.size(); ++i) {
-        out[i] = dequantize(base_values[i], static_cast<std::int32_t>(unzigzag(words[i])), step);
-      }
-      continue;
-    }
-    inverse(transform == DeltaTransform::sorted_diff ? DeltaTransform::diff_bits : transform, base_bits, words);
-    std::memcpy(values.data() + layout.offset(t), words.data(), words.size() * sizeof(std::uint32_t));
   }
+  if (const auto actual = base_hash.get(); actual != info->base_hash) {
+    return make_error(ErrorCode::invalid_argument,
+                      std::string(source) + ": the delta applies to version " + std::to_string(info->base_version) +
+                          " (values " + short_hex(info->base_hash) + "), the base is version " +
+                          std::to_string(base.version()) + " (values " + short_hex(actual) + ")");
+  }
+  if (!rebuilt) return rebuilt.error();
   if (reader.remaining() != 0) {
     return corrupt(source, std::to_string(reader.remaining()) + " bytes after the last tensor");
   }

@@ -10,6 +10,7 @@
 #include "shoal/crypto/encoding.h"
 #include "shoal/crypto/hash.h"
 #include "shoal/updater/canonical_json.h"
+#include "shoal/updater/repository_fetcher.h"
 
 namespace shoal::updater {
 namespace {
@@ -323,8 +324,7 @@ Result<TargetsMetadata> parse_targets(const json& signed_part, std::string_view 
   if (!files) return files.error();
   for (const auto& [path, entry] : (*files)->items()) {
     const std::string where = "targets['" + path + "']";
-    // A target path is relative and stays inside the targets directory.
-    if (path.empty() || path.front() == '/' || path.find("..") != std::string::npos) {
+    if (!is_safe_repository_path(path)) {
       return field_error(source, where, "is not a relative path inside the repository");
     }
     if (!entry.is_object()) return field_error(source, where, "must be an object");
