@@ -26,8 +26,9 @@ Result<std::vector<std::uint8_t>> AggregatorFetcher::fetch(const std::string& pa
   std::vector<std::uint8_t> bytes;
   for (;;) {
     const std::uint64_t request = next_request_++;
-    // One byte past the cap, so an oversized file shows itself without being read.
-    const std::uint64_t want = std::min<std::uint64_t>(protocol::kFileChunkBytes, max_bytes + 1 - bytes.size());
+    // Up to one byte past the cap, so an oversized file shows itself without being read.
+    const std::uint64_t left = max_bytes - bytes.size();
+    const std::uint64_t want = left >= protocol::kFileChunkBytes ? protocol::kFileChunkBytes : left + 1;
     if (!protocol::send_to_server(*socket_, protocol::encode(protocol::FetchFile{request, path, bytes.size(), want}))) {
       return make_error(ErrorCode::io, endpoint_ + ": cannot send the request for " + path);
     }
