@@ -137,7 +137,7 @@ TEST_CASE("late, duplicate, foreign-round, outsider, stale and wrong-layout upda
   CHECK(*late == "round 1 is closed (the update is late); the open round is 2");
 }
 
-TEST_CASE("an update arrives in parts; each part's mean is weighted over the devices that delivered it") {
+TEST_CASE("an update arrives in parts, each part's mean is weighted over the devices that delivered it") {
   const std::size_t size = protocol::kUpdatePartValues + 3;  // a whole part and a short one
   auto layout = *weights::Layout::create({{"w", {static_cast<std::int64_t>(size)}}});
   auto global = *weights::Weights::from_values(layout, 5, std::vector<float>(size, 0.0f));

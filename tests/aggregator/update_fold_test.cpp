@@ -73,7 +73,7 @@ TEST_CASE("an update with a NaN or infinity, the wrong size or a bad weight is r
   for (std::size_t j = 0; j < size; ++j) REQUIRE(after[j] == Approx(before[j]).margin(1e-7));
 }
 
-TEST_CASE("parts fold to the whole update's mean; a part that does not fit or has a NaN is refused") {
+TEST_CASE("parts fold to the whole update's mean, a part that does not fit or has a NaN is refused") {
   const std::size_t size = 10;
   const auto updates = random_updates(2, size, 3);
   WeightedMeanFold whole(size);
@@ -98,7 +98,9 @@ TEST_CASE("parts fold to the whole update's mean; a part that does not fit or ha
   auto nan = parts.add_part(2, 4, std::span<const float>(poisoned).subspan(4, 4), 1.0);
   REQUIRE_FALSE(nan);
   CHECK(nan.error().message.find("at index 5") != std::string::npos);
-  CHECK(parts.result() == whole.result());
+  // The refused part was folded and taken back out: the sums keep at most a last-bit rounding.
+  const auto after = parts.result(), expected = whole.result();
+  for (std::size_t i = 0; i < size; ++i) CHECK(after[i] == Approx(expected[i]).epsilon(1e-6).margin(1e-9));
 }
 
 TEST_CASE("a held combiner takes parts in order and leaves out an update never finished") {

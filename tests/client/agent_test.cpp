@@ -46,7 +46,7 @@ TEST_CASE("the agent drops malformed and unusable server messages and keeps goin
   CHECK(agent->model_version() == 0);
 }
 
-TEST_CASE("the agent sends its update in order as parts of kUpdatePartValues; zero_update sends zeros untrained") {
+TEST_CASE("the agent sends its update in order as parts of kUpdatePartValues, zero_update sends zeros untrained") {
   HandDrivenServer server;
 
   auto model = inference::Model::from_zoo("cnn", 0);  // 1.66M parameters: seven parts

@@ -11,7 +11,7 @@ config::ConfigFile parse(std::string_view text) { return *config::ConfigFile::pa
 
 }  // namespace
 
-TEST_CASE("config values fill their targets; absent keys keep the defaults") {
+TEST_CASE("config values fill their targets, absent keys keep the defaults") {
   auto file = parse(R"(
 [server]
 bind = "tcp://127.0.0.1:7400"

@@ -43,7 +43,7 @@ TEST_CASE("a malformed device request names the accepted forms") {
   }
 }
 
-TEST_CASE("a negative thread count is refused; zero means one per core") {
+TEST_CASE("a negative thread count is refused, zero means one per core") {
   const int before = torch::get_num_threads();
   CHECK_FALSE(set_cpu_threads(-1));
   CHECK(torch::get_num_threads() == before);

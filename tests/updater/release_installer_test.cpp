@@ -50,7 +50,7 @@ TEST_CASE("a device takes the full file first, then the delta from the model it 
   CHECK(values_hash(**active) == values_hash(ReleaseFixture::model_version(2)));
 }
 
-TEST_CASE("a device behind the repository's deltas takes the full file; an up-to-date one downloads nothing") {
+TEST_CASE("a device behind the repository's deltas takes the full file, an up-to-date one downloads nothing") {
   PublishedFixture fixture;
   REQUIRE(fixture.install().ok());
   fixture.release(fixture.repository, 2, /*deltas=*/1);
