@@ -160,8 +160,10 @@ int verify(const fs::path& repo_dir, fs::path root_path) {
   if (root_path.empty()) root_path = repo_dir / "metadata" / "1.root.json";
   auto root = crypto::read_file(root_path, 1 << 20);
   if (!root) return fail(root.error());
-  char pattern[] = "/tmp/shoal-release-verify-XXXXXX";
-  if (::mkdtemp(pattern) == nullptr) return fail(make_error(ErrorCode::io, "cannot make a temporary directory"));
+  std::string pattern = (fs::temp_directory_path() / "shoal-release-verify-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    return fail(make_error(ErrorCode::io, "cannot make a temporary directory beside " + pattern));
+  }
   const fs::path trust_dir = pattern;
   struct Cleanup {
     fs::path dir;
