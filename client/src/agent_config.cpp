@@ -41,9 +41,6 @@ Status AgentConfig::validate() const {
   if (eligibility.max_load_per_core < 0) {
     return make_error(ErrorCode::invalid_argument, "agent config: eligibility.max_load_per_core must be >= 0");
   }
-  if (release.check_every_s < 0) {
-    return make_error(ErrorCode::invalid_argument, "agent config: release.check_every_s must be >= 0");
-  }
   if (!release.repository.empty() && state_dir.empty()) {
     return make_error(ErrorCode::invalid_argument, "agent config: release.repository needs agent.state_dir");
   }

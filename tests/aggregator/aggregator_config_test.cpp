@@ -54,3 +54,12 @@ TEST_CASE("aggregator config errors name the file and the setting") {
   REQUIRE_FALSE(misspelt);
   CHECK(misspelt.error().message.find("unknown key 'cohort.min_device'") != std::string::npos);
 }
+
+TEST_CASE("a release repository to serve must be one shoal-release made") {
+  auto none = parse(kServer + "[release]\nrepository = \"/nonexistent/releases\"\n");
+  REQUIRE_FALSE(none);
+  CHECK_THAT(none.error().message, Catch::Contains("release.repository /nonexistent/releases holds no metadata/"));
+  auto off = parse(kServer + "[release]\nrepository = \"\"\n");
+  REQUIRE(off);
+  CHECK(off->release_repository.empty());
+}

@@ -73,3 +73,23 @@ TEST_CASE("a server plan the trainer cannot follow is refused by field") {
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message.find("batch_size") != std::string::npos);
 }
+
+TEST_CASE("release settings: the aggregator's repository by name, a directory by path, bad values by key") {
+  const std::string with_state = "[agent]\nkey = \"device.key\"\nstate_dir = \"s\"\n[aggregator]\npublic_key = \"p\"\n"
+                                 "[data]\ncsv = \"d.csv\"\n";
+  auto by_name = load(with_state + "[release]\nrepository = \"aggregator\"\ntrusted_root = \"root.json\"\n");
+  REQUIRE(by_name);
+  CHECK(by_name->release.repository == "aggregator");
+  CHECK(by_name->release.trusted_root.filename() == "root.json");
+  CHECK(by_name->release.trusted_root.is_absolute());  // relative to the config file
+  auto by_path = load(with_state + "[release]\nrepository = \"releases\"\n");
+  REQUIRE(by_path);
+  CHECK(std::filesystem::path(by_path->release.repository).is_absolute());
+
+  auto negative = load(with_state + "[release]\nrepository = \"releases\"\ncheck_every_s = -5\n");
+  REQUIRE_FALSE(negative);
+  CHECK_THAT(negative.error().message, Catch::Contains("key 'release.check_every_s': -5 is out of range"));
+  auto stateless = load(kBase + "[release]\nrepository = \"releases\"\n");
+  REQUIRE_FALSE(stateless);
+  CHECK_THAT(stateless.error().message, Catch::Contains("release.repository needs agent.state_dir"));
+}

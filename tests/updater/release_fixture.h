@@ -35,15 +35,19 @@ class ReleaseFixture {
   crypto::IdentityKeyPair timestamp_key = crypto::IdentityKeyPair::generate();
   updater::UnixTime now = 1'800'000'000;  // 2027-01-15
 
-  // A published repository with one key per role and no releases.
-  updater::ReleaseRepository make_repository() {
+  // One key per role; with `second_targets_key`, targets needs it and targets_key both.
+  std::map<RoleName, updater::RoleKeyChoice> role_keys(const crypto::IdentityKeyPair* second_targets_key = nullptr) {
     std::map<RoleName, updater::RoleKeyChoice> keys;
     keys[RoleName::root].keys = {root_key.public_identity()};
     keys[RoleName::targets].keys = {targets_key.public_identity()};
+    if (second_targets_key) keys[RoleName::targets] = {{targets_key.public_identity(), second_targets_key->public_identity()}, 2};
     keys[RoleName::snapshot].keys = {snapshot_key.public_identity()};
     keys[RoleName::timestamp].keys = {timestamp_key.public_identity()};
-    return make_repository(keys, {&root_key});
+    return keys;
   }
+
+  // A repository with one key per role, root signed, nothing published.
+  updater::ReleaseRepository make_repository() { return make_repository(role_keys(), {&root_key}); }
 
   updater::ReleaseRepository make_repository(const std::map<RoleName, updater::RoleKeyChoice>& keys,
                                              const std::vector<const crypto::IdentityKeyPair*>& root_signers) {

@@ -104,13 +104,8 @@ TEST_CASE("add refuses a version that is not newer, and a model name that is not
 
 TEST_CASE("sign accepts only the role's keys, and publish only met thresholds") {
   ReleaseFixture fixture;
-  std::map<RoleName, RoleKeyChoice> keys;
   const auto second_targets_key = crypto::IdentityKeyPair::generate();
-  keys[RoleName::root].keys = {fixture.root_key.public_identity()};
-  keys[RoleName::targets] = {{fixture.targets_key.public_identity(), second_targets_key.public_identity()}, 2};
-  keys[RoleName::snapshot].keys = {fixture.snapshot_key.public_identity()};
-  keys[RoleName::timestamp].keys = {fixture.timestamp_key.public_identity()};
-  auto repository = fixture.make_repository(keys, {&fixture.root_key});
+  auto repository = fixture.make_repository(fixture.role_keys(&second_targets_key), {&fixture.root_key});
   REQUIRE(repository.add(ReleaseFixture::model_version(1), "cnn", 1, fixture.now).ok());
 
   auto wrong_key = repository.sign(RoleName::targets, fixture.snapshot_key);
@@ -205,4 +200,27 @@ TEST_CASE("a lossy release is the quantised version, within its bound, and what 
   auto custom = parse_release_file(added->full.path, repository.staged_targets().targets.at(added->full.path), "t");
   REQUIRE(custom.ok());
   CHECK(custom->lossy_error_bound == "5e-05");
+}
+
+TEST_CASE("a target's shoal metadata that is missing or malformed is refused, naming the target") {
+  TargetFile target;
+  target.length = 10;
+  auto error_of = [&](const nlohmann::json& custom) {
+    target.custom = custom;
+    auto parsed = parse_release_file("cnn/v2.weights", target, "targets.json");
+    return parsed ? std::string("(accepted)") : parsed.error().message;
+  };
+  const std::string hash(64, 'a');
+  CHECK_THAT(error_of({{"model", "cnn"}}), Catch::Contains("targets.json: target 'cnn/v2.weights' custom metadata: "
+                                                          "needs a model name and a model_version"));
+  CHECK_THAT(error_of({{"model", "cnn"}, {"model_version", 2}, {"values_blake2b", "zz"}}),
+             Catch::Contains("values_blake2b is not 32 bytes of hex"));
+  CHECK_THAT(error_of({{"model", "cnn"}, {"model_version", 2}, {"values_blake2b", hash}, {"kind", "patch"}}),
+             Catch::Contains("kind 'patch' is neither full nor delta"));
+  CHECK_THAT(error_of({{"model", "cnn"}, {"model_version", 2}, {"values_blake2b", hash}, {"kind", "full"},
+                       {"codec", "gzip"}}),
+             Catch::Contains("codec 'gzip' is not shoal-weights/1"));
+  CHECK_THAT(error_of({{"model", "cnn"}, {"model_version", 2}, {"values_blake2b", hash}, {"kind", "delta"},
+                       {"codec", "shoal-delta/1"}}),
+             Catch::Contains("a delta needs base_version and base_values_blake2b"));
 }

@@ -84,12 +84,7 @@ TEST_CASE("tampered metadata: an edited signed part is refused") {
 TEST_CASE("signature threshold not met, and duplicate signatures from one key") {
   ReleaseFixture fixture;
   const auto second_targets_key = crypto::IdentityKeyPair::generate();
-  std::map<RoleName, RoleKeyChoice> keys;
-  keys[RoleName::root].keys = {fixture.root_key.public_identity()};
-  keys[RoleName::targets] = {{fixture.targets_key.public_identity(), second_targets_key.public_identity()}, 2};
-  keys[RoleName::snapshot].keys = {fixture.snapshot_key.public_identity()};
-  keys[RoleName::timestamp].keys = {fixture.timestamp_key.public_identity()};
-  auto repository = fixture.make_repository(keys, {&fixture.root_key});
+  auto repository = fixture.make_repository(fixture.role_keys(&second_targets_key), {&fixture.root_key});
   REQUIRE(repository.add(ReleaseFixture::model_version(1), "cnn", 1, fixture.now).ok());
   REQUIRE(repository.sign(RoleName::targets, fixture.targets_key).ok());
   REQUIRE(repository.sign(RoleName::targets, second_targets_key).ok());

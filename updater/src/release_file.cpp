@@ -45,7 +45,7 @@ Result<ReleaseFile> parse_release_file(const std::string& path, const TargetFile
   };
   auto number = [&](const char* key) -> std::optional<std::uint64_t> {
     auto found = custom.find(key);
-    if (found == custom.end() || !found->is_number_unsigned()) return std::nullopt;
+    if (found == custom.end() || !found->is_number_integer() || found->get<std::int64_t>() < 0) return std::nullopt;
     return found->get<std::uint64_t>();
   };
   ReleaseFile file;

@@ -42,6 +42,17 @@ Result<SignedMetadata> read_metadata(const fs::path& path) {
   return std::move(**metadata);
 }
 
+// A role's parsed signed part from `path`, or nullopt if the file does not exist.
+template <typename Parsed, typename Parse>
+Result<std::optional<Parsed>> read_optional_role(const fs::path& path, Parse parse) {
+  auto file = read_optional_metadata(path);
+  if (!file) return file.error();
+  if (!*file) return std::optional<Parsed>();
+  auto parsed = parse((*file)->signed_part, path.string());
+  if (!parsed) return parsed.error();
+  return std::optional<Parsed>(std::move(parsed).value());
+}
+
 Status write_metadata(const fs::path& path, const SignedMetadata& metadata) {
   return crypto::write_file_durably(path, format_metadata_file(metadata));
 }
@@ -156,13 +167,7 @@ Status ReleaseRepository::save_staged_targets() {
 }
 
 Result<std::optional<RootMetadata>> ReleaseRepository::published_root() const {
-  const fs::path path = metadata_dir(dir_) / "root.json";
-  auto file = read_optional_metadata(path);
-  if (!file) return file.error();
-  if (!*file) return std::optional<RootMetadata>();
-  auto root = parse_root((*file)->signed_part, path.string());
-  if (!root) return root.error();
-  return std::optional<RootMetadata>(std::move(root).value());
+  return read_optional_role<RootMetadata>(metadata_dir(dir_) / "root.json", parse_root);
 }
 
 Result<std::optional<RootMetadata>> ReleaseRepository::previous_root() const {
@@ -176,13 +181,7 @@ Result<std::optional<RootMetadata>> ReleaseRepository::previous_root() const {
 }
 
 Result<std::optional<TargetsMetadata>> ReleaseRepository::published_targets() const {
-  const fs::path path = metadata_dir(dir_) / "targets.json";
-  auto file = read_optional_metadata(path);
-  if (!file) return file.error();
-  if (!*file) return std::optional<TargetsMetadata>();
-  auto targets = parse_targets((*file)->signed_part, path.string());
-  if (!targets) return targets.error();
-  return std::optional<TargetsMetadata>(std::move(targets).value());
+  return read_optional_role<TargetsMetadata>(metadata_dir(dir_) / "targets.json", parse_targets);
 }
 
 Status ReleaseRepository::begin_targets_change(UnixTime now) {

@@ -189,7 +189,7 @@ int verify(const fs::path& repo_dir, fs::path root_path) {
               static_cast<unsigned long long>(targets->version));
   int problems = 0;
   std::map<std::string, weights::Weights> full_versions;
-  std::vector<ReleaseFile> deltas;
+  std::vector<std::pair<ReleaseFile, std::vector<std::uint8_t>>> deltas;  // each with its downloaded bytes
   for (const auto& [path, target] : targets->targets) {
     auto bytes = client->download_target(fetcher, path, target);
     if (!bytes) {
@@ -212,14 +212,13 @@ int verify(const fs::path& repo_dir, fs::path root_path) {
       }
       full_versions.emplace(file->model + "/" + std::to_string(file->version), std::move(weights).value());
     } else {
-      deltas.push_back(*file);
+      deltas.emplace_back(*file, std::move(bytes).value());
     }
   }
-  for (const auto& delta : deltas) {
+  for (const auto& [delta, bytes] : deltas) {
     auto base = full_versions.find(delta.model + "/" + std::to_string(delta.base_version));
     if (base == full_versions.end()) continue;  // its base is no longer listed; devices that hold it can still use it
-    auto bytes = fetcher.fetch("targets/" + delta.path, delta.length);
-    auto rebuilt = bytes ? apply_delta(base->second, *bytes, delta.path) : Result<weights::Weights>(bytes.error());
+    auto rebuilt = apply_delta(base->second, bytes, delta.path);
     if (!rebuilt || values_hash(*rebuilt) != delta.values_hash) {
       std::printf("  %s: does not rebuild version %llu from version %llu\n", delta.path.c_str(),
                   static_cast<unsigned long long>(delta.version), static_cast<unsigned long long>(delta.base_version));

@@ -36,6 +36,27 @@ std::optional<Parsed> load_trusted(const fs::path& path, const RootMetadata& roo
   return std::move(parsed).value();
 }
 
+// A metadata file the trusted metadata above it lists: downloaded within its
+// listed length (else `cap`), checked against its listed hashes, then signed
+// by the threshold of `role`'s keys.
+struct ListedFile {
+  std::vector<std::uint8_t> bytes;
+  SignedMetadata metadata;
+};
+
+Result<ListedFile> fetch_listed(RepositoryFetcher& fetcher, const std::string& path, const MetaFile& listed,
+                                std::uint64_t cap, const RootMetadata& root, RoleName role) {
+  auto bytes = fetcher.fetch(path, listed.length.value_or(cap));
+  if (!bytes) return bytes.error();
+  if (!listed.hashes.empty()) {
+    if (auto status = check_hashes(*bytes, listed.hashes, path); !status) return status.error();
+  }
+  auto metadata = parse_metadata_file(*bytes, path);
+  if (!metadata) return metadata.error();
+  if (auto status = verify_threshold(*metadata, root, role, path); !status) return status.error();
+  return ListedFile{std::move(bytes).value(), std::move(metadata).value()};
+}
+
 }  // namespace
 
 Status TufClient::trust_root(const fs::path& trust_dir, std::span<const std::uint8_t> root_file,
@@ -169,15 +190,9 @@ Status TufClient::update_timestamp(RepositoryFetcher& fetcher, UnixTime start_ti
 Status TufClient::update_snapshot(RepositoryFetcher& fetcher, UnixTime start_time) {
   const std::string path = "metadata/snapshot.json";
   const MetaFile& expected = trusted_.timestamp->snapshot;
-  auto bytes = fetcher.fetch(path, expected.length.value_or(limits_.snapshot_bytes));
-  if (!bytes) return bytes.error();
-  if (!expected.hashes.empty()) {
-    if (auto status = check_hashes(*bytes, expected.hashes, path); !status) return status;
-  }
-  auto metadata = parse_metadata_file(*bytes, path);
-  if (!metadata) return metadata.error();
-  if (auto status = verify_threshold(*metadata, trusted_.root, RoleName::snapshot, path); !status) return status;
-  auto snapshot = parse_snapshot(metadata->signed_part, path);
+  auto file = fetch_listed(fetcher, path, expected, limits_.snapshot_bytes, trusted_.root, RoleName::snapshot);
+  if (!file) return file.error();
+  auto snapshot = parse_snapshot(file->metadata.signed_part, path);
   if (!snapshot) return snapshot.error();
   if (snapshot->version != expected.version) {
     return make_error(ErrorCode::verification, path + " is version " + std::to_string(snapshot->version) +
@@ -197,7 +212,7 @@ Status TufClient::update_snapshot(RepositoryFetcher& fetcher, UnixTime start_tim
     }
   }
   if (auto status = check_expiry(snapshot->expires, start_time, path); !status) return status;
-  if (auto status = keep(RoleName::snapshot, *bytes); !status) return status;
+  if (auto status = keep(RoleName::snapshot, file->bytes); !status) return status;
   trusted_.snapshot = std::move(snapshot).value();
   return ok_status();
 }
@@ -209,22 +224,16 @@ Status TufClient::update_targets(RepositoryFetcher& fetcher, UnixTime start_time
     return make_error(ErrorCode::verification, "the snapshot does not list targets.json");
   }
   const MetaFile& expected = listed->second;
-  auto bytes = fetcher.fetch(path, expected.length.value_or(limits_.targets_bytes));
-  if (!bytes) return bytes.error();
-  if (!expected.hashes.empty()) {
-    if (auto status = check_hashes(*bytes, expected.hashes, path); !status) return status;
-  }
-  auto metadata = parse_metadata_file(*bytes, path);
-  if (!metadata) return metadata.error();
-  if (auto status = verify_threshold(*metadata, trusted_.root, RoleName::targets, path); !status) return status;
-  auto targets = parse_targets(metadata->signed_part, path);
+  auto file = fetch_listed(fetcher, path, expected, limits_.targets_bytes, trusted_.root, RoleName::targets);
+  if (!file) return file.error();
+  auto targets = parse_targets(file->metadata.signed_part, path);
   if (!targets) return targets.error();
   if (targets->version != expected.version) {
     return make_error(ErrorCode::verification, path + " is version " + std::to_string(targets->version) +
                                                    ", the snapshot names version " + std::to_string(expected.version));
   }
   if (auto status = check_expiry(targets->expires, start_time, path); !status) return status;
-  if (auto status = keep(RoleName::targets, *bytes); !status) return status;
+  if (auto status = keep(RoleName::targets, file->bytes); !status) return status;
   trusted_.targets = std::move(targets).value();
   return ok_status();
 }
