@@ -14,6 +14,13 @@ std::optional<std::string_view> message_type_name(std::uint16_t type) {
     case MessageType::evaluation_report: return "evaluation_report";
     case MessageType::fetch_file: return "fetch_file";
     case MessageType::file_chunk: return "file_chunk";
+    case MessageType::advertise_keys: return "advertise_keys";
+    case MessageType::key_roster: return "key_roster";
+    case MessageType::share_keys: return "share_keys";
+    case MessageType::share_bundle: return "share_bundle";
+    case MessageType::masked_input: return "masked_input";
+    case MessageType::unmask_request: return "unmask_request";
+    case MessageType::unmask_response: return "unmask_response";
   }
   return std::nullopt;
 }

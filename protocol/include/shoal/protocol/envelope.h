@@ -36,6 +36,13 @@ enum class MessageType : std::uint16_t {
   evaluation_report = 8,  // device -> server: loss and accuracy
   fetch_file = 9,         // device -> server: part of a release repository file (release_messages.h)
   file_chunk = 10,        // server -> device: that part
+  advertise_keys = 11,    // secure aggregation (secagg_messages.h)
+  key_roster = 12,
+  share_keys = 13,
+  share_bundle = 14,
+  masked_input = 15,
+  unmask_request = 16,
+  unmask_response = 17,
 };
 
 // The name of a known type ("hello"), or nullopt for an unknown number.
