@@ -30,6 +30,25 @@ void read_round_settings(config::ConfigFile& file, RoundConfig& round, StrategyC
 
   file.read("evaluation.every", round.evaluate_every);
   file.read_seconds("evaluation.deadline_s", round.evaluation_deadline);
+
+  auto& secure = round.secure;
+  file.read("secure.enabled", secure.enabled);
+  file.read("secure.neighbours", secure.neighbours);
+  file.read("secure.threshold", secure.threshold);
+  file.read("secure.bits", secure.bits);
+  file.read("secure.range", secure.range);
+  file.read("secure.weight_cap", secure.weight_cap);
+  file.read_seconds("secure.phase_deadline_s", secure.phase_deadline);
+
+  auto& privacy = round.privacy;
+  file.read("privacy.clip_norm", privacy.clip_norm);
+  file.read("privacy.noise_multiplier", privacy.noise_multiplier);
+  file.read("privacy.adaptive_clipping", privacy.adaptive_clipping);
+  file.read("privacy.target_quantile", privacy.target_quantile);
+  file.read("privacy.clip_learning_rate", privacy.clip_learning_rate);
+  file.read("privacy.clip_count_stddev", privacy.clip_count_stddev);
+  file.read("privacy.epsilon_budget", privacy.epsilon_budget);
+  file.read("privacy.delta", privacy.delta);
 }
 
 Status AggregatorConfig::validate() const {

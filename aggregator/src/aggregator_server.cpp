@@ -6,6 +6,7 @@
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/messages.h"
 #include "shoal/protocol/release_messages.h"
+#include "shoal/protocol/secagg_messages.h"
 #include "shoal/updater/repository_fetcher.h"
 #include "shoal/weights/weights_file.h"
 
@@ -99,7 +100,9 @@ std::string AggregatorServer::endpoint() { return protocol::last_endpoint(*socke
 Status AggregatorServer::run(const std::atomic<bool>& stop) {
   auto done = [&] {
     const auto final_version = config_.round.final_version;
-    return final_version > 0 && coordinator_.global().version() >= final_version && !coordinator_.evaluation_open();
+    const bool reached = final_version > 0 && coordinator_.global().version() >= final_version;
+    const bool stopped = !coordinator_.stopped_reason().empty() && !coordinator_.round_open();
+    return (reached || stopped) && !coordinator_.evaluation_open();
   };
   while (!stop.load() && !done()) {
     auto message = protocol::receive_from_peer(*socket_, limits_, kPollInterval);
@@ -115,7 +118,12 @@ Status AggregatorServer::run(const std::atomic<bool>& stop) {
     coordinator_.on_tick(Clock::now());
     send_outgoing();
   }
-  if (done()) log_ << "model version " << coordinator_.global().version() << " reached: stopping\n";
+  if (done() && !coordinator_.stopped_reason().empty()) {
+    log_ << "no further rounds: " << coordinator_.stopped_reason() << "; stopping at model version "
+         << coordinator_.global().version() << "\n";
+  } else if (done()) {
+    log_ << "model version " << coordinator_.global().version() << " reached: stopping\n";
+  }
   return ok_status();
 }
 
@@ -177,6 +185,11 @@ void AggregatorServer::handle(protocol::FromPeer& message, Clock::time_point now
       }
       return;
     }
+    case protocol::MessageType::advertise_keys: return handle_secure<protocol::AdvertiseKeys>(envelope, device, now, refuse);
+    case protocol::MessageType::share_keys: return handle_secure<protocol::ShareKeys>(envelope, device, now, refuse);
+    case protocol::MessageType::masked_input: return handle_secure<protocol::MaskedInput>(envelope, device, now, refuse);
+    case protocol::MessageType::unmask_response:
+      return handle_secure<protocol::UnmaskResponse>(envelope, device, now, refuse);
     case protocol::MessageType::evaluation_report: {
       auto report = protocol::decode<protocol::EvaluationReport>(envelope);
       if (!report) return refuse(report.error());
@@ -191,6 +204,21 @@ void AggregatorServer::handle(protocol::FromPeer& message, Clock::time_point now
                                               std::string(*protocol::message_type_name(
                                                   static_cast<std::uint16_t>(envelope.type())))});
   }
+}
+
+template <typename M, typename Refuse>
+void AggregatorServer::handle_secure(const protocol::Envelope& envelope, const DeviceKey& device, Clock::time_point now,
+                                     Refuse& refuse) {
+  auto message = protocol::decode<M>(envelope);
+  if (!message) return refuse(message.error());
+  std::optional<std::string> problem;
+  if constexpr (std::is_same_v<M, protocol::AdvertiseKeys>) problem = coordinator_.on_advertise(device, *message, now);
+  if constexpr (std::is_same_v<M, protocol::ShareKeys>) problem = coordinator_.on_shares(device, *message, now);
+  if constexpr (std::is_same_v<M, protocol::MaskedInput>) {
+    problem = coordinator_.on_masked_input(device, *message, envelope.payload(0), now);
+  }
+  if constexpr (std::is_same_v<M, protocol::UnmaskResponse>) problem = coordinator_.on_unmask(device, *message, now);
+  if (problem) log_ << "refused a secure-round message from " << short_key(device) << ": " << *problem << "\n";
 }
 
 void AggregatorServer::serve_release_file(const protocol::FromPeer& message) {
@@ -274,7 +302,12 @@ Status AggregatorServer::record_finished() {
       log_ << "round " << record.round << ": applied " << record.reported << " of " << record.cohort
            << " updates (" << record.samples << " samples, device accuracy "
            << format_double("%.4f", record.mean_accuracy_after) << "), model version " << record.version_after
-           << ", " << format_double("%.1f", record.seconds) << " s\n";
+           << ", " << format_double("%.1f", record.seconds) << " s" << (record.secure ? ", secure" : "");
+      if (record.delta > 0) {
+        log_ << ", privacy spent epsilon " << format_double("%.3f", record.epsilon) << " at delta "
+             << format_double("%g", record.delta) << " (clip norm " << format_double("%.4g", record.clip_norm) << ")";
+      }
+      log_ << "\n";
     } else {
       log_ << "round " << record.round << ": abandoned, nothing applied: " << record.abandon_reason << "\n";
     }

@@ -52,6 +52,9 @@ Status MetricsLog::write_round(const RoundRecord& record, const RoundCosts& cost
       {"bytes_out", costs.bytes_out},
       {"seconds", {{"round", record.seconds}, {"apply", record.apply_seconds}, {"checkpoint", costs.checkpoint_seconds}}},
       {"abandon_reason", record.applied ? nlohmann::json(nullptr) : nlohmann::json(record.abandon_reason)},
+      {"secure", record.secure},
+      {"clip_norm", record.clip_norm},
+      {"privacy", record.delta > 0 ? nlohmann::json{{"epsilon", record.epsilon}, {"delta", record.delta}} : nlohmann::json(nullptr)},
       {"time", utc_now()}};
   return append(line.dump());
 }

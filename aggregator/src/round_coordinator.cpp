@@ -1,9 +1,13 @@
 #include "shoal/aggregator/round_coordinator.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+
+#include "shoal/updater/delta_codec.h"
 
 namespace shoal::aggregator {
 namespace {
@@ -26,6 +30,27 @@ Status RoundConfig::validate() const {
   if (auto e = plan.check()) return invalid("plan." + e->field, e->detail);
   if (!(trim_fraction >= 0.0 && trim_fraction < 0.5)) return invalid("trim_fraction", "must be in [0, 0.5)");
   if (evaluation_deadline.count() <= 0) return invalid("evaluation_deadline", "must be positive");
+  if (secure.bits < 8 || secure.bits > 32) return invalid("secure.bits", "must be in [8, 32]");
+  if (!(secure.range > 0) || !std::isfinite(secure.range)) return invalid("secure.range", "must be positive");
+  if (secure.weight_cap < 1) return invalid("secure.weight_cap", "must be positive");
+  if (secure.phase_deadline.count() <= 0) return invalid("secure.phase_deadline", "must be positive");
+  if (secure.enabled && min_devices < 2) return invalid("min_devices", "must be at least 2 in secure mode");
+  if (secure.enabled && combiner != CombinerKind::mean) {
+    return invalid("combiner", "must be mean in secure mode: the server sees only the sum");
+  }
+  if (!(privacy.clip_norm >= 0) || !std::isfinite(privacy.clip_norm)) return invalid("privacy.clip_norm", "must be >= 0");
+  if (!(privacy.noise_multiplier >= 0) || !std::isfinite(privacy.noise_multiplier)) {
+    return invalid("privacy.noise_multiplier", "must be >= 0");
+  }
+  if ((privacy.enabled() || privacy.adaptive_clipping) && privacy.clip_norm <= 0) {
+    return invalid("privacy.clip_norm", "must be positive with noise or adaptive clipping (it is the starting C)");
+  }
+  if (!(privacy.target_quantile > 0 && privacy.target_quantile < 1)) return invalid("privacy.target_quantile", "must be in (0, 1)");
+  if (!(privacy.clip_learning_rate > 0)) return invalid("privacy.clip_learning_rate", "must be positive");
+  if (!(privacy.clip_count_stddev >= 0)) return invalid("privacy.clip_count_stddev", "must be >= 0");
+  if (!(privacy.epsilon_budget >= 0)) return invalid("privacy.epsilon_budget", "must be >= 0");
+  if (!(privacy.delta > 0 && privacy.delta < 1)) return invalid("privacy.delta", "must be in (0, 1)");
+  if (privacy.enabled() && combiner != CombinerKind::mean) return invalid("combiner", "must be mean with DP noise");
   return ok_status();
 }
 
@@ -41,7 +66,19 @@ RoundCoordinator::RoundCoordinator(const RoundConfig& config, weights::Weights g
       global_(std::move(global)),
       optimizer_(std::move(optimizer)),
       rounds_started_(rounds_started),
-      rng_(config.seed ^ rounds_started) {}
+      rng_(config.seed ^ rounds_started),
+      clip_norm_(config.privacy.clip_norm),
+      noise_rng_([] {
+        std::uint64_t seed;
+        randombytes_buf(&seed, sizeof seed);  // DP noise the operator cannot predict
+        return seed;
+      }()) {}
+
+Status RoundCoordinator::restore_privacy(std::span<const double> rdp, double clip_norm) {
+  if (auto status = accountant_.restore(rdp); !status) return status;
+  if (clip_norm > 0) clip_norm_ = clip_norm;
+  return ok_status();
+}
 
 void RoundCoordinator::on_hello(const DeviceKey& device, const protocol::Hello& hello, Clock::time_point now) {
   // Version 0 in a hello means "no model yet": the initial model is version 0 too, so send it anyway.
@@ -78,6 +115,9 @@ std::optional<std::string> RoundCoordinator::check_update(const DeviceKey& devic
     return past ? round + " is closed (the update is late); " + open : round + " has not started; " + open;
   }
   if (!round_->cohort.contains(device)) return "not in the cohort of round " + std::to_string(round_->id);
+  if (round_->secure) {
+    return "round " + std::to_string(round_->id) + " uses secure aggregation: a plain update is refused";
+  }
   if (round_->reported.contains(device)) return "duplicate update for round " + std::to_string(round_->id);
   if (round_->refused.contains(device)) {
     return "the update for round " + std::to_string(round_->id) + " was already refused";
@@ -120,7 +160,7 @@ std::optional<std::string> RoundCoordinator::fold_part(const DeviceKey& device, 
     values = aligned_copy;
   }
   auto& upload = round_->uploads.try_emplace(device, Upload{round_->uploads.size(), report.samples}).first->second;
-  const auto weight = static_cast<double>(report.samples);
+  const auto weight = config_.privacy.enabled() ? 1.0 : static_cast<double>(report.samples);
   if (auto folded = round_->combiner->add_part(upload.number, report.offset, values, weight); !folded) {
     return folded.error().message;
   }
@@ -152,6 +192,7 @@ std::optional<std::string> RoundCoordinator::on_update(const DeviceKey& device, 
   }
   if (round_->uploads.at(device).received < global_.layout().parameter_count()) return std::nullopt;  // more to come
   round_->reported.insert(device);
+  if (report.unclipped) ++round_->unclipped;
   round_->samples += report.samples;
   round_->loss_sum += report.loss_after * static_cast<double>(report.samples);
   round_->accuracy_sum += report.accuracy_after * static_cast<double>(report.samples);
@@ -206,7 +247,11 @@ void RoundCoordinator::close_round_if_all_answered(Clock::time_point now) {
 
 void RoundCoordinator::on_tick(Clock::time_point now) {
   forget_silent_devices(now);
-  if (round_ && now >= round_->deadline) close_round(now);
+  if (round_ && round_->secure) {
+    advance_secure_if_due(now);
+  } else if (round_ && now >= round_->deadline) {
+    close_round(now);
+  }
   if (evaluation_ && now >= evaluation_->deadline) close_evaluation(now);
   // A new round waits until the caller has taken (and checkpointed) the finished ones.
   if (!round_ && !evaluation_ && finished_.empty()) try_start_round(now);
@@ -228,6 +273,7 @@ bool RoundCoordinator::send_model_if_behind(const DeviceKey& device) {
 
 void RoundCoordinator::try_start_round(Clock::time_point now) {
   if (config_.final_version > 0 && global_.version() >= config_.final_version) return;
+  if (!stopped_.empty()) return;
   std::vector<DeviceKey> candidates;
   for (const auto& [key, state] : devices_) {
     if (state.eligible || !config_.require_eligible) candidates.push_back(key);
@@ -238,17 +284,30 @@ void RoundCoordinator::try_start_round(Clock::time_point now) {
   std::vector<DeviceKey> cohort;
   std::sample(candidates.begin(), candidates.end(), std::back_inserter(cohort), wanted, rng_);
 
-  auto combiner = make_combiner(config_.combiner, global_.layout().parameter_count(), config_.trim_fraction,
-                                protocol::kUpdatePartValues);
-  if (!combiner) return;  // validated in create(); cannot fail here
   OpenRound round;
-  round.id = ++rounds_started_;
+  round.id = rounds_started_ + 1;
   round.cohort = {cohort.begin(), cohort.end()};
-  round.combiner = std::move(combiner).value();
   round.started = now;
   round.deadline = now + config_.train_deadline;
   protocol::TrainTask task{round.id, global_.version(), static_cast<std::uint64_t>(config_.train_deadline.count()),
                            config_.plan};
+  task.model_hash = updater::values_hash(global_);
+  if (auto refused = plan_privacy(round, task, candidates.size())) {
+    stopped_ = *refused;
+    return;
+  }
+  if (config_.secure.enabled) {
+    if (auto problem = start_secure(round, task, cohort)) {
+      stopped_ = *problem;
+      return;
+    }
+  } else {
+    auto combiner = make_combiner(config_.combiner, global_.layout().parameter_count(), config_.trim_fraction,
+                                  protocol::kUpdatePartValues);
+    if (!combiner) return;  // validated in create(); cannot fail here
+    round.combiner = std::move(combiner).value();
+  }
+  ++rounds_started_;
   for (const auto& device : cohort) outbox_.push_back({device, task, send_model_if_behind(device)});
   round_ = std::move(round);
 }
@@ -258,34 +317,71 @@ void RoundCoordinator::close_round(Clock::time_point now) {
   record.round = round_->id;
   record.version_before = global_.version();
   record.cohort = round_->cohort.size();
-  record.reported = round_->reported.size();
-  for (const auto& device : round_->cohort) {
-    if (round_->reported.contains(device) || round_->refused.contains(device)) continue;
-    const auto& state = devices_.at(device);
-    ++(now - state.last_seen > config_.device_timeout ? record.dropped : record.stragglers);
+  record.secure = round_->secure.has_value();
+  record.clip_norm = clip_norm_;
+  record.reported = record.secure ? round_->secure->survivors() : round_->reported.size();
+  if (record.secure) {
+    record.dropped = record.cohort - record.reported;  // out at some phase: the server cannot tell slow from gone
+  } else {
+    for (const auto& device : round_->cohort) {
+      if (round_->reported.contains(device) || round_->refused.contains(device)) continue;
+      const auto& state = devices_.at(device);
+      ++(now - state.last_seen > config_.device_timeout ? record.dropped : record.stragglers);
+    }
   }
   record.rejected = round_->rejected;
   record.samples = round_->samples;
   record.seconds = std::chrono::duration<double>(now - round_->started).count();
-  if (record.reported >= config_.min_devices) {
-    const auto apply_start = Clock::now();  // real time: `now` may be a test's clock
-    const auto mean = round_->combiner->take_result();
-    optimizer_.apply(mean, global_.values());
-    global_.set_version(global_.version() + 1);
-    record.applied = true;
-    record.mean_loss_after = round_->loss_sum / static_cast<double>(round_->samples);
-    record.mean_accuracy_after = round_->accuracy_sum / static_cast<double>(round_->samples);
-    record.apply_seconds = std::chrono::duration<double>(Clock::now() - apply_start).count();
-  } else {
+  if (record.secure && round_->secure->phase() != SecureAggregationRound::Phase::finished) {
+    record.abandon_reason = round_->abandon_reason.empty()
+                                ? std::string("phase ") + SecureAggregationRound::phase_name(round_->secure->phase()) +
+                                      " had not finished"
+                                : round_->abandon_reason;
+  } else if (record.reported < config_.min_devices) {
     record.abandon_reason = std::to_string(record.reported) + " of " + std::to_string(record.cohort) +
-                            " devices reported by the deadline, at least " + std::to_string(config_.min_devices) +
-                            " needed";
+                            " devices " + (record.secure ? "had their input in the secure sum" : "reported by the deadline") +
+                            ", at least " + std::to_string(config_.min_devices) + " needed";
+  } else {
+    const auto apply_start = Clock::now();  // real time: `now` may be a test's clock
+    double unclipped_fraction = static_cast<double>(round_->unclipped) / static_cast<double>(record.reported);
+    if (!record.secure && config_.privacy.enabled() && config_.privacy.adaptive_clipping) {
+      unclipped_fraction += std::normal_distribution<double>(0, round_->count_noise_stddev)(noise_rng_) /
+                            static_cast<double>(record.reported);
+    }
+    auto mean = record.secure ? secure_mean(unclipped_fraction) : Result<std::vector<float>>(round_->combiner->take_result());
+    if (!mean) {
+      record.abandon_reason = mean.error().message;
+    } else {
+      apply_mean(std::move(mean).value(), record, now);
+      if (config_.privacy.adaptive_clipping) adapt_clip(unclipped_fraction);
+      record.apply_seconds = std::chrono::duration<double>(Clock::now() - apply_start).count();
+    }
+  }
+  if (record.applied && config_.privacy.enabled()) {
+    accountant_.add_steps(round_->sampling_rate, config_.privacy.noise_multiplier, 1);
+  }
+  if (config_.privacy.enabled()) {
+    record.epsilon = accountant_.spent(config_.privacy.delta).epsilon;
+    record.delta = config_.privacy.delta;
   }
   record.version_after = global_.version();
   const bool evaluate = record.applied && config_.evaluate_every > 0 && global_.version() % config_.evaluate_every == 0;
   finished_.push_back(std::move(record));
   round_.reset();
   if (evaluate) start_evaluation(now);
+}
+
+void RoundCoordinator::apply_mean(std::vector<float> mean, RoundRecord& record, Clock::time_point) {
+  if (config_.privacy.enabled() && !round_->secure) add_central_noise(mean, record.reported);
+  optimizer_.apply(mean, global_.values());
+  global_.set_version(global_.version() + 1);
+  record.applied = true;
+  const double metric_weight = round_->secure ? static_cast<double>(round_->metrics_from.size())
+                                              : static_cast<double>(round_->samples);
+  if (metric_weight > 0) {
+    record.mean_loss_after = round_->loss_sum / metric_weight;
+    record.mean_accuracy_after = round_->accuracy_sum / metric_weight;
+  }
 }
 
 void RoundCoordinator::start_evaluation(Clock::time_point now) {

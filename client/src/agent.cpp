@@ -1,5 +1,6 @@
 #include "shoal/client/agent.h"
 
+#include <sodium.h>
 #include <zmq.h>
 
 #include <algorithm>
@@ -7,9 +8,12 @@
 #include <span>
 
 #include "shoal/client/trainer.h"
+#include "shoal/client/update_privatizer.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/messages.h"
 #include "shoal/protocol/transport.h"
+#include "shoal/updater/delta_codec.h"
+#include "shoal/weights/modular_quantizer.h"
 #include "shoal/weights/weights_file.h"
 
 namespace shoal::client {
@@ -25,8 +29,15 @@ std::string fmt(double value) {
   return text;
 }
 
-zmq::message_t float_frame(std::span<const float> values) {
+template <typename T>
+zmq::message_t frame_of(std::span<const T> values) {
   return zmq::message_t(values.data(), values.size_bytes());
+}
+
+std::uint64_t fresh_seed() {
+  std::uint64_t seed;
+  randombytes_buf(&seed, sizeof seed);
+  return seed;
 }
 
 }  // namespace
@@ -49,8 +60,8 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentOptions options, const crypto:
                                              inference::Model model, Dataset train, Dataset held_out, LogSink log) {
   if (!options.server) return make_error(ErrorCode::invalid_argument, "agent: the aggregator's public key is required");
   if (train.size() == 0) return make_error(ErrorCode::invalid_argument, "agent: no training data");
-  std::unique_ptr<Agent> agent(new Agent(std::move(options), std::move(model), std::move(train), std::move(held_out),
-                                         std::move(log)));
+  std::unique_ptr<Agent> agent(new Agent(std::move(options), identity, std::move(model), std::move(train),
+                                         std::move(held_out), std::move(log)));
   const auto& state_dir = agent->options_.state_dir;
   if (!state_dir.empty()) {
     std::error_code error;
@@ -85,8 +96,10 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentOptions options, const crypto:
   return agent;
 }
 
-Agent::Agent(AgentOptions options, inference::Model model, Dataset train, Dataset held_out, LogSink log)
+Agent::Agent(AgentOptions options, const crypto::IdentityKeyPair& identity, inference::Model model, Dataset train,
+             Dataset held_out, LogSink log)
     : options_(std::move(options)),
+      identity_(identity),
       model_(std::move(model)),
       train_(std::move(train)),
       held_out_(std::move(held_out)),
@@ -196,6 +209,21 @@ void Agent::handle(protocol::Envelope& envelope) {
       }
       return evaluate_round(*task);
     }
+    case protocol::MessageType::key_roster: {
+      auto roster = protocol::decode<protocol::KeyRoster>(envelope);
+      if (!roster) return drop(roster.error().describe());
+      return on_key_roster(*roster);
+    }
+    case protocol::MessageType::share_bundle: {
+      auto bundle = protocol::decode<protocol::ShareBundle>(envelope);
+      if (!bundle) return drop(bundle.error().describe());
+      return on_share_bundle(*bundle);
+    }
+    case protocol::MessageType::unmask_request: {
+      auto request = protocol::decode<protocol::UnmaskRequest>(envelope);
+      if (!request) return drop(request.error().describe());
+      return on_unmask_request(*request);
+    }
     case protocol::MessageType::refusal: {
       auto refusal = protocol::decode<protocol::Refusal>(envelope);
       if (!refusal) return drop(refusal.error().describe());
@@ -265,9 +293,17 @@ void Agent::train_round(const protocol::TrainTask& task) {
                 " was already trained (out of order or replayed)");
   }
   if (!holds_version(task.model_version, "train task")) return;
+  if (updater::values_hash(*global_) != task.model_hash) {
+    // The copy held is not the model the server announced: fetch it again.
+    drop("train task for round " + std::to_string(task.round) + ": the model held as version " +
+         std::to_string(task.model_version) + " does not have the hash the server announced; asking for the model");
+    global_.reset();
+    return say_hello();
+  }
   auto plan = training_plan_from_wire(task.plan);
   if (!plan) return drop(plan.error().message);
   last_round_ = task.round;
+  secure_.reset();  // a new round ends any older one
   const auto start = Clock::now();
   Result<TrainingResult> result = TrainingResult{};
   if (options_.zero_update) {
@@ -282,25 +318,103 @@ void Agent::train_round(const protocol::TrainTask& task) {
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (options_.keep_updates) keep_update(task.round, result->update);
-  if (options_.hold_updates_from_round > 0 && task.round >= options_.hold_updates_from_round) {
-    return log_("round " + std::to_string(task.round) + ": trained; holding the update (debug.hold_updates_from_round)");
-  }
-  protocol::UpdateReport report{task.round,          task.model_version,     result->samples,
-                                result->before.loss, result->before.accuracy, result->after.loss,
-                                result->after.accuracy};
-  // In parts, so that the aggregator folds each as it comes and never holds the whole update.
-  const std::span<const float> update = result->update;
-  for (report.offset = 0; report.offset < update.size(); report.offset += protocol::kUpdatePartValues) {
-    std::vector<zmq::message_t> payloads;
-    payloads.push_back(float_frame(update.subspan(report.offset, std::min(protocol::kUpdatePartValues,
-                                                                          update.size() - report.offset))));
-    send(protocol::encode(report, std::move(payloads)));
-  }
-  ++counters_.rounds_trained;
-  if (options_.zero_update) return log_("round " + std::to_string(task.round) + ": sent an all-zero update (debug.zero_update)");
   log_("round " + std::to_string(task.round) + ": trained on " + std::to_string(result->samples) + " samples in " +
        fmt(seconds) + " s, loss " + fmt(result->before.loss) + " -> " + fmt(result->after.loss) + ", accuracy " +
        fmt(result->before.accuracy) + " -> " + fmt(result->after.accuracy));
+  secure_drop_ = options_.drop_out ? options_.drop_out(task.round) : DropPoint::none;
+  if (drops_at(DropPoint::before_report, task.round)) return;
+  if (task.secure) return start_secure_round(task, *result);
+  if (options_.hold_updates_from_round > 0 && task.round >= options_.hold_updates_from_round) {
+    return log_("round " + std::to_string(task.round) + ": holding the update (debug.hold_updates_from_round)");
+  }
+  send_update(task, *result);
+}
+
+void Agent::send_update(const protocol::TrainTask& task, TrainingResult& result) {
+  auto clipped = clip_update(std::move(result.update), task.privacy.clip_norm);
+  result.update = std::move(clipped.values);
+  protocol::UpdateReport report{task.round,         task.model_version,     result.samples,
+                                result.before.loss, result.before.accuracy, result.after.loss,
+                                result.after.accuracy};
+  report.unclipped = !clipped.clipped;
+  // In parts, so that the aggregator folds each as it comes and never holds the whole update.
+  const std::span<const float> update = result.update;
+  for (report.offset = 0; report.offset < update.size(); report.offset += protocol::kUpdatePartValues) {
+    std::vector<zmq::message_t> payloads;
+    payloads.push_back(frame_of(update.subspan(report.offset, std::min(protocol::kUpdatePartValues,
+                                                                       update.size() - report.offset))));
+    send(protocol::encode(report, std::move(payloads)));
+  }
+  ++counters_.rounds_trained;
+  if (options_.zero_update) log_("round " + std::to_string(task.round) + ": sent an all-zero update (debug.zero_update)");
+}
+
+bool Agent::drops_at(DropPoint point, std::uint64_t round) {
+  if (secure_drop_ != point) return false;
+  log_("round " + std::to_string(round) + ": dropping out of the round (simulated)");
+  secure_.reset();
+  secure_drop_ = DropPoint::none;
+  return true;
+}
+
+void Agent::start_secure_round(const protocol::TrainTask& task, TrainingResult& result) {
+  const auto& params = *task.secure;
+  auto input = secure_input(std::move(result.update), result.samples, task.privacy, fresh_seed());
+  std::vector<std::uint32_t> words(input.values.size());
+  const weights::ModularQuantizer quantizer{static_cast<unsigned>(params.bits), params.scale, params.range};
+  quantizer.quantize(input.values, words, fresh_seed());
+  crypto::wipe(input.values.data(), input.values.size() * sizeof(float));
+  secure_ = std::make_unique<SecureAggregationClient>(identity_, task.round, params, std::move(words));
+  secure_loss_after_ = result.after.loss;
+  secure_accuracy_after_ = result.after.accuracy;
+  send(protocol::encode(secure_->advertise()));
+}
+
+bool Agent::expects_secure(std::uint64_t round, const char* what) {
+  if (secure_ && secure_->round() == round) return true;
+  drop(std::string(what) + " for round " + std::to_string(round) + ", which is not this device's open secure round");
+  return false;
+}
+
+void Agent::on_key_roster(const protocol::KeyRoster& roster) {
+  if (!expects_secure(roster.round, "a key roster") || drops_at(DropPoint::before_sharing, roster.round)) return;
+  auto shares = secure_->share_keys(roster, options_.trusted_peers ? &*options_.trusted_peers : nullptr);
+  if (!shares) {
+    secure_.reset();
+    return drop(shares.error().message);
+  }
+  send(protocol::encode(*shares));
+}
+
+void Agent::on_share_bundle(const protocol::ShareBundle& bundle) {
+  if (!expects_secure(bundle.round, "a share bundle") || drops_at(DropPoint::before_input, bundle.round)) return;
+  if (options_.hold_updates_from_round > 0 && bundle.round >= options_.hold_updates_from_round) {
+    return log_("round " + std::to_string(bundle.round) + ": keys shared; holding the masked input (debug.hold_updates_from_round)");
+  }
+  auto masked = secure_->masked_input(bundle);
+  if (!masked) {
+    secure_.reset();
+    return drop(masked.error().message);
+  }
+  protocol::MaskedInput part{bundle.round, 0, secure_loss_after_, secure_accuracy_after_};
+  const std::span<const std::uint32_t> words = *masked;
+  for (part.offset = 0; part.offset < words.size(); part.offset += protocol::kUpdatePartValues) {
+    std::vector<zmq::message_t> payloads;
+    payloads.push_back(frame_of(words.subspan(part.offset, std::min(protocol::kUpdatePartValues, words.size() - part.offset))));
+    send(protocol::encode(part, std::move(payloads)));
+  }
+  ++counters_.rounds_trained;
+}
+
+void Agent::on_unmask_request(const protocol::UnmaskRequest& request) {
+  if (!expects_secure(request.round, "an unmasking request") || drops_at(DropPoint::before_unmasking, request.round)) {
+    return;
+  }
+  auto response = secure_->unmask(request);
+  secure_.reset();  // the round is over for this device: its secrets are wiped
+  if (!response) return drop(response.error().message);
+  send(protocol::encode(*response));
+  log_("round " + std::to_string(request.round) + ": secure aggregation done");
 }
 
 void Agent::keep_update(std::uint64_t round, const std::vector<float>& update) {

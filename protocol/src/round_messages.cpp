@@ -39,6 +39,18 @@ std::optional<DecodeError> WirePlan::check() const {
   return protocol::check(proximal_mu >= 0 && std::isfinite(proximal_mu), "proximal_mu", "must be >= 0");
 }
 
+std::optional<DecodeError> PrivacyPlan::check() const {
+  if (auto e = protocol::check(clip_norm >= 0 && std::isfinite(clip_norm), "privacy.clip_norm", "must be >= 0")) return e;
+  if (auto e = protocol::check(noise_stddev >= 0 && std::isfinite(noise_stddev), "privacy.noise_stddev", "must be >= 0")) {
+    return e;
+  }
+  if (auto e = protocol::check(count_noise_stddev >= 0 && std::isfinite(count_noise_stddev), "privacy.count_noise_stddev",
+                               "must be >= 0")) {
+    return e;
+  }
+  return protocol::check(weight_cap >= 1, "privacy.weight_cap", "must be positive");
+}
+
 void TrainTask::write(HeaderWriter& header) const {
   header.put("round", round)
       .put("model_version", model_version)
@@ -49,7 +61,24 @@ void TrainTask::write(HeaderWriter& header) const {
       .put("momentum", plan.momentum)
       .put("weight_decay", plan.weight_decay)
       .put("proximal_mu", plan.proximal_mu)
-      .put("seed", plan.seed);
+      .put("seed", plan.seed)
+      .put_bytes("model_hash", model_hash);
+  HeaderWriter privacy_map;
+  privacy_map.put("clip_norm", privacy.clip_norm)
+      .put("noise_stddev", privacy.noise_stddev)
+      .put("count_noise_stddev", privacy.count_noise_stddev)
+      .put("weight_cap", privacy.weight_cap)
+      .put("uniform_weights", privacy.uniform_weights);
+  header.put_map("privacy", privacy_map);
+  if (secure) {
+    HeaderWriter secure_map;
+    secure_map.put_bytes("nonce", secure->nonce)
+        .put("threshold", secure->threshold)
+        .put("bits", secure->bits)
+        .put("scale", secure->scale)
+        .put("range", secure->range);
+    header.put_map("secure", secure_map);
+  }
 }
 
 Decoded<TrainTask> TrainTask::read(const Envelope& envelope) {
@@ -66,8 +95,35 @@ Decoded<TrainTask> TrainTask::read(const Envelope& envelope) {
   if (auto e = assign(plan.weight_decay, fields.get_double("weight_decay"))) return *e;
   if (auto e = assign(plan.proximal_mu, fields.get_double("proximal_mu"))) return *e;
   if (auto e = assign(plan.seed, fields.get_uint("seed"))) return *e;
+  auto hash = fields.get_bytes("model_hash");
+  if (!hash) return hash.error();
+  if (hash->size() != task.model_hash.size()) return DecodeError{DecodeFault::invalid_value, "model_hash", "must be 32 bytes"};
+  std::copy(hash->begin(), hash->end(), task.model_hash.begin());
+  auto privacy = fields.get_map("privacy");
+  if (!privacy) return privacy.error();
+  if (auto e = assign(task.privacy.clip_norm, privacy->get_double("clip_norm"))) return *e;
+  if (auto e = assign(task.privacy.noise_stddev, privacy->get_double("noise_stddev"))) return *e;
+  if (auto e = assign(task.privacy.count_noise_stddev, privacy->get_double("count_noise_stddev"))) return *e;
+  if (auto e = assign(task.privacy.weight_cap, privacy->get_uint("weight_cap"))) return *e;
+  if (auto e = assign(task.privacy.uniform_weights, privacy->get_bool("uniform_weights"))) return *e;
+  if (fields.has("secure")) {
+    auto secure = fields.get_map("secure");
+    if (!secure) return secure.error();
+    SecureParams params;
+    auto nonce = secure->get_bytes("nonce");
+    if (!nonce) return nonce.error();
+    if (nonce->size() != params.nonce.size()) return DecodeError{DecodeFault::invalid_value, "secure.nonce", "must be 32 bytes"};
+    std::copy(nonce->begin(), nonce->end(), params.nonce.begin());
+    if (auto e = assign(params.threshold, secure->get_uint("threshold"))) return *e;
+    if (auto e = assign(params.bits, secure->get_uint("bits"))) return *e;
+    if (auto e = assign(params.scale, secure->get_double("scale"))) return *e;
+    if (auto e = assign(params.range, secure->get_double("range"))) return *e;
+    if (auto e = params.check()) return *e;
+    task.secure = params;
+  }
   if (auto e = check(task.deadline_ms > 0, "deadline_ms", "must be positive")) return *e;
   if (auto e = plan.check()) return *e;
+  if (auto e = task.privacy.check()) return *e;
   return task;
 }
 
@@ -79,7 +135,8 @@ void UpdateReport::write(HeaderWriter& header) const {
       .put("accuracy_before", accuracy_before)
       .put("loss_after", loss_after)
       .put("accuracy_after", accuracy_after)
-      .put("offset", offset);
+      .put("offset", offset)
+      .put("unclipped", unclipped);
 }
 
 Decoded<UpdateReport> UpdateReport::read(const Envelope& envelope) {
@@ -93,6 +150,9 @@ Decoded<UpdateReport> UpdateReport::read(const Envelope& envelope) {
   if (auto e = assign(report.loss_after, fields.get_double("loss_after"))) return *e;
   if (auto e = assign(report.accuracy_after, fields.get_double("accuracy_after"))) return *e;
   if (auto e = assign(report.offset, fields.get_uint("offset"))) return *e;
+  if (fields.has("unclipped")) {
+    if (auto e = assign(report.unclipped, fields.get_bool("unclipped"))) return *e;
+  }
   if (auto e = check(report.samples > 0, "samples", "must be positive")) return *e;
   if (auto e = check_finite(report.loss_before, "loss_before")) return *e;
   if (auto e = check_finite(report.loss_after, "loss_after")) return *e;

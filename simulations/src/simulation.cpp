@@ -2,9 +2,11 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "shoal/aggregator/aggregator_config.h"
@@ -74,6 +76,18 @@ Result<Fleet> prepare_fleet(const SimulationConfig& config, const fs::path& work
   return fleet;
 }
 
+// A device's dropouts: each round it is picked for, it drops with chance
+// `dropout`, at a phase drawn uniformly (plain rounds have only one).
+std::function<client::DropPoint(std::uint64_t)> dropout_plan(const SimulationConfig& config, std::size_t device) {
+  auto generator = std::make_shared<std::mt19937_64>(config.seed * 1'000'003 + device);
+  const bool secure = config.round.secure.enabled;
+  return [generator, secure, p = config.dropout](std::uint64_t) {
+    if (std::uniform_real_distribution<double>(0, 1)(*generator) >= p) return client::DropPoint::none;
+    if (!secure) return client::DropPoint::before_report;
+    return static_cast<client::DropPoint>(1 + (*generator)() % 4);
+  };
+}
+
 fs::path default_work_dir() {
   return fs::temp_directory_path() / ("shoal-sim-" + std::to_string(::getpid()));
 }
@@ -86,6 +100,7 @@ Status SimulationConfig::validate() const {
   if (train_images.empty() || train_labels.empty()) return invalid("data.train_images and data.train_labels are required");
   if (test_images.empty() || test_labels.empty()) return invalid("data.test_images and data.test_labels are required");
   if (!(expect_accuracy >= 0 && expect_accuracy <= 1)) return invalid("fleet.expect_accuracy must be in [0, 1]");
+  if (!(dropout >= 0 && dropout < 1)) return invalid("fleet.dropout must be in [0, 1)");
   if (round.final_version == 0) return invalid("fleet.rounds must be at least 1");
   if (round.min_devices > devices) return invalid("cohort.min_devices exceeds fleet.devices");
   if (auto status = round.validate(); !status) return status;
@@ -102,6 +117,7 @@ Result<SimulationConfig> load_simulation_config(const fs::path& path) {
   file->read("fleet.seed", config.seed);
   file->read("fleet.rounds", config.round.final_version);
   file->read("fleet.expect_accuracy", config.expect_accuracy);
+  file->read("fleet.dropout", config.dropout);
   file->read_path("fleet.work_dir", config.work_dir);
   file->read("model.name", config.model);
   file->read("model.seed", config.model_seed);
@@ -155,6 +171,9 @@ Result<SimulationResult> run_simulation(const SimulationConfig& config, std::ost
     std::lock_guard lock(agent_log_mutex);
     agent_log_file << line << '\n';
   };
+  // Every device knows its peers' identity keys, as an enrolment list handed out to the fleet would tell it.
+  client::TrustedPeers peers;
+  for (const auto& key : fleet->device_keys) peers.insert(key.public_identity().ed25519());
   std::vector<std::unique_ptr<client::Agent>> agents;
   for (std::size_t i = 0; i < config.devices; ++i) {
     auto model = make_model(config);
@@ -164,6 +183,8 @@ Result<SimulationResult> run_simulation(const SimulationConfig& config, std::ost
     options.endpoint = endpoint;
     options.server = fleet->server_identity;
     options.compute_gate = &compute_gate;
+    options.trusted_peers = peers;
+    if (config.dropout > 0) options.drop_out = dropout_plan(config, i);
     auto agent = client::Agent::create(options, fleet->device_keys[i], std::move(model).value(),
                                        train->subset((*partition)[i]), client::Dataset{}, agent_log);
     if (!agent) return agent.error();
@@ -172,13 +193,16 @@ Result<SimulationResult> run_simulation(const SimulationConfig& config, std::ost
 
   out << "fleet of " << config.devices << " devices (" << (config.split == SplitKind::iid ? "iid" : "dirichlet alpha ")
       << (config.split == SplitKind::iid ? "" : std::to_string(config.alpha).substr(0, 4)) << "), model " << config.model
-      << ", " << config.round.final_version << " rounds; logs and checkpoints in " << work_dir.string() << "\n";
-  char line[160];
-  std::snprintf(line, sizeof line, "%5s %7s %8s %9s %10s %9s %9s %8s\n", "round", "version", "reported", "samples",
-                "device-acc", "test-loss", "test-acc", "time-s");
+      << ", " << config.round.final_version << " rounds, "
+      << (config.round.secure.enabled ? "secure aggregation" : "plain aggregation")
+      << (config.round.privacy.enabled() ? " with differential privacy" : "") << ", dropout "
+      << static_cast<int>(std::lround(config.dropout * 100)) << "%; logs and checkpoints in " << work_dir.string() << "\n";
+  char line[200];
+  std::snprintf(line, sizeof line, "%5s %7s %8s %9s %10s %9s %9s %8s %8s\n", "round", "version", "reported", "samples",
+                "device-acc", "test-loss", "test-acc", "epsilon", "time-s");
   out << line;
-  std::snprintf(line, sizeof line, "%5d %7d %8s %9s %10s %9.4f %9.4f %8.1f\n", 0, 0, "-", "-", "-", initial->loss,
-                initial->accuracy, 0.0);
+  std::snprintf(line, sizeof line, "%5d %7d %8s %9s %10s %9.4f %9.4f %8s %8.1f\n", 0, 0, "-", "-", "-", initial->loss,
+                initial->accuracy, "-", 0.0);
   out << line << std::flush;
 
   Status observer_status = ok_status();
@@ -198,11 +222,14 @@ Result<SimulationResult> run_simulation(const SimulationConfig& config, std::ost
     outcome.test_accuracy = evaluation->accuracy;
     result.rounds.push_back(outcome);
     const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
-    std::snprintf(line, sizeof line, "%5llu %7llu %5zu/%-2zu %9llu %10.4f %9.4f %9.4f %8.1f%s\n",
+    char epsilon[16] = "-", samples[24] = "-";
+    if (record.delta > 0) std::snprintf(epsilon, sizeof epsilon, "%.3f", record.epsilon);
+    if (!record.secure) std::snprintf(samples, sizeof samples, "%llu", static_cast<unsigned long long>(record.samples));
+    std::snprintf(line, sizeof line, "%5llu %7llu %5zu/%-2zu %9s %10.4f %9.4f %9.4f %8s %8.1f%s%s\n",
                   static_cast<unsigned long long>(record.round), static_cast<unsigned long long>(record.version_after),
-                  record.reported, record.cohort, static_cast<unsigned long long>(record.samples),
-                  record.mean_accuracy_after, evaluation->loss, evaluation->accuracy, elapsed,
-                  record.applied ? "" : "  abandoned");
+                  record.reported, record.cohort, samples, record.mean_accuracy_after, evaluation->loss,
+                  evaluation->accuracy, epsilon, elapsed, record.applied ? "" : "  abandoned: ",
+                  record.applied ? "" : record.abandon_reason.c_str());
     out << line << std::flush;
   });
 

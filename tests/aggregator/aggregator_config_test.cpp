@@ -27,7 +27,7 @@ TEST_CASE("the shipped aggregator config loads, every key known") {
 }
 
 TEST_CASE("aggregator config errors name the file and the setting") {
-  auto good = parse(kServer + "[aggregation]\nstrategy = \"fedyogi\"\ncombiner = \"median\"\n");
+  auto good = parse(kServer + "[aggregation]\nstrategy = \"fedyogi\"\ncombiner = \"median\"\n[secure]\nenabled = false\n");
   REQUIRE(good);
   CHECK(good->strategy.kind == StrategyKind::fedyogi);
   CHECK(good->round.combiner == CombinerKind::median);

@@ -52,6 +52,7 @@ struct Fixture {
     config.initial_weights = dir / "initial.weights";
     config.state_dir = dir / "state";
     config.round.min_devices = min_devices;
+    config.round.secure.enabled = false;
     config.round.final_version = final_version;
     config.round.train_deadline = 20s;
     auto opened = aggregator::AggregatorServer::open(config, log);

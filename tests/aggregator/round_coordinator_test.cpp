@@ -24,6 +24,7 @@ RoundConfig small_config() {
   config.max_devices = 10;
   config.train_deadline = 10s;
   config.device_timeout = 60s;
+  config.secure.enabled = false;  // plain mode; secure rounds have tests of their own
   return config;
 }
 

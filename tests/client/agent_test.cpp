@@ -8,6 +8,7 @@
 
 #include "hand_driven_server.h"
 #include "shoal/protocol/messages.h"
+#include "shoal/updater/delta_codec.h"
 #include "shoal/weights/weights_file.h"
 
 using namespace shoal;
@@ -64,8 +65,9 @@ TEST_CASE("the agent sends its update in order as parts of kUpdatePartValues, ze
   const auto bytes = weights::encode_weights(global);
   std::vector<zmq::message_t> payload;
   payload.emplace_back(bytes.data(), bytes.size());
-  REQUIRE(protocol::send_to_peer(router, hello.routing_id,
-                                 protocol::encode(protocol::TrainTask{1, 3, 60'000, {}}, std::move(payload))));
+  protocol::TrainTask task{1, 3, 60'000, {}};
+  task.model_hash = updater::values_hash(global);
+  REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(task, std::move(payload))));
   std::size_t received = 0;
   std::size_t parts = 0;
   bool all_zero = true;

@@ -53,7 +53,7 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
 std::string aggregator_toml() {
   return "[server]\nbind = \"tcp://127.0.0.1:*\"\nkey = \"server.key\"\nenrolment = \"enrolled.txt\"\n"
          "initial_weights = \"initial.weights\"\nstate_dir = \"aggregator\"\nrounds = 4\n"
-         "[cohort]\nmin_devices = 3\nmin_available = 4\ntrain_deadline_s = 10\ndevice_timeout_s = 5\n"
+         "[secure]\nenabled = false\n[cohort]\nmin_devices = 3\nmin_available = 4\ntrain_deadline_s = 10\ndevice_timeout_s = 5\n"
          "[training]\nepochs = 1\nbatch_size = 50\nlearning_rate = 0.1\n"
          "[evaluation]\nevery = 0\n";
 }

@@ -51,6 +51,8 @@ class AggregatorServer {
   AggregatorServer(const AggregatorConfig& config, std::ostream& log, RoundCoordinator coordinator,
                    MetricsLog metrics);
   void handle(protocol::FromPeer& message, Clock::time_point now);
+  template <typename M, typename Refuse>
+  void handle_secure(const protocol::Envelope& envelope, const DeviceKey& device, Clock::time_point now, Refuse& refuse);
   // Answers a FetchFile on the connection it came from.
   void serve_release_file(const protocol::FromPeer& message);
   // Now and then: devices whose enrolment was revoked are cut off.

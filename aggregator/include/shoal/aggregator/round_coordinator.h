@@ -32,6 +32,8 @@
 #include <variant>
 #include <vector>
 
+#include "shoal/aggregator/rdp_accountant.h"
+#include "shoal/aggregator/secure_aggregation_round.h"
 #include "shoal/aggregator/server_optimizer.h"
 #include "shoal/aggregator/update_fold.h"
 #include "shoal/protocol/messages.h"
@@ -42,6 +44,34 @@ namespace shoal::aggregator {
 
 using Clock = std::chrono::steady_clock;
 using DeviceKey = std::string;  // the device's identity key, as the transport reports it
+
+// Secure aggregation (SecAgg+): the server learns only the sum of a
+// cohort's updates. On by default.
+struct SecureAggregationConfig {
+  bool enabled = true;
+  std::size_t neighbours = 0;  // k; 0: 2*ceil(log2 n), at most n-1 (n-1: the complete graph of Bonawitz et al.)
+  std::size_t threshold = 0;   // t; 0: floor(k/2)+1; at most k
+  std::uint64_t bits = 32;     // inputs are integers modulo 2^bits
+  double range = 1.0;          // without a clip norm, each value is clamped to [-range, range]
+  std::uint64_t weight_cap = 65536;  // a device's weight is min(samples, cap) / cap
+  std::chrono::milliseconds phase_deadline{10'000};  // for each phase after the first
+};
+
+// Differential privacy: clipping (fixed or adaptive), Gaussian noise
+// (distributed among devices in secure mode, added centrally in plain mode),
+// and a budget in (epsilon, delta) that stops rounds when spent.
+struct PrivacyConfig {
+  double clip_norm = 0;          // C; 0: no clipping
+  double noise_multiplier = 0;   // z: the sum carries N(0, (zC)^2); 0: no noise, no accounting
+  bool adaptive_clipping = false;     // Andrew et al. 2021
+  double target_quantile = 0.5;       // share of updates meant to be unclipped
+  double clip_learning_rate = 0.2;
+  double clip_count_stddev = 0;       // noise on the unclipped count; 0: cohort / 20
+  double epsilon_budget = 0;     // 0: no budget
+  double delta = 1e-5;
+
+  bool enabled() const { return noise_multiplier > 0; }
+};
 
 struct RoundConfig {
   std::size_t min_devices = 2;  // fewer reports than this abandons the round
@@ -58,13 +88,17 @@ struct RoundConfig {
   std::uint64_t evaluate_every = 0;  // applied rounds between evaluation rounds; 0: none
   std::chrono::milliseconds evaluation_deadline{30'000};
   std::uint64_t final_version = 0;  // no round starts once the model has this version; 0: no end
+  SecureAggregationConfig secure;
+  PrivacyConfig privacy;
 
   Status validate() const;
 };
 
 struct Outgoing {
   DeviceKey device;
-  std::variant<protocol::Welcome, protocol::TrainTask, protocol::EvaluateTask, protocol::Refusal> message;
+  std::variant<protocol::Welcome, protocol::TrainTask, protocol::EvaluateTask, protocol::Refusal, protocol::KeyRoster,
+               protocol::ShareBundle, protocol::UnmaskRequest>
+      message;
   bool with_model = false;  // attach the current global model as the payload
 };
 
@@ -84,6 +118,10 @@ struct RoundRecord {
   std::string abandon_reason;  // empty when applied
   double seconds = 0;        // from the tasks going out to the close
   double apply_seconds = 0;  // combining and the server optimiser step
+  bool secure = false;
+  double clip_norm = 0;      // the round's C (0: none)
+  double epsilon = 0;        // privacy spent after this round (DP rounds; 0 otherwise)
+  double delta = 0;
 };
 
 struct EvaluationRecord {
@@ -115,6 +153,16 @@ class RoundCoordinator {
                                        std::span<const std::uint8_t> payload, Clock::time_point now);
   std::optional<std::string> on_evaluation(const DeviceKey& device, const protocol::EvaluationReport& report,
                                            Clock::time_point now);
+  // The phases of a secure round; each returns why a message was refused
+  // (and queues a Refusal), or nullopt.
+  std::optional<std::string> on_advertise(const DeviceKey& device, const protocol::AdvertiseKeys& message,
+                                          Clock::time_point now);
+  std::optional<std::string> on_shares(const DeviceKey& device, const protocol::ShareKeys& message,
+                                       Clock::time_point now);
+  std::optional<std::string> on_masked_input(const DeviceKey& device, const protocol::MaskedInput& message,
+                                             std::span<const std::uint8_t> payload, Clock::time_point now);
+  std::optional<std::string> on_unmask(const DeviceKey& device, const protocol::UnmaskResponse& message,
+                                       Clock::time_point now);
   // Queues a refusal for a message the caller could not decode.
   void refuse_message(const DeviceKey& device, const std::string& fault, const std::string& detail) {
     refuse(device, fault, detail);
@@ -135,8 +183,15 @@ class RoundCoordinator {
   const ServerOptimizer& optimizer() const { return optimizer_; }
   std::uint64_t rounds_started() const { return rounds_started_; }
   bool round_open() const { return round_.has_value(); }
+  // Why no further round will start (the privacy budget is spent, a secure
+  // round cannot be set up); empty while rounds go on.
+  const std::string& stopped_reason() const { return stopped_; }
   bool evaluation_open() const { return evaluation_.has_value(); }
   std::size_t connected_devices() const { return devices_.size(); }
+  double clip_norm() const { return clip_norm_; }
+  const RdpAccountant& accountant() const { return accountant_; }
+  // Restores privacy state from a checkpoint: the accountant's RDP and the adaptive C.
+  Status restore_privacy(std::span<const double> rdp, double clip_norm);
 
  private:
   struct DeviceState {
@@ -162,6 +217,17 @@ class RoundCoordinator {
     std::uint64_t samples = 0;
     double loss_sum = 0;
     double accuracy_sum = 0;
+    // Secure mode:
+    std::optional<SecureAggregationRound> secure;
+    protocol::SecureParams secure_params;
+    Clock::time_point phase_deadline;
+    std::set<DeviceKey> metrics_from;  // members whose masked input's metrics are in the sums
+    // DP:
+    double sampling_rate = 0;
+    double update_noise_multiplier = 0;  // z for the updates (above the configured z when C adapts)
+    double count_noise_stddev = 0;
+    std::uint64_t unclipped = 0;         // plain mode: reports that said they were not clipped
+    std::string abandon_reason;          // set when a secure phase fails
   };
   struct OpenEvaluation {
     EvaluationRecord record;
@@ -186,6 +252,19 @@ class RoundCoordinator {
   std::optional<std::string> fold_part(const DeviceKey& device, const protocol::UpdateReport& report,
                                        std::span<const std::uint8_t> payload);
   void refuse(const DeviceKey& device, const std::string& fault, const std::string& detail);
+  // Secure rounds (round_coordinator_secure.cpp).
+  std::optional<std::string> start_secure(OpenRound& round, protocol::TrainTask& task,
+                                          const std::vector<DeviceKey>& cohort);
+  std::optional<std::string> secure_problem(const DeviceKey& device, std::optional<std::string> problem,
+                                            Clock::time_point now);
+  void advance_secure_if_due(Clock::time_point now);
+  // The mean update and unclipped fraction from the recovered sum, or why not.
+  Result<std::vector<float>> secure_mean(double& unclipped_fraction);
+  // DP and clipping: the plan for devices, the noise and clip step at the close.
+  std::optional<std::string> plan_privacy(OpenRound& round, protocol::TrainTask& task, std::size_t candidates);
+  void add_central_noise(std::vector<float>& mean, std::size_t reports);
+  void adapt_clip(double unclipped_fraction);
+  void apply_mean(std::vector<float> mean, RoundRecord& record, Clock::time_point now);
 
   RoundConfig config_;
   weights::Weights global_;
@@ -198,6 +277,10 @@ class RoundCoordinator {
   std::vector<Outgoing> outbox_;
   std::vector<RoundRecord> finished_;
   std::vector<EvaluationRecord> evaluations_;
+  double clip_norm_;
+  RdpAccountant accountant_;
+  std::string stopped_;
+  std::mt19937_64 noise_rng_;
 };
 
 }  // namespace shoal::aggregator

@@ -25,6 +25,7 @@
 
 #include "shoal/client/dataset.h"
 #include "shoal/client/eligibility.h"
+#include "shoal/client/secure_aggregation_client.h"
 #include "shoal/client/trainer.h"
 #include "shoal/crypto/identity.h"
 #include "shoal/inference/model.h"
@@ -35,6 +36,11 @@
 namespace shoal::client {
 
 using LogSink = std::function<void(const std::string& line)>;
+
+// Where a device stops answering in a round (fault injection for simulated
+// fleets): before its update (in secure mode, before advertising keys),
+// before sharing keys, before its masked input, before unmasking.
+enum class DropPoint { none, before_report, before_sharing, before_input, before_unmasking };
 
 struct AgentOptions {
   std::string name = "agent";  // for log lines
@@ -50,8 +56,14 @@ struct AgentOptions {
   // trained from, to <state_dir>/updates/ (round-<N>.update, base-v<K>.weights).
   bool keep_updates = false;
   // For fault-injection tests: from round N on, train but never send the
-  // update, so a test can kill the agent at a known point mid-round. 0: off.
+  // update (in secure mode: share keys, then never send the masked input),
+  // so a test can kill the agent at a known point mid-round. 0: off.
   std::uint64_t hold_updates_from_round = 0;
+  // Identity keys a secure round's neighbours may have (the fleet's
+  // enrolment list, distributed to devices); unset: any key the server relays.
+  std::optional<TrustedPeers> trusted_peers;
+  // For simulations: where, if anywhere, the device drops out of a round.
+  std::function<DropPoint(std::uint64_t round)> drop_out;
   // For round-overhead benchmarks: answer each train task at once with an
   // all-zero update, training nothing, so a round costs only its messages.
   bool zero_update = false;
@@ -84,7 +96,8 @@ class Agent {
   }
 
  private:
-  Agent(AgentOptions options, inference::Model model, Dataset train, Dataset held_out, LogSink log);
+  Agent(AgentOptions options, const crypto::IdentityKeyPair& identity, inference::Model model, Dataset train,
+        Dataset held_out, LogSink log);
   void say_hello();
   void handle(protocol::Envelope& envelope);
   void check_monitor();
@@ -98,11 +111,21 @@ class Agent {
   std::optional<std::unique_lock<std::mutex>> load_global_model();
   void train_round(const protocol::TrainTask& task);
   void evaluate_round(const protocol::EvaluateTask& task);
+  void send_update(const protocol::TrainTask& task, TrainingResult& result);
+  // Secure mode: privatise, quantise and advertise keys; then one step per server message.
+  void start_secure_round(const protocol::TrainTask& task, TrainingResult& result);
+  void on_key_roster(const protocol::KeyRoster& roster);
+  void on_share_bundle(const protocol::ShareBundle& bundle);
+  void on_unmask_request(const protocol::UnmaskRequest& request);
+  // True (and the round's secrets wiped) when the device drops out here.
+  bool drops_at(DropPoint point, std::uint64_t round);
+  bool expects_secure(std::uint64_t round, const char* what);
   void drop(const std::string& why);
   void send(std::vector<zmq::message_t> frames);
   void keep_update(std::uint64_t round, const std::vector<float>& update);
 
   AgentOptions options_;
+  crypto::IdentityKeyPair identity_;
   inference::Model model_;
   Dataset train_;
   Dataset held_out_;
@@ -123,6 +146,9 @@ class Agent {
   std::uint64_t last_round_ = 0;       // the latest round trained, to drop replays and stale tasks
   std::uint64_t last_evaluation_ = 0;
   AgentCounters counters_;
+  std::unique_ptr<SecureAggregationClient> secure_;  // the open secure round's state, if any
+  DropPoint secure_drop_ = DropPoint::none;
+  double secure_loss_after_ = 0, secure_accuracy_after_ = 0;
 };
 
 // The agent's plan from the server's: field by field, then validated.

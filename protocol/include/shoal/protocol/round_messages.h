@@ -10,11 +10,13 @@
 // frame contents are checked by the receiver, which knows the model.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 
 #include "shoal/protocol/messages.h"
+#include "shoal/protocol/secagg_messages.h"
 
 namespace shoal::protocol {
 
@@ -33,7 +35,23 @@ struct WirePlan {
   std::optional<DecodeError> check() const;
 };
 
+// What a device does to its update before it leaves: clip its L2 norm,
+// weigh it, add its share of Gaussian noise.
+struct PrivacyPlan {
+  double clip_norm = 0;          // 0: no clipping
+  double noise_stddev = 0;       // per value, added by the device (distributed DP); 0: none
+  double count_noise_stddev = 0; // secure mode: on the "not clipped" indicator (adaptive clipping)
+  std::uint64_t weight_cap = 1;  // secure mode: weight = min(samples, cap) / cap
+  bool uniform_weights = false;  // every update weighs the same (DP rounds)
+
+  std::optional<DecodeError> check() const;
+};
+
 // Server -> device: train on local data from `model_version` and report.
+// The device checks that the model it holds has `model_hash`
+// (BLAKE2b-256 of its values, updater::values_hash); in secure mode
+// (`secure` set) it answers with the phases of secagg_messages.h instead of
+// an UpdateReport.
 struct TrainTask {
   static constexpr MessageType kType = MessageType::train_task;
   static constexpr std::size_t kMaxPayloads = 1;  // the model, when the device is behind
@@ -42,6 +60,9 @@ struct TrainTask {
   std::uint64_t model_version;
   std::uint64_t deadline_ms;  // how long the device has before its update is late
   WirePlan plan;
+  std::array<std::uint8_t, 32> model_hash{};
+  PrivacyPlan privacy{};
+  std::optional<SecureParams> secure{};
 
   void write(HeaderWriter& header) const;
   static Decoded<TrainTask> read(const Envelope& envelope);
@@ -65,6 +86,7 @@ struct UpdateReport {
   double loss_after;
   double accuracy_after;
   std::uint64_t offset = 0;  // index of the part's first value; a multiple of kUpdatePartValues
+  bool unclipped = true;     // the update was within the round's clip norm (adaptive clipping)
 
   void write(HeaderWriter& header) const;
   static Decoded<UpdateReport> read(const Envelope& envelope);

@@ -31,6 +31,7 @@ struct SimulationConfig {
   std::size_t train_samples = 0;  // use only the first N training samples; 0: all
   std::size_t test_samples = 0;   // likewise for the test set
   double expect_accuracy = 0;     // final test accuracy below this fails the run
+  double dropout = 0;             // chance a device picked for a round drops out of it, at a random phase
   std::filesystem::path work_dir; // keys, checkpoints, logs; empty: a new directory under /tmp
   aggregator::RoundConfig round;  // round.final_version is the number of rounds
   aggregator::StrategyConfig strategy;

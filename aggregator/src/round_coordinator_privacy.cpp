@@ -1,0 +1,66 @@
+// The differential-privacy side of RoundCoordinator: the clip norm and noise
+// a round's devices are told to use, the budget check before a round starts,
+// central noise in plain mode and the adaptive clip norm after a round.
+#include "shoal/aggregator/round_coordinator.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace shoal::aggregator {
+namespace {
+
+std::string fixed(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.4g", value);
+  return text;
+}
+
+}  // namespace
+
+std::optional<std::string> RoundCoordinator::plan_privacy(OpenRound& round, protocol::TrainTask& task,
+                                                          std::size_t candidates) {
+  const auto& privacy = config_.privacy;
+  task.privacy.clip_norm = clip_norm_;
+  task.privacy.weight_cap = config_.secure.weight_cap;
+  task.privacy.uniform_weights = privacy.enabled();
+  const auto cohort = static_cast<double>(round.cohort.size());
+  round.sampling_rate = cohort / static_cast<double>(candidates);
+  if (privacy.adaptive_clipping) {
+    round.count_noise_stddev = privacy.clip_count_stddev > 0 ? privacy.clip_count_stddev : cohort / 20;
+  }
+  if (!privacy.enabled()) return std::nullopt;
+  const double z = privacy.noise_multiplier;
+  round.update_noise_multiplier = z;
+  if (privacy.adaptive_clipping) {
+    // Andrew et al. 2021: the count's noise spends part of the budget, so the
+    // update's noise grows to keep the round's total at multiplier z.
+    const double count_z = 2 * round.count_noise_stddev;
+    if (count_z <= z) {
+      return "privacy: the unclipped-count noise (stddev " + fixed(round.count_noise_stddev) +
+             ") must exceed half the noise multiplier " + fixed(z) + "; raise privacy.clip_count_stddev";
+    }
+    round.update_noise_multiplier = 1 / std::sqrt(1 / (z * z) - 1 / (count_z * count_z));
+  }
+  if (privacy.epsilon_budget > 0) {
+    const auto after = accountant_.spent_after(round.sampling_rate, z, 1, privacy.delta);
+    if (after.epsilon > privacy.epsilon_budget) {
+      return "privacy budget spent: another round would bring epsilon to " + fixed(after.epsilon) + ", the budget is " +
+             fixed(privacy.epsilon_budget) + " (delta " + fixed(privacy.delta) + ")";
+    }
+  }
+  return std::nullopt;
+}
+
+void RoundCoordinator::add_central_noise(std::vector<float>& mean, std::size_t reports) {
+  // DP-FedAvg (McMahan et al. 2018): N(0, (zC)^2) on the sum of clipped updates, so (zC / reports) on their mean.
+  std::normal_distribution<float> noise(
+      0.0f, static_cast<float>(round_->update_noise_multiplier * clip_norm_ / static_cast<double>(reports)));
+  for (auto& value : mean) value += noise(noise_rng_);
+}
+
+void RoundCoordinator::adapt_clip(double unclipped_fraction) {
+  // Geometric update towards the target quantile of update norms.
+  clip_norm_ *= std::exp(-config_.privacy.clip_learning_rate * (unclipped_fraction - config_.privacy.target_quantile));
+}
+
+}  // namespace shoal::aggregator

@@ -1,0 +1,138 @@
+// The secure-aggregation side of RoundCoordinator: setting up a SecAgg+
+// round, feeding it the devices' messages, moving it through its phases as
+// they complete or their deadlines pass, and decoding the recovered sum.
+#include "shoal/aggregator/round_coordinator.h"
+
+#include <sodium.h>
+
+#include <cmath>
+
+#include "shoal/crypto/key_file.h"
+#include "shoal/weights/modular_quantizer.h"
+
+namespace shoal::aggregator {
+namespace {
+
+constexpr double kNoiseHeadroom = 6;  // standard deviations of device noise the quantiser's range allows for
+
+}  // namespace
+
+std::optional<std::string> RoundCoordinator::start_secure(OpenRound& round, protocol::TrainTask& task,
+                                                          const std::vector<DeviceKey>& cohort) {
+  const std::size_t n = cohort.size();
+  const auto automatic = static_cast<std::size_t>(2 * std::ceil(std::log2(static_cast<double>(n))));
+  const std::size_t k = std::min(n - 1, config_.secure.neighbours == 0 ? automatic : config_.secure.neighbours);
+  const std::size_t t = std::min(k, config_.secure.threshold == 0 ? k / 2 + 1 : config_.secure.threshold);
+  std::vector<SecureMember> members;
+  for (const auto& device : cohort) {
+    auto identity = crypto::parse_ed25519_public(device, "device key");
+    if (!identity) return "secure round: " + identity.error().message;
+    members.push_back({device, *identity});
+  }
+  // Each device's noise share: the sum of any t carries the round's variance.
+  const double share = 1 / std::sqrt(static_cast<double>(t));
+  task.privacy.noise_stddev = round.update_noise_multiplier * clip_norm_ * share;
+  task.privacy.count_noise_stddev = round.count_noise_stddev * share;
+  // The range covers the update (norm C, or the per-value clamp), the weight
+  // and the clip indicator (at most 1), and the noise's tails.
+  const double values = clip_norm_ > 0 ? clip_norm_ : config_.secure.range;
+  const double range =
+      std::max(values, 1.0) + kNoiseHeadroom * std::max(task.privacy.noise_stddev, task.privacy.count_noise_stddev);
+  auto scale = weights::ModularQuantizer::headroom_scale(static_cast<unsigned>(config_.secure.bits), n, range);
+  if (!scale) return "secure round: " + scale.error().message;
+  protocol::SecureParams params;
+  randombytes_buf(params.nonce.data(), params.nonce.size());
+  params.threshold = t;
+  params.bits = config_.secure.bits;
+  params.scale = *scale;
+  params.range = range;
+  task.secure = params;
+  round.secure_params = params;
+  SecureRoundSettings settings{round.id, params, k, rng_(), global_.layout().parameter_count() + 2};
+  auto secure = SecureAggregationRound::create(settings, std::move(members));
+  if (!secure) return secure.error().message;
+  round.secure.emplace(std::move(secure).value());
+  round.phase_deadline = round.deadline;  // devices advertise once trained
+  return std::nullopt;
+}
+
+std::optional<std::string> RoundCoordinator::secure_problem(const DeviceKey& device, std::optional<std::string> problem,
+                                                            Clock::time_point now) {
+  if (problem) {
+    if (round_) ++round_->rejected;
+    refuse(device, "secure round refused", *problem);
+  }
+  advance_secure_if_due(now);
+  return problem;
+}
+
+std::optional<std::string> RoundCoordinator::on_advertise(const DeviceKey& device, const protocol::AdvertiseKeys& message,
+                                                          Clock::time_point now) {
+  touch(device, now);
+  if (!round_ || !round_->secure) return secure_problem(device, "no secure round is open", now);
+  return secure_problem(device, round_->secure->on_advertise(device, message), now);
+}
+
+std::optional<std::string> RoundCoordinator::on_shares(const DeviceKey& device, const protocol::ShareKeys& message,
+                                                       Clock::time_point now) {
+  touch(device, now);
+  if (!round_ || !round_->secure) return secure_problem(device, "no secure round is open", now);
+  return secure_problem(device, round_->secure->on_shares(device, message), now);
+}
+
+std::optional<std::string> RoundCoordinator::on_masked_input(const DeviceKey& device, const protocol::MaskedInput& message,
+                                                             std::span<const std::uint8_t> payload, Clock::time_point now) {
+  touch(device, now);
+  if (!round_ || !round_->secure) return secure_problem(device, "no secure round is open", now);
+  if (message.round != round_->id) return secure_problem(device, "masked input for round " + std::to_string(message.round), now);
+  auto problem = round_->secure->on_masked_part(device, message.offset, payload);
+  if (!problem && message.offset == 0 && round_->metrics_from.insert(device).second) {
+    round_->loss_sum += message.loss_after;
+    round_->accuracy_sum += message.accuracy_after;
+  }
+  return secure_problem(device, problem, now);
+}
+
+std::optional<std::string> RoundCoordinator::on_unmask(const DeviceKey& device, const protocol::UnmaskResponse& message,
+                                                       Clock::time_point now) {
+  touch(device, now);
+  if (!round_ || !round_->secure) return secure_problem(device, "no secure round is open", now);
+  return secure_problem(device, round_->secure->on_unmask(device, message), now);
+}
+
+void RoundCoordinator::advance_secure_if_due(Clock::time_point now) {
+  while (round_ && round_->secure && (round_->secure->phase_complete() || now >= round_->phase_deadline)) {
+    auto next = round_->secure->advance();
+    if (!next) {
+      round_->abandon_reason = next.error().message;
+      return close_round(now);
+    }
+    for (auto& [device, message] : *next) {
+      std::visit([&, to = device](auto& m) { outbox_.push_back({to, std::move(m)}); }, message);
+    }
+    round_->phase_deadline = now + config_.secure.phase_deadline;
+    if (round_->secure->phase() == SecureAggregationRound::Phase::finished) return close_round(now);
+  }
+}
+
+Result<std::vector<float>> RoundCoordinator::secure_mean(double& unclipped_fraction) {
+  const auto& secure = *round_->secure;
+  const auto& params = round_->secure_params;
+  const weights::ModularQuantizer quantizer{static_cast<unsigned>(params.bits), params.scale, params.range};
+  const auto sum = secure.sum();
+  std::vector<double> decoded(sum.size());
+  quantizer.dequantize(sum, decoded);
+  const std::size_t parameters = global_.layout().parameter_count();
+  const double weight = decoded[parameters];
+  if (!(weight > 0)) {
+    return make_error(ErrorCode::invalid_argument,
+                      "the secure sum's total weight is " + std::to_string(weight) + ", not positive: nothing to average");
+  }
+  std::vector<float> mean(parameters);
+  for (std::size_t i = 0; i < parameters; ++i) mean[i] = static_cast<float>(decoded[i] / weight);
+  const auto survivors = static_cast<double>(secure.survivors());
+  unclipped_fraction = (decoded[parameters + 1] + 0.5 * survivors) / survivors;
+  return mean;
+}
+
+}  // namespace shoal::aggregator
