@@ -325,7 +325,7 @@ void Agent::train_round(const protocol::TrainTask& task) {
   if (drops_at(DropPoint::before_report, task.round)) return;
   if (task.secure) return start_secure_round(task, *result);
   if (options_.hold_updates_from_round > 0 && task.round >= options_.hold_updates_from_round) {
-    return log_("round " + std::to_string(task.round) + ": holding the update (debug.hold_updates_from_round)");
+    return log_("round " + std::to_string(task.round) + ": trained; holding the update (debug.hold_updates_from_round)");
   }
   send_update(task, *result);
 }

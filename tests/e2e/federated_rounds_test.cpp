@@ -50,23 +50,25 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
   return count;
 }
 
-std::string aggregator_toml() {
-  return "[server]\nbind = \"tcp://127.0.0.1:*\"\nkey = \"server.key\"\nenrolment = \"enrolled.txt\"\n"
-         "initial_weights = \"initial.weights\"\nstate_dir = \"aggregator\"\nrounds = 4\n"
-         "[secure]\nenabled = false\n[cohort]\nmin_devices = 3\nmin_available = 4\ntrain_deadline_s = 10\ndevice_timeout_s = 5\n"
+std::string aggregator_toml(bool secure = false) {
+  return std::string("[server]\nbind = \"tcp://127.0.0.1:*\"\nkey = \"server.key\"\nenrolment = \"enrolled.txt\"\n"
+                     "initial_weights = \"initial.weights\"\nstate_dir = \"aggregator\"\n") +
+         (secure ? "rounds = 2\n[secure]\nenabled = true\nphase_deadline_s = 3\n" : "rounds = 4\n[secure]\nenabled = false\n") +
+         "[cohort]\nmin_devices = 3\ntrain_deadline_s = 10\ndevice_timeout_s = 5\n" +
+         (secure ? "min_available = 5\n" : "min_available = 4\n") +  // secure: the held agent must be in round 1
          "[training]\nepochs = 1\nbatch_size = 50\nlearning_rate = 0.1\n"
          "[evaluation]\nevery = 0\n";
 }
 
 // Agent i trains on every (i+2)-th test image, so each holds a different number of samples.
-std::string agent_toml(std::size_t i, const std::string& endpoint, bool enrolled) {
+std::string agent_toml(std::size_t i, const std::string& endpoint, bool enrolled, std::uint64_t held_round = kHeldRound) {
   const std::string name = enrolled ? "device-" + std::to_string(i) : "stranger";
   std::string text = "[agent]\nname = \"" + name + "\"\nkey = \"" + name + ".key\"\nstate_dir = \"" + name + "\"\n" +
                      "[aggregator]\nendpoint = \"" + endpoint + "\"\npublic_key = \"server.pub\"\n" +
                      "[model]\nname = \"logreg\"\ndevice = \"cpu\"\nthreads = 1\n" + "[data]\nimages = \"" +
                      kTestImages + "\"\nlabels = \"" + kTestLabels + "\"\nshard = 0\nshards = " + std::to_string(i + 2) +
                      "\n[debug]\nkeep_updates = true\n";
-  if (i == kAgents - 1) text += "hold_updates_from_round = " + std::to_string(kHeldRound) + "\n";
+  if (i == kAgents - 1) text += "hold_updates_from_round = " + std::to_string(held_round) + "\n";
   return text;
 }
 
@@ -84,6 +86,61 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> applied_rounds(const fs::pa
     }
   }
   return rounds;
+}
+
+std::vector<std::size_t> survivors_of(const fs::path& dir, std::uint64_t round) {
+  std::vector<std::size_t> survivors;
+  for (std::size_t i = 0; i + 1 < kAgents; ++i) {
+    if (fs::exists(dir / ("device-" + std::to_string(i)) / "updates" / ("round-" + std::to_string(round) + ".update"))) {
+      survivors.push_back(i);
+    }
+  }
+  return survivors;
+}
+
+// The largest relative difference between the model a round applied (as a
+// survivor received it for the next round) and its base plus the
+// sample-weighted mean of the survivors' kept updates.
+double distance_from_survivors_mean(const fs::path& dir, std::uint64_t round, const std::vector<std::size_t>& survivors) {
+  const auto round_name = "round-" + std::to_string(round) + ".update";
+  const auto updates_of = [&](std::size_t i) { return dir / ("device-" + std::to_string(i)) / "updates"; };
+  std::vector<double> sum;
+  double total = 0;
+  std::uint64_t base_version = 0;
+  for (const auto i : survivors) {
+    auto update = weights::read_weights_file(updates_of(i) / round_name);
+    REQUIRE(update);
+    base_version = update->version();  // the model version it was trained from
+    sum.resize(update->values().size(), 0.0);
+    const double samples = static_cast<double>(samples_of_agent(i));
+    for (std::size_t k = 0; k < sum.size(); ++k) sum[k] += samples * update->values()[k];
+    total += samples;
+  }
+  auto base = weights::read_weights_file(updates_of(survivors[0]) / ("base-v" + std::to_string(base_version) + ".weights"));
+  REQUIRE(base);
+  // The next version, as a survivor received it to train the following round.
+  const auto next_name = "base-v" + std::to_string(base_version + 1) + ".weights";
+  const auto with_next = std::find_if(survivors.begin(), survivors.end(),
+                                      [&](std::size_t i) { return fs::exists(updates_of(i) / next_name); });
+  REQUIRE(with_next != survivors.end());
+  auto applied = weights::read_weights_file(updates_of(*with_next) / next_name);
+  REQUIRE(applied);
+  double worst = 0;
+  for (std::size_t k = 0; k < sum.size(); ++k) {
+    const double expected = base->values()[k] + sum[k] / total;
+    worst = std::max(worst, std::abs(expected - applied->values()[k]) / std::max(1.0, std::abs(expected)));
+  }
+  return worst;
+}
+
+// The metrics line of round `round`; null if there is none.
+nlohmann::json round_record(const fs::path& metrics, std::uint64_t round) {
+  std::istringstream lines(text_of(metrics));
+  for (std::string line; std::getline(lines, line);) {
+    const auto record = nlohmann::json::parse(line, nullptr, false);
+    if (!record.is_discarded() && record["event"] == "round" && record["round"] == round) return record;
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -160,51 +217,14 @@ TEST_CASE("aggregator and agents as processes: a killed agent, a killed aggregat
     CHECK(after_restart.back().first > before_restart.back().first);  // round numbers never repeat
 
     // The round the agent died in applied the sample-weighted mean of the survivors' updates.
-    const auto round_name = "round-" + std::to_string(killed_round) + ".update";
-    std::vector<std::size_t> survivors;
-    for (std::size_t i = 0; i + 1 < kAgents; ++i) {
-      if (fs::exists(dir / ("device-" + std::to_string(i)) / "updates" / round_name)) survivors.push_back(i);
-    }
+    const auto survivors = survivors_of(dir.path(), killed_round);
     REQUIRE(survivors.size() >= 3);
-    const auto updates_of = [&](std::size_t i) { return dir / ("device-" + std::to_string(i)) / "updates"; };
-    std::vector<double> sum;
-    double total = 0;
-    std::uint64_t base_version = 0;
-    for (const auto i : survivors) {
-      auto update = weights::read_weights_file(updates_of(i) / round_name);
-      REQUIRE(update);
-      base_version = update->version();  // the model version it was trained from
-      sum.resize(update->values().size(), 0.0);
-      const double samples = static_cast<double>(samples_of_agent(i));
-      for (std::size_t k = 0; k < sum.size(); ++k) sum[k] += samples * update->values()[k];
-      total += samples;
-    }
-    auto base = weights::read_weights_file(updates_of(survivors[0]) / ("base-v" + std::to_string(base_version) + ".weights"));
-    REQUIRE(base);
-    // The next version, as a survivor received it to train the following round.
-    const auto next_name = "base-v" + std::to_string(base_version + 1) + ".weights";
-    const auto with_next = std::find_if(survivors.begin(), survivors.end(),
-                                        [&](std::size_t i) { return fs::exists(updates_of(i) / next_name); });
-    REQUIRE(with_next != survivors.end());
-    auto applied = weights::read_weights_file(updates_of(*with_next) / next_name);
-    REQUIRE(applied);
-    double worst = 0;
-    for (std::size_t k = 0; k < sum.size(); ++k) {
-      const double expected = base->values()[k] + sum[k] / total;
-      worst = std::max(worst, std::abs(expected - applied->values()[k]) / std::max(1.0, std::abs(expected)));
-    }
-    CHECK(worst < 1e-6);
-    bool round_logged = false;
-    std::istringstream lines(text_of(metrics));
-    for (std::string line; std::getline(lines, line);) {
-      const auto record = nlohmann::json::parse(line, nullptr, false);
-      if (record.is_discarded() || record["event"] != "round" || record["round"] != killed_round) continue;
-      round_logged = true;
-      CHECK(record["applied"] == true);
-      CHECK(record["reported"] == survivors.size());
-      CHECK(record["dropped"] == 1);
-    }
-    CHECK(round_logged);
+    CHECK(distance_from_survivors_mean(dir.path(), killed_round, survivors) < 1e-6);
+    const auto record = round_record(metrics, killed_round);
+    REQUIRE_FALSE(record.is_null());
+    CHECK(record["applied"] == true);
+    CHECK(record["reported"] == survivors.size());
+    CHECK(record["dropped"] == 1);
     CHECK(count_of(text_of(dir / "agent-0.log"), "welcomed by") >= 2);  // it reconnected after the restart
 
     // SIGTERM stops an agent cleanly, even inside a wait on its socket.
@@ -212,4 +232,50 @@ TEST_CASE("aggregator and agents as processes: a killed agent, a killed aggregat
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
   }
+}
+
+TEST_CASE("secure aggregation with agents as processes: an agent killed after sharing its keys") {
+  TempDir dir;
+  make_key(dir / "server.key", crypto::KeyRole::server);
+  for (std::size_t i = 0; i < kAgents; ++i) {
+    const auto key = make_key(dir / ("device-" + std::to_string(i) + ".key"), crypto::KeyRole::device);
+    REQUIRE(protocol::enroll_device(dir / "enrolled.txt", key.public_identity(), "device-" + std::to_string(i)));
+  }
+  ChildProcess init({SHOAL_AGENT, "init-model", "--model", "logreg", "--seed", "3", "--out", (dir / "initial.weights").string()},
+                    dir / "init.log");
+  REQUIRE(init.wait() == 0);
+  write_text(dir / "aggregator.toml", aggregator_toml(true));
+  ChildProcess aggregator({SHOAL_AGGREGATOR, "run", "--config", (dir / "aggregator.toml").string()}, dir / "aggregator.log");
+  std::string endpoint;
+  REQUIRE(eventually([&] {
+    const auto port = word_after(aggregator.log(), "listening on tcp://127.0.0.1:");
+    if (!port.empty()) endpoint = "tcp://127.0.0.1:" + port;
+    return !endpoint.empty();
+  }, 30s));
+  std::vector<std::unique_ptr<ChildProcess>> agents;
+  for (std::size_t i = 0; i < kAgents; ++i) {
+    const auto config = dir / ("agent-" + std::to_string(i) + ".toml");
+    write_text(config, agent_toml(i, endpoint, true, 1));
+    agents.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{SHOAL_AGENT, "run", "--config", config.string()},
+                                                    dir / ("agent-" + std::to_string(i) + ".log")));
+  }
+  auto& held = *agents[kAgents - 1];
+  INFO(held.log());
+  INFO(aggregator.log());
+  // The last agent shares its keys in round 1, then sits on its masked input: kill it there.
+  REQUIRE(eventually([&] { return held.log().find("keys shared; holding the masked input") != std::string::npos; }, 60s));
+  held.kill(SIGKILL);
+  REQUIRE(aggregator.wait() == 0);  // it stops by itself at version 2
+
+  const auto metrics = dir / "aggregator" / "metrics.jsonl";
+  const auto record = round_record(metrics, 1);
+  REQUIRE_FALSE(record.is_null());
+  CHECK(record["applied"] == true);
+  CHECK(record["secure"] == true);
+  CHECK(record["reported"] == kAgents - 1);
+  const auto survivors = survivors_of(dir.path(), 1);
+  REQUIRE(survivors.size() == kAgents - 1);
+  // The survivors' weighted mean, up to quantisation (32-bit fixed point, stochastic rounding).
+  CHECK(distance_from_survivors_mean(dir.path(), 1, survivors) < 1e-5);
+  CHECK(aggregator.log().find("round 1: applied 4 of 5") != std::string::npos);
 }
