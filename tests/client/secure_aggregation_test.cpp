@@ -10,7 +10,10 @@
 #include <memory>
 #include <random>
 
+#include "shoal/client/update_privatizer.h"
 #include "shoal/protocol/round_messages.h"
+#include "shoal/weights/modular_quantizer.h"
+#include "shoal/weights/vector_ops.h"
 
 using namespace shoal;
 using aggregator::SecureAggregationRound;
@@ -192,4 +195,186 @@ TEST_CASE("secure round: the neighbour graph is symmetric with k neighbours each
       }
     }
   }
+}
+
+namespace {
+
+// A 4-device complete-graph round run up to the point where every device
+// holds its bundle (and, with `masked`, has sent its masked input).
+struct FourDeviceRound {
+  Fleet fleet = make_fleet(4, 64, 2, 32, 11);
+  SecureAggregationRound server = make_server(fleet, 3, 64);
+  std::vector<protocol::KeyRoster> rosters{4};
+  std::vector<protocol::ShareBundle> bundles{4};
+  std::vector<std::vector<std::uint32_t>> masked{4};
+
+  FourDeviceRound() {
+    for (std::size_t i = 0; i < 4; ++i) REQUIRE_FALSE(server.on_advertise(device_name(i), fleet.clients[i]->advertise()));
+    auto next = server.advance();
+    REQUIRE(next);
+    for (auto& [device, message] : *next) {
+      const auto i = device_of(device);
+      rosters[i] = std::get<protocol::KeyRoster>(message);
+      auto shares = fleet.clients[i]->share_keys(rosters[i], nullptr);
+      REQUIRE(shares);
+      REQUIRE_FALSE(server.on_shares(device, *shares));
+    }
+    next = server.advance();
+    REQUIRE(next);
+    for (auto& [device, message] : *next) bundles[device_of(device)] = std::get<protocol::ShareBundle>(message);
+  }
+  void mask_all() {
+    for (std::size_t i = 0; i < 4; ++i) {
+      auto words = fleet.clients[i]->masked_input(bundles[i]);
+      REQUIRE(words);
+      masked[i] = *words;
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("secure round: a device refuses an unmasking request for both shares of one neighbour") {
+  FourDeviceRound round;
+  round.mask_all();
+  protocol::UnmaskRequest both{7, {2, 3}, {2}};  // device 0 asked for member 2's self-mask seed and mask key
+  auto refused = round.fleet.clients[0]->unmask(both);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("names member 2 twice") != std::string::npos);
+  CHECK_FALSE(round.fleet.clients[1]->unmask(protocol::UnmaskRequest{7, {9}, {}}));  // not a neighbour
+  CHECK(round.fleet.clients[1]->unmask(protocol::UnmaskRequest{7, {3, 4}, {1}}));     // a fair request is answered
+}
+
+TEST_CASE("secure round: a substituted key, an untrusted identity, a modified share and a replay from another round fail") {
+  FourDeviceRound round;
+  auto& client = *round.fleet.clients[0];
+  SECTION("a mask key substituted by the server breaks the neighbour's signature") {
+    auto fleet = make_fleet(3, 8, 1, 32, 12);
+    auto server = make_server(fleet, 2, 8);
+    for (std::size_t i = 0; i < 3; ++i) REQUIRE_FALSE(server.on_advertise(device_name(i), fleet.clients[i]->advertise()));
+    auto next = server.advance();
+    REQUIRE(next);
+    auto roster = std::get<protocol::KeyRoster>((*next)[0].second);
+    roster.neighbours[0].mask_key = crypto::X25519KeyPair::generate().public_key;
+    auto refused = fleet.clients[device_of((*next)[0].first)]->share_keys(roster, nullptr);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message.find("not signed by its identity for this round") != std::string::npos);
+  }
+  SECTION("an identity not on the trusted list") {
+    auto fleet = make_fleet(3, 8, 1, 32, 13);
+    auto server = make_server(fleet, 2, 8);
+    for (std::size_t i = 0; i < 3; ++i) REQUIRE_FALSE(server.on_advertise(device_name(i), fleet.clients[i]->advertise()));
+    auto next = server.advance();
+    REQUIRE(next);
+    client::TrustedPeers trusted{fleet.identities[0].public_identity().ed25519()};
+    const auto i = device_of((*next)[0].first);
+    auto refused = fleet.clients[i]->share_keys(std::get<protocol::KeyRoster>((*next)[0].second), &trusted);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message.find("not a trusted peer") != std::string::npos);
+  }
+  SECTION("a share altered in transit does not open") {
+    auto bundle = round.bundles[0];
+    bundle.shares[0].sealed[40] ^= 1;
+    auto refused = client.masked_input(bundle);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message.find("does not open") != std::string::npos);
+  }
+  SECTION("keys and shares replayed into a later round are refused") {
+    // Same devices, round 8 with a fresh nonce: the round-7 roster and bundle are replayed to device 0.
+    auto params = round.fleet.params;
+    params.nonce.fill(0xAB);
+    client::SecureAggregationClient later(round.fleet.identities[0], 8, params, std::vector<std::uint32_t>(64));
+    auto replayed_roster = round.rosters[0];
+    replayed_roster.round = 8;
+    auto refused = later.share_keys(replayed_roster, nullptr);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message.find("substituted or replayed") != std::string::npos);
+    CHECK_FALSE(client.share_keys(round.rosters[0], nullptr));  // and a second roster in round 7 is refused too
+  }
+  SECTION("the server refuses keys not signed for this round") {
+    auto fleet = make_fleet(3, 8, 1, 32, 14);
+    auto server = make_server(fleet, 2, 8);
+    auto advertised = fleet.clients[0]->advertise();
+    advertised.mask_key[0] ^= 1;
+    CHECK(server.on_advertise(device_name(0), advertised));
+    CHECK(server.on_advertise("device-9", fleet.clients[1]->advertise()));  // not a member
+  }
+}
+
+TEST_CASE("secure round: what the server sees of one device is uniform (chi-square over the top bits of its words)") {
+  constexpr std::size_t kWords = 200'000, kBins = 16;
+  auto fleet = make_fleet(3, kWords, 1, 32, 16);
+  for (std::size_t i = 0; i < 3; ++i) {  // all-zero inputs: whatever pattern shows is the masks'
+    fleet.clients[i] = std::make_unique<client::SecureAggregationClient>(fleet.identities[i], 7, fleet.params,
+                                                                         std::vector<std::uint32_t>(kWords, 0));
+  }
+  auto server = make_server(fleet, 2, kWords);
+  for (std::size_t i = 0; i < 3; ++i) REQUIRE_FALSE(server.on_advertise(device_name(i), fleet.clients[i]->advertise()));
+  auto next = server.advance();
+  REQUIRE(next);
+  for (auto& [device, message] : *next) {
+    auto shares = fleet.clients[device_of(device)]->share_keys(std::get<protocol::KeyRoster>(message), nullptr);
+    REQUIRE(shares);
+    REQUIRE_FALSE(server.on_shares(device, *shares));
+  }
+  next = server.advance();
+  REQUIRE(next);
+  const auto& [device, message] = (*next)[0];
+  auto masked = fleet.clients[device_of(device)]->masked_input(std::get<protocol::ShareBundle>(message));
+  REQUIRE(masked);
+  auto chi_square = [&](const std::vector<std::uint32_t>& words) {
+    std::array<double, kBins> counts{};
+    for (auto word : words) counts[word >> 28] += 1;
+    const double expected = static_cast<double>(words.size()) / kBins;
+    double sum = 0;
+    for (double count : counts) sum += (count - expected) * (count - expected) / expected;
+    return sum;
+  };
+  CHECK(chi_square(*masked) < 54.0);  // 15 degrees of freedom: exceeded by chance with probability about 1e-6
+  CHECK(chi_square(std::vector<std::uint32_t>(kWords, 0)) > 54.0);  // the statistic does tell a pattern
+}
+
+TEST_CASE("privacy: clipping bounds the norm, device noise has the planned variance, the weight is capped") {
+  std::vector<float> update(1000, 0.5f);  // norm 15.8
+  auto clipped = client::clip_update(update, 2.0);
+  CHECK(clipped.clipped);
+  CHECK(clipped.norm == Approx(std::sqrt(250.0)));
+  CHECK(weights::l2_norm(clipped.values) == Approx(2.0).epsilon(1e-6));
+  CHECK_FALSE(client::clip_update(update, 100.0).clipped);
+
+  protocol::PrivacyPlan plan;
+  plan.clip_norm = 1.0;
+  plan.noise_stddev = 0.5;
+  plan.weight_cap = 1000;
+  const auto input = client::secure_input(std::vector<float>(200'000, 0.0f), 4000, plan, 42);
+  REQUIRE(input.values.size() == 200'002);
+  double sum = 0, squares = 0;
+  for (std::size_t i = 0; i < 200'000; ++i) {
+    sum += input.values[i];
+    squares += input.values[i] * input.values[i];
+  }
+  const double mean = sum / 200'000, variance = squares / 200'000 - mean * mean;
+  CHECK(std::abs(mean) < 5 * 0.5 / std::sqrt(200'000.0));
+  CHECK(variance == Approx(0.25).epsilon(0.02));  // the sample variance's sd is 0.3% here
+  CHECK(input.values[200'000] == 1.0f);  // 4000 samples, capped at 1000
+  CHECK(input.values[200'001] == 0.5f);  // not clipped, no count noise
+}
+
+TEST_CASE("the modular quantizer's headroom keeps a cohort's extreme sum from wrapping") {
+  for (unsigned bits : {16u, 32u}) {
+    const std::size_t members = 100;
+    auto scale = weights::ModularQuantizer::headroom_scale(bits, members, 3.0);
+    REQUIRE(scale);
+    const weights::ModularQuantizer quantizer{bits, *scale, 3.0};
+    std::vector<std::uint32_t> sum(2, 0), words(2);
+    for (std::size_t m = 0; m < members; ++m) {
+      quantizer.quantize(std::vector<float>{5.0f, -7.0f}, words, m);  // clamped to +-3
+      for (std::size_t i = 0; i < 2; ++i) sum[i] += words[i];
+    }
+    std::vector<double> decoded(2);
+    quantizer.dequantize(sum, decoded);
+    CHECK(decoded[0] == Approx(300.0).margin(members / *scale));
+    CHECK(decoded[1] == Approx(-300.0).margin(members / *scale));
+  }
+  CHECK_FALSE(weights::ModularQuantizer::headroom_scale(8, 1000, 1.0));
 }
