@@ -1,4 +1,4 @@
-// The round state machine of the aggregator, in plain mode.
+// The round state machine of the aggregator (plain and secure mode).
 //
 // It is driven only by calls: messages from devices (already decoded and
 // attributed to a device key by the transport) and clock ticks. It never

@@ -23,8 +23,8 @@
 
 namespace shoal::protocol::secagg {
 
-// The bytes a member signs in AdvertiseKeys: a label, the round and its
-// nonce, the member's index-free identity is the signer itself.
+// The bytes a member signs in AdvertiseKeys: a label, the round, its nonce
+// and the two public keys (the signer is named by its identity key).
 std::vector<std::uint8_t> advertisement_transcript(std::uint64_t round, const RoundNonce& nonce,
                                                    const crypto::Curve25519PublicKey& cipher_key,
                                                    const crypto::Curve25519PublicKey& mask_key);
