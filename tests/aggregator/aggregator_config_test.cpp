@@ -55,6 +55,31 @@ TEST_CASE("aggregator config errors name the file and the setting") {
   CHECK(misspelt.error().message.find("unknown key 'cohort.min_device'") != std::string::npos);
 }
 
+TEST_CASE("secure-aggregation and privacy settings out of range name the setting") {
+  auto defaults = parse(kServer);
+  REQUIRE(defaults);
+  CHECK(defaults->round.secure.enabled);  // secure by default
+  const std::pair<std::string, std::string> cases[] = {
+      {"[secure]\nbits = 40\n", "secure.bits must be in [8, 32]"},
+      {"[secure]\nrange = 0\n", "secure.range must be positive"},
+      {"[secure]\nweight_cap = 0\n", "secure.weight_cap must be positive"},
+      {"[aggregation]\ncombiner = \"median\"\n", "combiner must be mean in secure mode"},
+      {"[privacy]\nnoise_multiplier = 1.0\n", "privacy.clip_norm must be positive with noise"},
+      {"[privacy]\nclip_norm = 1.0\ntarget_quantile = 1.5\n", "privacy.target_quantile must be in (0, 1)"},
+      {"[privacy]\ndelta = 0\n", "privacy.delta must be in (0, 1)"},
+      {"[privacy]\nepsilon_budget = -1\n", "privacy.epsilon_budget must be >= 0"},
+  };
+  for (const auto& [text, message] : cases) {
+    auto config = parse(kServer + text);
+    INFO(text);
+    REQUIRE_FALSE(config);
+    CHECK_THAT(config.error().message, Catch::Contains("/srv/aggregator.toml") && Catch::Contains(message));
+  }
+  auto misspelt = parse(kServer + "[privacy]\nnoise = 1.0\n");
+  REQUIRE_FALSE(misspelt);
+  CHECK_THAT(misspelt.error().message, Catch::Contains("unknown key 'privacy.noise'"));
+}
+
 TEST_CASE("a release repository to serve must be one shoal-release made") {
   auto none = parse(kServer + "[release]\nrepository = \"/nonexistent/releases\"\n");
   REQUIRE_FALSE(none);

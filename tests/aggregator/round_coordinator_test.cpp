@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "shoal/crypto/key_file.h"
+
 using namespace shoal;
 using namespace shoal::aggregator;
 using namespace std::chrono_literals;
@@ -360,4 +362,50 @@ TEST_CASE("a revoked device leaves the open round, which closes on the others' u
   CHECK(c.connected_devices() == 2);
   c.on_tick(t0 + 3s);
   for (const auto& o : c.take_outgoing()) CHECK(o.device != "c");  // never picked again
+}
+
+TEST_CASE("a secure round announces its parameters and refuses plain updates and misplaced secure messages") {
+  auto config = small_config();
+  config.secure.enabled = true;
+  auto c = coordinator(config);
+  std::vector<crypto::IdentityKeyPair> keys;
+  std::vector<std::string> names;
+  for (int i = 0; i < 3; ++i) {
+    keys.push_back(crypto::IdentityKeyPair::generate());
+    names.push_back(crypto::format_ed25519_public(keys.back().public_identity().ed25519()));
+  }
+  // Before any round: a secure message is refused, with a reason.
+  CHECK(c.on_advertise(names[0], protocol::AdvertiseKeys{1, {}, {}, {}}, t0) == "no secure round is open");
+  connect_and_start(c, names);
+  std::optional<protocol::TrainTask> task;
+  for (auto& o : c.take_outgoing()) {
+    if (auto* t = std::get_if<protocol::TrainTask>(&o.message)) task = *t;
+  }
+  REQUIRE(task);
+  REQUIRE(task->secure);
+  CHECK(task->secure->threshold == 2);  // k = min(n-1, 2*ceil(log2 3)) = 2, t = k/2 + 1
+  CHECK(task->secure->bits == 32);
+  CHECK(task->model_hash != std::array<std::uint8_t, 32>{});
+  const auto values = bytes({0.1f, 0.2f, 0.3f});
+  auto plain = c.on_update(names[0], report(task->round, 10), values, t0);
+  REQUIRE(plain);
+  CHECK_THAT(*plain, Catch::Contains("uses secure aggregation"));
+  // Keys signed by someone else, and shares while keys are still being advertised.
+  protocol::AdvertiseKeys forged{task->round, {}, {}, keys[1].sign(std::vector<std::uint8_t>{1})};
+  forged.mask_key[0] = 1;
+  CHECK_THAT(*c.on_advertise(names[0], forged, t0), Catch::Contains("not signed by the device's identity"));
+  CHECK_THAT(*c.on_shares(names[0], protocol::ShareKeys{task->round, {}}, t0), Catch::Contains("in phase advertising keys"));
+  CHECK(refusals(c.take_outgoing()) == 3);
+}
+
+TEST_CASE("no round starts that would spend more than the privacy budget") {
+  auto config = small_config();
+  config.privacy.clip_norm = 1.0;
+  config.privacy.noise_multiplier = 0.5;
+  config.privacy.epsilon_budget = 0.1;
+  auto c = coordinator(config);
+  for (const auto* name : {"a", "b", "c"}) c.on_hello(name, protocol::Hello{"test", 5, true}, t0);
+  c.on_tick(t0);
+  CHECK_FALSE(c.round_open());
+  CHECK_THAT(c.stopped_reason(), Catch::Contains("privacy budget spent") && Catch::Contains("the budget is 0.1"));
 }

@@ -33,5 +33,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)decode<EvaluationReport>(*envelope);
   (void)decode<FetchFile>(*envelope);
   (void)decode<FileChunk>(*envelope);
+  (void)decode<AdvertiseKeys>(*envelope);
+  (void)decode<KeyRoster>(*envelope);
+  (void)decode<ShareKeys>(*envelope);
+  (void)decode<ShareBundle>(*envelope);
+  (void)decode<MaskedInput>(*envelope);
+  (void)decode<UnmaskRequest>(*envelope);
+  (void)decode<UnmaskResponse>(*envelope);
   return 0;
 }

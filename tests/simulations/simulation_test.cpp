@@ -58,6 +58,11 @@ TEST_CASE("a simulated fleet trains the global model round by round and checkpoi
   auto refused = simulations::run_simulation(config, out);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message == "simulation config: cohort.min_devices exceeds fleet.devices");
+  config.round.min_devices = 2;
+  config.dropout = 1.0;
+  refused = simulations::run_simulation(config, out);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message == "simulation config: fleet.dropout must be in [0, 1)");
 }
 
 TEST_CASE("the shipped quick-start config loads, and a bad split is refused by key") {
