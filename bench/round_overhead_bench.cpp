@@ -116,18 +116,13 @@ ShoalRounds run_shoal(const fs::path& dir, const fs::path& agent_state, std::siz
              "[server]\nbind = \"tcp://127.0.0.1:*\"\nkey = \"server.key\"\nenrolment = \"enrolled.txt\"\n"
              "initial_weights = \"initial.weights\"\nstate_dir = \"aggregator\"\nrounds = " +
                  std::to_string(rounds) + "\n[cohort]\nmin_devices = " + n + "\nmax_devices = " + n +
-                 "\nmin_available = " + n + "\nfraction = 1.0\ntrain_deadline_s = 120\n[evaluation]\nevery = 0\n");
+                 "\nmin_available = " + n + "\nfraction = 1.0\ntrain_deadline_s = 120\n[evaluation]\nevery = 0\n"
+                 "[secure]\nenabled = false\n");  // the plain round's overhead; secure_aggregation_bench covers the rest
 
   ChildProcess aggregator({SHOAL_AGGREGATOR, "run", "--config", (dir / "aggregator.toml").string()},
                           dir / "aggregator.log");
-  std::string endpoint;
-  if (!eventually([&] {
-        const auto port = testing::word_after(aggregator.log(), "listening on tcp://127.0.0.1:");
-        if (!port.empty()) endpoint = "tcp://127.0.0.1:" + port;
-        return !endpoint.empty();
-      }, 60s)) {
-    die("the aggregator did not start: " + aggregator.log());
-  }
+  const std::string endpoint = testing::aggregator_endpoint(aggregator);
+  if (endpoint.empty()) die("the aggregator did not start: " + aggregator.log());
   std::vector<std::unique_ptr<ChildProcess>> fleet;
   for (std::size_t i = 0; i < agents; ++i) {
     const auto name = "device-" + std::to_string(i);

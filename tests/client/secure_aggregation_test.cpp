@@ -67,6 +67,16 @@ SecureAggregationRound make_server(const Fleet& fleet, std::size_t k, std::size_
 
 std::size_t device_of(const std::string& name) { return std::stoul(name.substr(7)); }
 
+// Every device advertises its keys; the server closes the phase and hands out the rosters.
+std::vector<std::pair<std::string, aggregator::SecureMessage>> advertise_all(Fleet& fleet, SecureAggregationRound& server) {
+  for (std::size_t i = 0; i < fleet.clients.size(); ++i) {
+    REQUIRE_FALSE(server.on_advertise(device_name(i), fleet.clients[i]->advertise()));
+  }
+  auto rosters = server.advance();
+  REQUIRE(rosters);
+  return std::move(rosters).value();
+}
+
 struct Outcome {
   bool completed = false;
   std::string abandoned;  // why, when not completed
@@ -209,17 +219,15 @@ struct FourDeviceRound {
   std::vector<std::vector<std::uint32_t>> masked{4};
 
   FourDeviceRound() {
-    for (std::size_t i = 0; i < 4; ++i) REQUIRE_FALSE(server.on_advertise(device_name(i), fleet.clients[i]->advertise()));
-    auto next = server.advance();
-    REQUIRE(next);
-    for (auto& [device, message] : *next) {
+    auto rosters_sent = advertise_all(fleet, server);
+    for (auto& [device, message] : rosters_sent) {
       const auto i = device_of(device);
       rosters[i] = std::get<protocol::KeyRoster>(message);
       auto shares = fleet.clients[i]->share_keys(rosters[i], nullptr);
       REQUIRE(shares);
       REQUIRE_FALSE(server.on_shares(device, *shares));
     }
-    next = server.advance();
+    auto next = server.advance();
     REQUIRE(next);
     for (auto& [device, message] : *next) bundles[device_of(device)] = std::get<protocol::ShareBundle>(message);
   }
@@ -251,24 +259,20 @@ TEST_CASE("secure round: a substituted key, an untrusted identity, a modified sh
   SECTION("a mask key substituted by the server breaks the neighbour's signature") {
     auto fleet = make_fleet(3, 8, 1, 32, 12);
     auto server = make_server(fleet, 2, 8);
-    for (std::size_t i = 0; i < 3; ++i) REQUIRE_FALSE(server.on_advertise(device_name(i), fleet.clients[i]->advertise()));
-    auto next = server.advance();
-    REQUIRE(next);
-    auto roster = std::get<protocol::KeyRoster>((*next)[0].second);
+    auto next = advertise_all(fleet, server);
+    auto roster = std::get<protocol::KeyRoster>(next[0].second);
     roster.neighbours[0].mask_key = crypto::X25519KeyPair::generate().public_key;
-    auto refused = fleet.clients[device_of((*next)[0].first)]->share_keys(roster, nullptr);
+    auto refused = fleet.clients[device_of(next[0].first)]->share_keys(roster, nullptr);
     REQUIRE_FALSE(refused);
     CHECK(refused.error().message.find("not signed by its identity for this round") != std::string::npos);
   }
   SECTION("an identity not on the trusted list") {
     auto fleet = make_fleet(3, 8, 1, 32, 13);
     auto server = make_server(fleet, 2, 8);
-    for (std::size_t i = 0; i < 3; ++i) REQUIRE_FALSE(server.on_advertise(device_name(i), fleet.clients[i]->advertise()));
-    auto next = server.advance();
-    REQUIRE(next);
+    auto next = advertise_all(fleet, server);
     client::TrustedPeers trusted{fleet.identities[0].public_identity().ed25519()};
-    const auto i = device_of((*next)[0].first);
-    auto refused = fleet.clients[i]->share_keys(std::get<protocol::KeyRoster>((*next)[0].second), &trusted);
+    const auto i = device_of(next[0].first);
+    auto refused = fleet.clients[i]->share_keys(std::get<protocol::KeyRoster>(next[0].second), &trusted);
     REQUIRE_FALSE(refused);
     CHECK(refused.error().message.find("not a trusted peer") != std::string::npos);
   }
@@ -309,15 +313,12 @@ TEST_CASE("secure round: what the server sees of one device is uniform (chi-squa
                                                                          std::vector<std::uint32_t>(kWords, 0));
   }
   auto server = make_server(fleet, 2, kWords);
-  for (std::size_t i = 0; i < 3; ++i) REQUIRE_FALSE(server.on_advertise(device_name(i), fleet.clients[i]->advertise()));
-  auto next = server.advance();
-  REQUIRE(next);
-  for (auto& [device, message] : *next) {
+  for (auto& [device, message] : advertise_all(fleet, server)) {
     auto shares = fleet.clients[device_of(device)]->share_keys(std::get<protocol::KeyRoster>(message), nullptr);
     REQUIRE(shares);
     REQUIRE_FALSE(server.on_shares(device, *shares));
   }
-  next = server.advance();
+  auto next = server.advance();
   REQUIRE(next);
   const auto& [device, message] = (*next)[0];
   auto masked = fleet.clients[device_of(device)]->masked_input(std::get<protocol::ShareBundle>(message));

@@ -88,6 +88,18 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> applied_rounds(const fs::pa
   return rounds;
 }
 
+// The server key, kAgents enrolled device keys and the initial logreg model.
+void prepare_fleet_files(const fs::path& dir) {
+  make_key(dir / "server.key", crypto::KeyRole::server);
+  for (std::size_t i = 0; i < kAgents; ++i) {
+    const auto key = make_key(dir / ("device-" + std::to_string(i) + ".key"), crypto::KeyRole::device);
+    REQUIRE(protocol::enroll_device(dir / "enrolled.txt", key.public_identity(), "device-" + std::to_string(i)));
+  }
+  ChildProcess init({SHOAL_AGENT, "init-model", "--model", "logreg", "--seed", "3", "--out", (dir / "initial.weights").string()},
+                    dir / "init.log");
+  REQUIRE(init.wait() == 0);
+}
+
 std::vector<std::size_t> survivors_of(const fs::path& dir, std::uint64_t round) {
   std::vector<std::size_t> survivors;
   for (std::size_t i = 0; i + 1 < kAgents; ++i) {
@@ -147,26 +159,15 @@ nlohmann::json round_record(const fs::path& metrics, std::uint64_t round) {
 
 TEST_CASE("aggregator and agents as processes: a killed agent, a killed aggregator, an unenrolled device") {
   TempDir dir;
-  make_key(dir / "server.key", crypto::KeyRole::server);
-  for (std::size_t i = 0; i < kAgents; ++i) {
-    const auto key = make_key(dir / ("device-" + std::to_string(i) + ".key"), crypto::KeyRole::device);
-    REQUIRE(protocol::enroll_device(dir / "enrolled.txt", key.public_identity(), "device-" + std::to_string(i)));
-  }
+  prepare_fleet_files(dir.path());
   make_key(dir / "stranger.key", crypto::KeyRole::device);
-  ChildProcess init({SHOAL_AGENT, "init-model", "--model", "logreg", "--seed", "3", "--out", (dir / "initial.weights").string()},
-                    dir / "init.log");
-  REQUIRE(init.wait() == 0);
   write_text(dir / "aggregator.toml", aggregator_toml());
 
   auto aggregator = std::make_unique<ChildProcess>(
       std::vector<std::string>{SHOAL_AGGREGATOR, "run", "--config", (dir / "aggregator.toml").string()},
       dir / "aggregator-1.log");
-  std::string endpoint;
-  REQUIRE(eventually([&] {
-    const auto port = word_after(aggregator->log(), "listening on tcp://127.0.0.1:");
-    if (!port.empty()) endpoint = "tcp://127.0.0.1:" + port;
-    return !endpoint.empty();
-  }, 30s));
+  const std::string endpoint = aggregator_endpoint(*aggregator);
+  REQUIRE_FALSE(endpoint.empty());
 
   std::vector<std::unique_ptr<ChildProcess>> agents;
   for (std::size_t i = 0; i <= kAgents; ++i) {
@@ -236,22 +237,11 @@ TEST_CASE("aggregator and agents as processes: a killed agent, a killed aggregat
 
 TEST_CASE("secure aggregation with agents as processes: an agent killed after sharing its keys") {
   TempDir dir;
-  make_key(dir / "server.key", crypto::KeyRole::server);
-  for (std::size_t i = 0; i < kAgents; ++i) {
-    const auto key = make_key(dir / ("device-" + std::to_string(i) + ".key"), crypto::KeyRole::device);
-    REQUIRE(protocol::enroll_device(dir / "enrolled.txt", key.public_identity(), "device-" + std::to_string(i)));
-  }
-  ChildProcess init({SHOAL_AGENT, "init-model", "--model", "logreg", "--seed", "3", "--out", (dir / "initial.weights").string()},
-                    dir / "init.log");
-  REQUIRE(init.wait() == 0);
+  prepare_fleet_files(dir.path());
   write_text(dir / "aggregator.toml", aggregator_toml(true));
   ChildProcess aggregator({SHOAL_AGGREGATOR, "run", "--config", (dir / "aggregator.toml").string()}, dir / "aggregator.log");
-  std::string endpoint;
-  REQUIRE(eventually([&] {
-    const auto port = word_after(aggregator.log(), "listening on tcp://127.0.0.1:");
-    if (!port.empty()) endpoint = "tcp://127.0.0.1:" + port;
-    return !endpoint.empty();
-  }, 30s));
+  const std::string endpoint = aggregator_endpoint(aggregator);
+  REQUIRE_FALSE(endpoint.empty());
   std::vector<std::unique_ptr<ChildProcess>> agents;
   for (std::size_t i = 0; i < kAgents; ++i) {
     const auto config = dir / ("agent-" + std::to_string(i) + ".toml");

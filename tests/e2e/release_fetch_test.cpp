@@ -70,12 +70,8 @@ TEST_CASE("an agent installs releases the aggregator serves, by command and on i
              "[cohort]\nmin_devices = 2\n[release]\nrepository = \"releases\"\n");
   ChildProcess aggregator({SHOAL_AGGREGATOR, "run", "--config", (dir / "aggregator.toml").string()},
                           dir / "aggregator.log");
-  std::string endpoint;
-  REQUIRE(eventually([&] {
-    const auto port = word_after(aggregator.log(), "listening on tcp://127.0.0.1:");
-    if (!port.empty()) endpoint = "tcp://127.0.0.1:" + port;
-    return !endpoint.empty();
-  }, 30s));
+  const std::string endpoint = aggregator_endpoint(aggregator);
+  REQUIRE_FALSE(endpoint.empty());
   INFO(aggregator.log());
 
   write_text(dir / "agent.toml",

@@ -88,4 +88,16 @@ inline bool eventually(const std::function<bool()>& condition, std::chrono::seco
   return condition();
 }
 
+// The endpoint a shoal-aggregator started with a "tcp://127.0.0.1:*" bind
+// logs once it listens ("tcp://127.0.0.1:41234"); empty if it does not within 30 s.
+inline std::string aggregator_endpoint(const ChildProcess& aggregator) {
+  std::string endpoint;
+  eventually([&] {
+    const auto port = word_after(aggregator.log(), "listening on tcp://127.0.0.1:");
+    if (!port.empty()) endpoint = "tcp://127.0.0.1:" + port;
+    return !endpoint.empty();
+  }, std::chrono::seconds(30));
+  return endpoint;
+}
+
 }  // namespace shoal::testing
