@@ -129,16 +129,4 @@ PrivacySpent RdpAccountant::spent_after(double q, double noise_multiplier, std::
   return after.spent(delta, conversion);
 }
 
-Status RdpAccountant::restore(std::span<const double> rdp) {
-  if (rdp.size() != orders_.size()) {
-    return make_error(ErrorCode::corrupt, "privacy accountant: " + std::to_string(rdp.size()) + " saved RDP values for " +
-                                              std::to_string(orders_.size()) + " orders");
-  }
-  for (double value : rdp) {
-    if (!(value >= 0) || !std::isfinite(value)) return make_error(ErrorCode::corrupt, "privacy accountant: a saved RDP value is not a finite non-negative number");
-  }
-  rdp_.assign(rdp.begin(), rdp.end());
-  return ok_status();
-}
-
 }  // namespace shoal::aggregator

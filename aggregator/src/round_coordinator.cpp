@@ -74,12 +74,6 @@ RoundCoordinator::RoundCoordinator(const RoundConfig& config, weights::Weights g
         return seed;
       }()) {}
 
-Status RoundCoordinator::restore_privacy(std::span<const double> rdp, double clip_norm) {
-  if (auto status = accountant_.restore(rdp); !status) return status;
-  if (clip_norm > 0) clip_norm_ = clip_norm;
-  return ok_status();
-}
-
 void RoundCoordinator::on_hello(const DeviceKey& device, const protocol::Hello& hello, Clock::time_point now) {
   // Version 0 in a hello means "no model yet": the initial model is version 0 too, so send it anyway.
   const auto held = hello.model_version == 0 ? kNoModel : hello.model_version;
@@ -352,7 +346,7 @@ void RoundCoordinator::close_round(Clock::time_point now) {
     if (!mean) {
       record.abandon_reason = mean.error().message;
     } else {
-      apply_mean(std::move(mean).value(), record, now);
+      apply_mean(std::move(mean).value(), record);
       if (config_.privacy.adaptive_clipping) adapt_clip(unclipped_fraction);
       record.apply_seconds = std::chrono::duration<double>(Clock::now() - apply_start).count();
     }
@@ -371,7 +365,7 @@ void RoundCoordinator::close_round(Clock::time_point now) {
   if (evaluate) start_evaluation(now);
 }
 
-void RoundCoordinator::apply_mean(std::vector<float> mean, RoundRecord& record, Clock::time_point) {
+void RoundCoordinator::apply_mean(std::vector<float> mean, RoundRecord& record) {
   if (config_.privacy.enabled() && !round_->secure) add_central_noise(mean, record.reported);
   optimizer_.apply(mean, global_.values());
   global_.set_version(global_.version() + 1);

@@ -112,22 +112,18 @@ bool SecureAggregationRound::phase_complete() const {
   return std::all_of(live_.begin(), live_.end(), [&](Index i) { return members_[i - 1].answered; });
 }
 
-Result<MemberIndex> SecureAggregationRound::member_of(const std::string& device, const char* what) const {
+Result<MemberIndex> SecureAggregationRound::member_of(const std::string& device, Phase phase, const char* what) const {
   const std::string round = "secure round " + std::to_string(settings_.round);
   const auto found = index_of_.find(device);
   if (found == index_of_.end()) return make_error(ErrorCode::invalid_argument, "not a member of " + round);
   if (!live_.contains(found->second)) {
     return make_error(ErrorCode::invalid_argument, std::string(what) + " from a member already out of " + round);
   }
-  const auto& expected = phase_name(phase_);
-  const bool right_phase = (phase_ == Phase::advertising && std::string(what) == "keys") ||
-                           (phase_ == Phase::sharing && std::string(what) == "shares") ||
-                           (phase_ == Phase::masking && std::string(what) == "masked input") ||
-                           (phase_ == Phase::unmasking && std::string(what) == "unmasking shares");
-  if (!right_phase) {
+  if (phase != phase_) {
     return make_error(ErrorCode::invalid_argument,
-                      std::string(what) + " while " + round + " is in phase " + expected);
+                      std::string(what) + " while " + round + " is in phase " + phase_name(phase_));
   }
+  // Masked input comes in parts; on_masked_part refuses one after the whole input.
   if (members_[found->second - 1].answered && phase_ != Phase::masking) {
     return make_error(ErrorCode::invalid_argument, "duplicate " + std::string(what) + " in " + round);
   }
@@ -137,7 +133,7 @@ Result<MemberIndex> SecureAggregationRound::member_of(const std::string& device,
 std::optional<std::string> SecureAggregationRound::on_advertise(const std::string& device,
                                                                 const protocol::AdvertiseKeys& message) {
   if (message.round != settings_.round) return "keys for round " + std::to_string(message.round);
-  auto index = member_of(device, "keys");
+  auto index = member_of(device, Phase::advertising, "keys");
   if (!index) return index.error().message;
   auto& state = members_[*index - 1];
   const auto transcript =
@@ -153,7 +149,7 @@ std::optional<std::string> SecureAggregationRound::on_advertise(const std::strin
 
 std::optional<std::string> SecureAggregationRound::on_shares(const std::string& device, const protocol::ShareKeys& message) {
   if (message.round != settings_.round) return "shares for round " + std::to_string(message.round);
-  auto index = member_of(device, "shares");
+  auto index = member_of(device, Phase::sharing, "shares");
   if (!index) return index.error().message;
   auto& state = members_[*index - 1];
   // Exactly one share for each neighbour the roster named (its live neighbours then).
@@ -175,7 +171,7 @@ std::optional<std::string> SecureAggregationRound::on_shares(const std::string& 
 
 std::optional<std::string> SecureAggregationRound::on_masked_part(const std::string& device, std::uint64_t offset,
                                                                   std::span<const std::uint8_t> words) {
-  auto index = member_of(device, "masked input");
+  auto index = member_of(device, Phase::masking, "masked input");
   if (!index) return index.error().message;
   auto& state = members_[*index - 1];
   if (state.input_complete) return "masked input after the whole input arrived";
@@ -205,7 +201,7 @@ std::optional<std::string> SecureAggregationRound::on_masked_part(const std::str
 std::optional<std::string> SecureAggregationRound::on_unmask(const std::string& device,
                                                              const protocol::UnmaskResponse& message) {
   if (message.round != settings_.round) return "unmasking shares for round " + std::to_string(message.round);
-  auto index = member_of(device, "unmasking shares");
+  auto index = member_of(device, Phase::unmasking, "unmasking shares");
   if (!index) return index.error().message;
   auto& state = members_[*index - 1];
   for (const auto& share : message.shares) {
@@ -241,6 +237,7 @@ Error SecureAggregationRound::abandon(const std::string& why) const {
 }
 
 Result<std::vector<std::pair<std::string, SecureMessage>>> SecureAggregationRound::advance() {
+  if (phase_ == Phase::finished) return make_error(ErrorCode::invalid_argument, "secure round: already finished");
   Result<std::vector<std::pair<std::string, SecureMessage>>> next = std::vector<std::pair<std::string, SecureMessage>>{};
   switch (phase_) {
     case Phase::advertising: next = close_advertising(); break;
@@ -249,7 +246,7 @@ Result<std::vector<std::pair<std::string, SecureMessage>>> SecureAggregationRoun
     case Phase::unmasking:
       if (auto status = close_unmasking(); !status) return status.error();
       break;
-    case Phase::finished: break;
+    case Phase::finished: break;  // handled above
   }
   if (!next) return next;
   phase_ = static_cast<Phase>(static_cast<int>(phase_) + 1);

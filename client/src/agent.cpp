@@ -71,6 +71,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentOptions options, const crypto:
       auto saved = weights::read_weights_file(model_path(state_dir));
       if (saved && saved->layout().hash() == agent->model_.layout().hash()) {
         agent->global_ = std::move(saved).value();
+        agent->global_hash_.reset();
         agent->log_("holding model version " + std::to_string(agent->global_->version()) + " from " +
                     model_path(state_dir).string());
       } else {
@@ -256,6 +257,7 @@ bool Agent::adopt_model(std::span<const std::uint8_t> payload, std::uint64_t exp
     return false;
   }
   global_ = std::move(received).value();
+  global_hash_.reset();
   model_unsaved_ = !options_.state_dir.empty();
   return true;
 }
@@ -293,7 +295,8 @@ void Agent::train_round(const protocol::TrainTask& task) {
                 " was already trained (out of order or replayed)");
   }
   if (!holds_version(task.model_version, "train task")) return;
-  if (updater::values_hash(*global_) != task.model_hash) {
+  if (!global_hash_) global_hash_ = updater::values_hash(*global_);  // once per model, not per round
+  if (*global_hash_ != task.model_hash) {
     // The copy held is not the model the server announced: fetch it again.
     drop("train task for round " + std::to_string(task.round) + ": the model held as version " +
          std::to_string(task.model_version) + " does not have the hash the server announced; asking for the model");
@@ -318,10 +321,12 @@ void Agent::train_round(const protocol::TrainTask& task) {
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (options_.keep_updates) keep_update(task.round, result->update);
-  log_("round " + std::to_string(task.round) + ": trained on " + std::to_string(result->samples) + " samples in " +
-       fmt(seconds) + " s, loss " + fmt(result->before.loss) + " -> " + fmt(result->after.loss) + ", accuracy " +
-       fmt(result->before.accuracy) + " -> " + fmt(result->after.accuracy));
-  secure_drop_ = options_.drop_out ? options_.drop_out(task.round) : DropPoint::none;
+  if (!options_.zero_update) {
+    log_("round " + std::to_string(task.round) + ": trained on " + std::to_string(result->samples) + " samples in " +
+         fmt(seconds) + " s, loss " + fmt(result->before.loss) + " -> " + fmt(result->after.loss) + ", accuracy " +
+         fmt(result->before.accuracy) + " -> " + fmt(result->after.accuracy));
+  }
+  drop_point_ = options_.drop_out ? options_.drop_out(task.round) : DropPoint::none;
   if (drops_at(DropPoint::before_report, task.round)) return;
   if (task.secure) return start_secure_round(task, *result);
   if (options_.hold_updates_from_round > 0 && task.round >= options_.hold_updates_from_round) {
@@ -350,10 +355,10 @@ void Agent::send_update(const protocol::TrainTask& task, TrainingResult& result)
 }
 
 bool Agent::drops_at(DropPoint point, std::uint64_t round) {
-  if (secure_drop_ != point) return false;
+  if (drop_point_ != point) return false;
   log_("round " + std::to_string(round) + ": dropping out of the round (simulated)");
   secure_.reset();
-  secure_drop_ = DropPoint::none;
+  drop_point_ = DropPoint::none;
   return true;
 }
 

@@ -158,27 +158,21 @@ Decoded<KeyRoster> KeyRoster::read(const Envelope& envelope) {
   return message;
 }
 
-void ShareKeys::write(HeaderWriter& header) const {
+template <MessageType Type>
+void SealedShares<Type>::write(HeaderWriter& header) const {
   header.put("round", round).put_bytes("shares", write_sealed(shares));
 }
 
-Decoded<ShareKeys> ShareKeys::read(const Envelope& envelope) {
-  ShareKeys message;
+template <MessageType Type>
+Decoded<SealedShares<Type>> SealedShares<Type>::read(const Envelope& envelope) {
+  SealedShares message;
   if (auto e = assign(message.round, envelope.header().get_uint("round"))) return *e;
   if (auto e = assign(message.shares, read_sealed(envelope.header()))) return *e;
   return message;
 }
 
-void ShareBundle::write(HeaderWriter& header) const {
-  header.put("round", round).put_bytes("shares", write_sealed(shares));
-}
-
-Decoded<ShareBundle> ShareBundle::read(const Envelope& envelope) {
-  ShareBundle message;
-  if (auto e = assign(message.round, envelope.header().get_uint("round"))) return *e;
-  if (auto e = assign(message.shares, read_sealed(envelope.header()))) return *e;
-  return message;
-}
+template struct SealedShares<MessageType::share_keys>;
+template struct SealedShares<MessageType::share_bundle>;
 
 void MaskedInput::write(HeaderWriter& header) const {
   header.put("round", round).put("offset", offset).put("loss_after", loss_after).put("accuracy_after", accuracy_after);

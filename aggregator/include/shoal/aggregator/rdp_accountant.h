@@ -14,8 +14,6 @@
 #include <span>
 #include <vector>
 
-#include "shoal/crypto/result.h"
-
 namespace shoal::aggregator {
 
 std::vector<double> default_rdp_orders();
@@ -46,9 +44,6 @@ class RdpAccountant {
   // the check that refuses a round that would overrun the budget.
   PrivacySpent spent_after(double q, double noise_multiplier, std::uint64_t steps, double delta,
                            RdpConversion conversion = RdpConversion::improved) const;
-
-  // Continues from RDP values saved from rdp() (same orders).
-  Status restore(std::span<const double> rdp);
 
   const std::vector<double>& orders() const { return orders_; }
   const std::vector<double>& rdp() const { return rdp_; }

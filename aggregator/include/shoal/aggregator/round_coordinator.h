@@ -190,8 +190,6 @@ class RoundCoordinator {
   std::size_t connected_devices() const { return devices_.size(); }
   double clip_norm() const { return clip_norm_; }
   const RdpAccountant& accountant() const { return accountant_; }
-  // Restores privacy state from a checkpoint: the accountant's RDP and the adaptive C.
-  Status restore_privacy(std::span<const double> rdp, double clip_norm);
 
  private:
   struct DeviceState {
@@ -264,7 +262,7 @@ class RoundCoordinator {
   std::optional<std::string> plan_privacy(OpenRound& round, protocol::TrainTask& task, std::size_t candidates);
   void add_central_noise(std::vector<float>& mean, std::size_t reports);
   void adapt_clip(double unclipped_fraction);
-  void apply_mean(std::vector<float> mean, RoundRecord& record, Clock::time_point now);
+  void apply_mean(std::vector<float> mean, RoundRecord& record);
 
   RoundConfig config_;
   weights::Weights global_;

@@ -70,7 +70,7 @@ class SecureAggregationRound {
   std::optional<std::string> on_unmask(const std::string& device, const protocol::UnmaskResponse& message);
 
   // Closes the current phase (at its deadline, or once complete): the
-  // messages that open the next, or why the round cannot go on.
+  // messages that open the next, or why the round cannot go on (also once finished).
   Result<std::vector<std::pair<std::string, SecureMessage>>> advance();
   // After the unmasking phase is advanced: the sum of the survivors' inputs.
   std::span<const std::uint32_t> sum() const { return sum_; }
@@ -94,7 +94,8 @@ class SecureAggregationRound {
   };
 
   SecureAggregationRound(const SecureRoundSettings& settings, std::vector<MemberState> members);
-  Result<Index> member_of(const std::string& device, const char* what) const;
+  // The member's index, if it is live and `phase` is the current one; `what` names the message in errors.
+  Result<Index> member_of(const std::string& device, Phase phase, const char* what) const;
   std::size_t live_neighbours(Index index, const std::set<Index>& among) const;
   // Drops members of `live` with fewer than threshold neighbours in it, until none is left to drop.
   void prune(std::set<Index>& live) const;

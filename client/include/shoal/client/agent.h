@@ -27,6 +27,7 @@
 #include "shoal/client/eligibility.h"
 #include "shoal/client/secure_aggregation_client.h"
 #include "shoal/client/trainer.h"
+#include "shoal/crypto/hash.h"
 #include "shoal/crypto/identity.h"
 #include "shoal/inference/model.h"
 #include "shoal/protocol/envelope.h"
@@ -131,6 +132,7 @@ class Agent {
   Dataset held_out_;
   LogSink log_;
   std::optional<weights::Weights> global_;
+  std::optional<crypto::Blake2b256Digest> global_hash_;  // of global_'s values, once asked for
   bool model_unsaved_ = false;  // global_ is newer than the copy in state_dir
   protocol::Limits limits_;
   zmq::context_t context_;
@@ -147,7 +149,7 @@ class Agent {
   std::uint64_t last_evaluation_ = 0;
   AgentCounters counters_;
   std::unique_ptr<SecureAggregationClient> secure_;  // the open secure round's state, if any
-  DropPoint secure_drop_ = DropPoint::none;
+  DropPoint drop_point_ = DropPoint::none;  // where the current round is left, if anywhere
   double secure_loss_after_ = 0, secure_accuracy_after_ = 0;
 };
 

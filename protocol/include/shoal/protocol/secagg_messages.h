@@ -89,30 +89,22 @@ struct SealedShare {
   std::array<std::uint8_t, kSealedShareBytes> sealed{};
 };
 
-// Device -> server (phase 2): one sealed share per neighbour.
-struct ShareKeys {
-  static constexpr MessageType kType = MessageType::share_keys;
+// A list of sealed shares: ShareKeys (device -> server, phase 2: one per
+// neighbour) and ShareBundle (server -> device, phase 2 -> 3: those sealed
+// to the device; their senders are the neighbours it masks with).
+template <MessageType Type>
+struct SealedShares {
+  static constexpr MessageType kType = Type;
   static constexpr std::size_t kMaxPayloads = 0;
 
   std::uint64_t round = 0;
   std::vector<SealedShare> shares;
 
   void write(HeaderWriter& header) const;
-  static Decoded<ShareKeys> read(const Envelope& envelope);
+  static Decoded<SealedShares> read(const Envelope& envelope);
 };
-
-// Server -> device (phase 2 -> 3): the shares sealed to the device. Its
-// senders are the neighbours the device masks with.
-struct ShareBundle {
-  static constexpr MessageType kType = MessageType::share_bundle;
-  static constexpr std::size_t kMaxPayloads = 0;
-
-  std::uint64_t round = 0;
-  std::vector<SealedShare> shares;
-
-  void write(HeaderWriter& header) const;
-  static Decoded<ShareBundle> read(const Envelope& envelope);
-};
+using ShareKeys = SealedShares<MessageType::share_keys>;
+using ShareBundle = SealedShares<MessageType::share_bundle>;
 
 // Device -> server (phase 3): words [offset, offset + payload words) of the
 // masked input, uint32 little-endian, in parts of kUpdatePartValues words.
