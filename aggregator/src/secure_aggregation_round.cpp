@@ -350,12 +350,16 @@ Status SecureAggregationRound::close_unmasking() {
     const auto& state = members_[i - 1];
     if (!state.answered) continue;
     ++responders;
+    std::set<Index> owners;  // one share per owner from each responder: a repeated one would spoil the combine
     for (const auto& revealed : state.revealed) {
       const bool wanted = revealed.kind == protocol::ShareKind::self_mask ? survivors_.contains(revealed.owner)
                                                                           : shared_.contains(revealed.owner) &&
                                                                                 !survivors_.contains(revealed.owner);
       const auto& owner_neighbours = members_[revealed.owner - 1].neighbours;
-      if (!wanted || !std::binary_search(owner_neighbours.begin(), owner_neighbours.end(), i)) continue;
+      if (!wanted || !std::binary_search(owner_neighbours.begin(), owner_neighbours.end(), i) ||
+          !owners.insert(revealed.owner).second) {
+        continue;
+      }
       auto share = crypto::ShamirShare::from_bytes(revealed.share);
       if (share) shares[revealed.owner].push_back(std::move(share).value());
     }

@@ -379,3 +379,25 @@ TEST_CASE("the modular quantizer's headroom keeps a cohort's extreme sum from wr
   }
   CHECK_FALSE(weights::ModularQuantizer::headroom_scale(8, 1000, 1.0));
 }
+
+TEST_CASE("secure round: a device repeating a share in its unmasking answer does not spoil the sum") {
+  FourDeviceRound round;
+  round.mask_all();
+  std::vector<std::uint32_t> expected(64, 0);
+  for (std::size_t i = 0; i < 4; ++i) {
+    const auto& words = round.masked[i];
+    REQUIRE_FALSE(round.server.on_masked_part(device_name(i), 0, {reinterpret_cast<const std::uint8_t*>(words.data()), words.size() * 4}));
+    for (std::size_t w = 0; w < 64; ++w) expected[w] += round.fleet.inputs[i][w];
+  }
+  auto requests = round.server.advance();
+  REQUIRE(requests);
+  for (auto& [device, message] : *requests) {
+    auto response = round.fleet.clients[device_of(device)]->unmask(std::get<protocol::UnmaskRequest>(message));
+    REQUIRE(response);
+    auto doubled = *response;
+    doubled.shares.insert(doubled.shares.end(), response->shares.begin(), response->shares.end());
+    REQUIRE_FALSE(round.server.on_unmask(device, doubled));
+  }
+  REQUIRE(round.server.advance());
+  CHECK(std::vector<std::uint32_t>(round.server.sum().begin(), round.server.sum().end()) == expected);
+}

@@ -75,8 +75,6 @@ class SecureAggregationRound {
   // After the unmasking phase is advanced: the sum of the survivors' inputs.
   std::span<const std::uint32_t> sum() const { return sum_; }
 
-  std::size_t members() const { return members_.size(); }
-  std::size_t live() const { return live_.size(); }  // members still in the round
   std::size_t survivors() const { return survivors_.size(); }  // members whose input is in the sum
   static const char* phase_name(Phase phase);
 
