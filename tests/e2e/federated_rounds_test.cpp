@@ -38,6 +38,10 @@ constexpr const char* kTestImages = "/usr/share/datasets/fashion-mnist/t10k-imag
 constexpr const char* kTestLabels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
 constexpr std::size_t kAgents = 5;
 constexpr std::uint64_t kHeldRound = 2;
+// The plain test kills the aggregator once 3 rounds are applied. Rounds of
+// logreg take well under a second, so more may finish before the kill lands:
+// enough remain for the restarted aggregator to apply some.
+constexpr std::uint64_t kPlainRounds = 8;
 
 std::string text_of(const fs::path& path) {
   auto text = crypto::read_file(path, 1 << 24);
@@ -53,7 +57,7 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
 std::string aggregator_toml(bool secure = false) {
   return std::string("[server]\nbind = \"tcp://127.0.0.1:*\"\nkey = \"server.key\"\nenrolment = \"enrolled.txt\"\n"
                      "initial_weights = \"initial.weights\"\nstate_dir = \"aggregator\"\n") +
-         (secure ? "rounds = 2\n[secure]\nenabled = true\nphase_deadline_s = 3\n" : "rounds = 4\n[secure]\nenabled = false\n") +
+         (secure ? "rounds = 2\n[secure]\nenabled = true\nphase_deadline_s = 3\n" : "rounds = " + std::to_string(kPlainRounds) + "\n[secure]\nenabled = false\n") +
          "[cohort]\nmin_devices = 3\ntrain_deadline_s = 10\ndevice_timeout_s = 5\n" +
          (secure ? "min_available = 5\n" : "min_available = 4\n") +  // secure: the held agent must be in round 1
          "[training]\nepochs = 1\nbatch_size = 50\nlearning_rate = 0.1\n"
@@ -207,14 +211,15 @@ TEST_CASE("aggregator and agents as processes: a killed agent, a killed aggregat
     aggregator = std::make_unique<ChildProcess>(
         std::vector<std::string>{SHOAL_AGGREGATOR, "run", "--config", (dir / "aggregator.toml").string(), "--bind", endpoint},
         dir / "aggregator-2.log");
-    REQUIRE(aggregator->wait() == 0);  // it stops by itself at version 4
+    REQUIRE(aggregator->wait() == 0);  // it stops by itself at version kPlainRounds
     const auto restarted = aggregator->log();
     INFO(restarted);
     CHECK(restarted.find("resuming from checkpoint") != std::string::npos);
     CHECK(restarted.find("model version " + std::to_string(before_restart.back().second) + ", ") != std::string::npos);
     const auto after_restart = applied_rounds(metrics);
-    REQUIRE(after_restart.size() == before_restart.size() + 1);
-    CHECK(after_restart.back().second == 4);  // one version per round, none lost or applied twice
+    REQUIRE(before_restart.size() < kPlainRounds);  // the kill came before the end
+    REQUIRE(after_restart.size() == kPlainRounds);
+    CHECK(after_restart.back().second == kPlainRounds);  // one version per round, none lost or applied twice
     CHECK(after_restart.back().first > before_restart.back().first);  // round numbers never repeat
 
     // The round the agent died in applied the sample-weighted mean of the survivors' updates.
