@@ -26,6 +26,30 @@ std::string format_double(const char* format, double value) {
   return text;
 }
 
+// Privacy spent before a restart counts against the budget after it.
+Status resume_privacy(RoundCoordinator& coordinator, const std::optional<PrivacyState>& saved,
+                       std::uint64_t version, const AggregatorConfig& config, std::ostream& log) {
+  const auto& privacy = config.round.privacy;
+  if (!saved) {
+    if (privacy.enabled() && version > 0) {
+      log << "the checkpoint at model version " << version
+          << " records no privacy spent: its rounds were not differentially private, and epsilon counts only the "
+             "rounds from here on\n";
+    }
+    return ok_status();
+  }
+  if (auto status = coordinator.restore_privacy(*saved); !status) return status;
+  if (privacy.enabled()) {
+    const auto spent = coordinator.accountant().spent(privacy.delta);
+    log << "privacy spent so far: epsilon " << format_double("%.3f", spent.epsilon) << " at delta "
+        << format_double("%g", privacy.delta) << "\n";
+  }
+  if (privacy.adaptive_clipping) {
+    log << "adaptive clipping resumes at clip norm " << format_double("%.4g", coordinator.clip_norm()) << "\n";
+  }
+  return ok_status();
+}
+
 // The starting point: the last checkpoint, or the initial weights at round 0.
 Result<RoundCoordinator> restore_coordinator(const AggregatorConfig& config, std::ostream& log) {
   auto checkpoint = read_checkpoint(config.state_dir);
@@ -46,8 +70,14 @@ Result<RoundCoordinator> restore_coordinator(const AggregatorConfig& config, std
     }
     log << "resuming from checkpoint in " << config.state_dir.string() << ": model version " << saved.global.version()
         << ", " << saved.rounds_started << " rounds started\n";
-    return RoundCoordinator::create(config.round, std::move(saved.global), std::move(optimizer).value(),
-                                    saved.rounds_started);
+    const auto version = saved.global.version();
+    auto coordinator = RoundCoordinator::create(config.round, std::move(saved.global), std::move(optimizer).value(),
+                                                saved.rounds_started);
+    if (!coordinator) return coordinator.error();
+    if (auto status = resume_privacy(*coordinator, saved.privacy, version, config, log); !status) {
+      return make_error(ErrorCode::corrupt, config.state_dir.string() + ": " + status.error().message);
+    }
+    return coordinator;
   }
   if (config.initial_weights.empty()) {
     return make_error(ErrorCode::invalid_argument, config.state_dir.string() +
@@ -294,9 +324,10 @@ Status AggregatorServer::record_finished() {
     if (record.applied) {
       const auto start = Clock::now();
       const auto& optimizer = coordinator_.optimizer();
+      const auto privacy = coordinator_.privacy_state();
       const CheckpointView checkpoint{coordinator_.global(), coordinator_.rounds_started(),
                                       strategy_name(optimizer.config().kind), optimizer.first_moment(),
-                                      optimizer.second_moment()};
+                                      optimizer.second_moment(), privacy ? &*privacy : nullptr};
       if (auto status = write_checkpoint(config_.state_dir, checkpoint); !status) return status;
       costs_.checkpoint_seconds = std::chrono::duration<double>(Clock::now() - start).count();
       log_ << "round " << record.round << ": applied " << record.reported << " of " << record.cohort

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "shoal/crypto/durable_file.h"
@@ -48,6 +49,29 @@ Result<std::vector<float>> read_moment(const fs::path& path, const weights::Weig
   return std::vector<float>(moment->values().begin(), moment->values().end());
 }
 
+nlohmann::json privacy_json(const PrivacyState& privacy) {
+  return {{"orders", privacy.orders}, {"rdp", privacy.rdp}, {"clip_norm", privacy.clip_norm}};
+}
+
+PrivacyState read_privacy(const nlohmann::json& json) {
+  PrivacyState privacy{json.at("orders").get<std::vector<double>>(), json.at("rdp").get<std::vector<double>>(),
+                       json.at("clip_norm").get<double>()};
+  if (privacy.orders.empty() || privacy.orders.size() != privacy.rdp.size()) {
+    throw std::invalid_argument("privacy: " + std::to_string(privacy.orders.size()) + " RDP orders but " +
+                                std::to_string(privacy.rdp.size()) + " RDP values");
+  }
+  for (std::size_t k = 0; k < privacy.orders.size(); ++k) {
+    if (!(privacy.orders[k] > 1) || !(privacy.rdp[k] >= 0) || !std::isfinite(privacy.rdp[k])) {
+      throw std::invalid_argument("privacy: RDP " + json.at("rdp")[k].dump() + " at order " +
+                                  json.at("orders")[k].dump() + " (orders exceed 1, RDP is finite and not negative)");
+    }
+  }
+  if (!(privacy.clip_norm >= 0) || !std::isfinite(privacy.clip_norm)) {
+    throw std::invalid_argument("privacy: clip_norm " + json.at("clip_norm").dump() + " is not a norm");
+  }
+  return privacy;
+}
+
 // Removes weights files of the checkpoint family that `keep` does not name.
 void remove_stale(const fs::path& dir, const std::vector<std::string>& keep) {
   std::error_code ignored;
@@ -80,6 +104,7 @@ Status write_checkpoint(const fs::path& state_dir, const CheckpointView& checkpo
     if (auto status = write_moment(state_dir / keep.back(), checkpoint.global, values); !status) return status;
     index[std::string(which) + "_moment"] = keep.back();
   }
+  if (checkpoint.privacy) index["privacy"] = privacy_json(*checkpoint.privacy);
   if (auto status = crypto::write_file_durably(state_dir / "checkpoint.json", index.dump(2) + "\n"); !status) {
     return status;
   }
@@ -106,7 +131,8 @@ Result<std::optional<Checkpoint>> read_checkpoint(const fs::path& state_dir) {
                                      std::to_string(global->version()));
     }
     Checkpoint checkpoint{std::move(global).value(), index.at("rounds_started").get<std::uint64_t>(),
-                          index.at("strategy").get<std::string>(), {}, {}};
+                          index.at("strategy").get<std::string>(), {}, {}, std::nullopt};
+    if (index.contains("privacy")) checkpoint.privacy = read_privacy(index.at("privacy"));
     for (auto [key, target] : {std::pair{"first_moment", &checkpoint.first_moment},
                                std::pair{"second_moment", &checkpoint.second_moment}}) {
       if (!index.contains(key)) continue;

@@ -1,5 +1,6 @@
 #include "shoal/aggregator/rdp_accountant.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -116,6 +117,16 @@ void RdpAccountant::add_steps(double q, double noise_multiplier, std::uint64_t s
   for (std::size_t k = 0; k < orders_.size(); ++k) {
     rdp_[k] += static_cast<double>(steps) * sampled_gaussian_rdp(q, noise_multiplier, orders_[k]);
   }
+}
+
+Status RdpAccountant::resume(std::span<const double> orders, std::span<const double> rdp) {
+  if (!std::equal(orders.begin(), orders.end(), orders_.begin(), orders_.end()) || rdp.size() != orders_.size()) {
+    return make_error(ErrorCode::invalid_argument,
+                      "the privacy spent was accounted at " + std::to_string(orders.size()) +
+                          " RDP orders that are not this accountant's " + std::to_string(orders_.size()));
+  }
+  rdp_.assign(rdp.begin(), rdp.end());
+  return ok_status();
 }
 
 PrivacySpent RdpAccountant::spent(double delta, RdpConversion conversion) const {

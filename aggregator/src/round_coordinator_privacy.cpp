@@ -3,6 +3,7 @@
 // central noise in plain mode and the adaptive clip norm after a round.
 #include "shoal/aggregator/round_coordinator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -56,6 +57,20 @@ void RoundCoordinator::add_central_noise(std::vector<float>& mean, std::size_t r
   std::normal_distribution<float> noise(
       0.0f, static_cast<float>(round_->update_noise_multiplier * clip_norm_ / static_cast<double>(reports)));
   for (auto& value : mean) value += noise(noise_rng_);
+}
+
+std::optional<PrivacyState> RoundCoordinator::privacy_state() const {
+  const auto& rdp = accountant_.rdp();
+  const bool spent = std::any_of(rdp.begin(), rdp.end(), [](double value) { return value > 0; });
+  if (!spent && !config_.privacy.enabled() && !config_.privacy.adaptive_clipping) return std::nullopt;
+  return PrivacyState{accountant_.orders(), rdp, clip_norm_};
+}
+
+Status RoundCoordinator::restore_privacy(const PrivacyState& state) {
+  if (auto status = accountant_.resume(state.orders, state.rdp); !status) return status;
+  // A fixed C comes from the config, so an operator can change it between runs.
+  if (config_.privacy.adaptive_clipping && state.clip_norm > 0) clip_norm_ = state.clip_norm;
+  return ok_status();
 }
 
 void RoundCoordinator::adapt_clip(double unclipped_fraction) {

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <future>
 #include <sstream>
 #include <thread>
@@ -38,14 +39,14 @@ std::string refusal_fault(zmq::socket_t& device) {
 // An aggregator serving a model of `parameters` zeros, with one enrolled
 // device connected to it over CurveZMQ.
 struct Fixture {
-  Fixture(std::size_t parameters, std::size_t min_devices, std::uint64_t final_version = 0) {
+  Fixture(std::size_t parameters, std::size_t min_devices, std::uint64_t final_version = 0,
+          const std::function<void(aggregator::AggregatorConfig&)>& configure = {}) {
     REQUIRE(crypto::save_identity_key(dir / "server.key", {crypto::KeyRole::server, server_keys}));
     REQUIRE(crypto::write_file_durably(dir / "enrolled.txt",
                                        crypto::format_ed25519_public(device_keys.public_identity().ed25519()) + "\n"));
     auto layout = *weights::Layout::create({{"w", {static_cast<std::int64_t>(parameters)}}});
     REQUIRE(weights::write_weights_file(dir / "initial.weights",
                                         *weights::Weights::from_values(layout, 0, std::vector<float>(parameters))));
-    aggregator::AggregatorConfig config;
     config.bind = "tcp://127.0.0.1:*";
     config.server_key = dir / "server.key";
     config.enrolment = dir / "enrolled.txt";
@@ -55,24 +56,39 @@ struct Fixture {
     config.round.secure.enabled = false;
     config.round.final_version = final_version;
     config.round.train_deadline = 20s;
+    if (configure) configure(config);
+    start();
+  }
+  ~Fixture() { finish(); }
+
+  // Opens the server on `config` (resuming from the state directory), runs
+  // its loop and connects the device afresh.
+  void start() {
     auto opened = aggregator::AggregatorServer::open(config, log);
     REQUIRE(opened);
     server = std::move(opened).value();
+    first_round_seen = false;
+    first_round = {};
     server->set_observer([this](const aggregator::RoundRecord& record, const weights::Weights& global) {
       if (!first_round_seen.exchange(true)) first_round.set_value({record, global.values()[0]});
     });
-    loop = std::thread([this] { REQUIRE(server->run(stop)); });
+    stop = false;
+    loop = std::async(std::launch::async, [this] { return static_cast<bool>(server->run(stop)); });
     auto socket = protocol::connect_client_socket(context, device_keys, server_keys.public_identity(),
                                                   server->endpoint(), {});
     REQUIRE(socket);
     device = std::move(socket).value();
   }
-  ~Fixture() {
+  // Stops the loop, if it has not stopped by itself; true if it ran without error.
+  bool finish() {
     stop = true;
-    if (loop.joinable()) loop.join();
+    return loop.valid() && loop.get();
   }
+  // Waits for the loop to stop by itself.
+  bool stopped_by_itself() { return loop.wait_for(30s) == std::future_status::ready; }
 
   shoal::testing::TempDir dir;
+  aggregator::AggregatorConfig config;
   crypto::IdentityKeyPair server_keys = crypto::IdentityKeyPair::generate();
   crypto::IdentityKeyPair device_keys = crypto::IdentityKeyPair::generate();
   std::ostringstream log;
@@ -80,10 +96,27 @@ struct Fixture {
   std::atomic<bool> stop{false};
   std::atomic<bool> first_round_seen{false};
   std::promise<std::pair<aggregator::RoundRecord, float>> first_round;  // and the global's first value after it
-  std::thread loop;
+  std::future<bool> loop;
   zmq::context_t context;
   zmq::socket_t device;
 };
+
+// Says hello and sends `update` for the task that comes back, part by part.
+void train_once(Fixture& f, const std::vector<float>& update) {
+  REQUIRE(protocol::send_to_server(f.device, protocol::encode(protocol::Hello{"test", 0, true})));
+  CHECK(next_message(f.device).type() == protocol::MessageType::welcome);
+  auto task_envelope = next_message(f.device);
+  auto task = protocol::decode<protocol::TrainTask>(task_envelope);
+  REQUIRE(task);
+  REQUIRE(task_envelope.payload_count() == 1);  // the model, since the device holds none
+  protocol::UpdateReport report{task->round, task->model_version, 10, 1, 0, 1, 0};
+  for (report.offset = 0; report.offset < update.size(); report.offset += protocol::kUpdatePartValues) {
+    const auto values = std::min(protocol::kUpdatePartValues, update.size() - report.offset);
+    std::vector<zmq::message_t> part;
+    part.emplace_back(update.data() + report.offset, values * sizeof(float));
+    REQUIRE(protocol::send_to_server(f.device, protocol::encode(report, std::move(part))));
+  }
+}
 
 }  // namespace
 
@@ -112,8 +145,7 @@ TEST_CASE("the aggregator refuses malformed and out-of-place messages and keeps 
   auto welcome = next_message(device);
   CHECK(welcome.type() == protocol::MessageType::welcome);
 
-  f.stop = true;
-  f.loop.join();
+  REQUIRE(f.finish());
   CHECK(log.str().find("dropped a message from ed25519:") != std::string::npos);
   CHECK(log.str().find("refused the update of ed25519:") != std::string::npos);
 }
@@ -121,26 +153,11 @@ TEST_CASE("the aggregator refuses malformed and out-of-place messages and keeps 
 TEST_CASE("an update of several parts, each a full-size frame, completes a round over CurveZMQ") {
   const std::size_t parameters = 2 * protocol::kUpdatePartValues + 5;  // three parts
   Fixture f(parameters, 1, 1);  // one device, one round, then the loop stops by itself
-  REQUIRE(protocol::send_to_server(f.device, protocol::encode(protocol::Hello{"test", 0, true})));
-  CHECK(next_message(f.device).type() == protocol::MessageType::welcome);
-  auto task_envelope = next_message(f.device);
-  auto task = protocol::decode<protocol::TrainTask>(task_envelope);
-  REQUIRE(task);
-  REQUIRE(task_envelope.payload_count() == 1);  // the model, since the device holds none
-
-  const std::vector<float> update(parameters, 0.25f);
-  protocol::UpdateReport report{task->round, task->model_version, 10, 1, 0, 1, 0};
-  for (report.offset = 0; report.offset < parameters; report.offset += protocol::kUpdatePartValues) {
-    const auto values = std::min(protocol::kUpdatePartValues, parameters - report.offset);
-    std::vector<zmq::message_t> part;
-    part.emplace_back(update.data() + report.offset, values * sizeof(float));
-    REQUIRE(protocol::send_to_server(f.device, protocol::encode(report, std::move(part))));
-  }
+  train_once(f, std::vector<float>(parameters, 0.25f));
   auto first_round = f.first_round.get_future();
   REQUIRE(first_round.wait_for(30s) == std::future_status::ready);
   const auto [record, first_value] = first_round.get();
-  f.stop = true;  // it stops by itself at version 1 if the round applied
-  f.loop.join();
+  REQUIRE(f.finish());  // it stops by itself at version 1 if the round applied
   INFO(f.log.str());
   REQUIRE(record.applied);
   CHECK(record.reported == 1);
@@ -167,7 +184,35 @@ TEST_CASE("revoking a connected device's enrolment cuts it off without a restart
   }
   REQUIRE(refusal);
   CHECK(refusal->fault == "not enrolled");
-  f.stop = true;
-  f.loop.join();
+  REQUIRE(f.finish());
   CHECK(f.log.str().find("is no longer enrolled: refusing its messages") != std::string::npos);
+}
+
+TEST_CASE("a restarted aggregator counts the privacy spent before it against the budget") {
+  Fixture f(4, 1, 1, [](aggregator::AggregatorConfig& config) {
+    config.round.privacy.clip_norm = 1.0;
+    config.round.privacy.noise_multiplier = 1.0;
+  });
+  train_once(f, std::vector<float>(4, 0.25f));
+  auto first_round = f.first_round.get_future();
+  REQUIRE(first_round.wait_for(30s) == std::future_status::ready);
+  const auto record = first_round.get().first;
+  REQUIRE(f.finish());
+  REQUIRE(record.applied);
+  REQUIRE(record.epsilon > 0);
+
+  // Room for one such round, not two: only the checkpoint's accounting can refuse the next.
+  f.config.round.privacy.epsilon_budget = record.epsilon * 1.01;
+  f.config.round.final_version = 0;
+  f.start();
+  REQUIRE(protocol::send_to_server(f.device, protocol::encode(protocol::Hello{"test", 1, true})));
+  CHECK(next_message(f.device).type() == protocol::MessageType::welcome);
+  REQUIRE(f.stopped_by_itself());
+  REQUIRE(f.finish());
+  INFO(f.log.str());
+  char spent[32];
+  std::snprintf(spent, sizeof spent, "%.3f", record.epsilon);
+  CHECK_THAT(f.log.str(), Catch::Contains(std::string("privacy spent so far: epsilon ") + spent));
+  CHECK_THAT(f.log.str(), Catch::Contains("no further rounds: privacy budget spent"));
+  CHECK(f.server->global().version() == 1);
 }

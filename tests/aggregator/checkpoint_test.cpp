@@ -22,7 +22,7 @@ weights::Weights model_at(std::uint64_t version, float fill) {
 Checkpoint checkpoint_at(std::uint64_t version) {
   const float f = static_cast<float>(version);
   return Checkpoint{model_at(version, f), version + 2, "fedadam", std::vector<float>(8, f / 10),
-                    std::vector<float>(8, f / 100)};
+                    std::vector<float>(8, f / 100), std::nullopt};
 }
 
 void overwrite(const std::filesystem::path& path, const std::string& text) {
@@ -49,12 +49,27 @@ TEST_CASE("a checkpoint reads back whole, and older versions' files are removed"
   CHECK_FALSE(std::filesystem::exists(dir / "moments-v1-first.weights"));
 }
 
+TEST_CASE("a checkpoint keeps the privacy spent and the clip norm, exactly") {
+  TempDir dir;
+  auto checkpoint = checkpoint_at(1);
+  const PrivacyState privacy{{1.5, 2.0, 32.0}, {0.1 / 3, 0.0, 1e-300}, 0.8123456789012345};
+  checkpoint.privacy = privacy;
+  REQUIRE(write_checkpoint(dir.path(), checkpoint));
+  auto read = *read_checkpoint(dir.path());
+  REQUIRE(read->privacy);
+  CHECK(read->privacy->orders == privacy.orders);
+  CHECK(read->privacy->rdp == privacy.rdp);  // bit for bit: ε must not drift across restarts
+  CHECK(read->privacy->clip_norm == privacy.clip_norm);
+  REQUIRE(write_checkpoint(dir.path(), checkpoint_at(2)));
+  CHECK_FALSE((*read_checkpoint(dir.path()))->privacy);
+}
+
 TEST_CASE("an empty state directory has no checkpoint, and fedavg stores no moments") {
   TempDir dir;
   auto none = read_checkpoint(dir.path());
   REQUIRE(none);
   CHECK_FALSE(none->has_value());
-  REQUIRE(write_checkpoint(dir.path(), Checkpoint{model_at(3, 1.0f), 3, "fedavg", {}, {}}));
+  REQUIRE(write_checkpoint(dir.path(), Checkpoint{model_at(3, 1.0f), 3, "fedavg", {}, {}, std::nullopt}));
   auto read = *read_checkpoint(dir.path());
   CHECK(read->first_moment.empty());
   CHECK_FALSE(std::filesystem::exists(dir / "moments-v3-first.weights"));
@@ -97,4 +112,25 @@ TEST_CASE("a damaged checkpoint is an error naming the file and the fault") {
   auto moment = read_checkpoint(dir.path());
   REQUIRE_FALSE(moment);
   CHECK(moment.error().message.find("moments-v1-second.weights") != std::string::npos);
+}
+
+TEST_CASE("damaged privacy accounting in a checkpoint is an error naming it") {
+  TempDir dir;
+  auto checkpoint = checkpoint_at(1);
+  checkpoint.privacy = PrivacyState{{1.5, 2.0}, {0.25, 0.5}, 1.0};
+  REQUIRE(write_checkpoint(dir.path(), checkpoint));
+  const auto index = crypto::read_file(dir / "checkpoint.json", 1 << 16).value();
+  const auto damage = [&](const std::string& from, const std::string& to) {
+    std::string text = index;
+    const auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    overwrite(dir / "checkpoint.json", text.replace(at, from.size(), to));
+    auto read = read_checkpoint(dir.path());
+    REQUIRE_FALSE(read);
+    return read.error().message;
+  };
+  CHECK_THAT(damage("0.25", "-0.25"), Catch::Contains("checkpoint.json: privacy: RDP -0.25 at order 1.5"));
+  CHECK_THAT(damage("0.25,", ""), Catch::Contains("checkpoint.json: privacy: 2 RDP orders but 1 RDP values"));
+  CHECK_THAT(damage("\"clip_norm\": 1.0", "\"clip_norm\": -1.0"), Catch::Contains("clip_norm -1.0 is not a norm"));
+  CHECK_THAT(damage("\"rdp\"", "\"rpd\""), Catch::Contains("checkpoint.json: malformed"));
 }

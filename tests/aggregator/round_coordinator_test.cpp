@@ -409,3 +409,58 @@ TEST_CASE("no round starts that would spend more than the privacy budget") {
   CHECK_FALSE(c.round_open());
   CHECK_THAT(c.stopped_reason(), Catch::Contains("privacy budget spent") && Catch::Contains("the budget is 0.1"));
 }
+
+TEST_CASE("the privacy spent and the adapted clip norm carry over into a restarted coordinator") {
+  auto config = small_config();
+  config.privacy.clip_norm = 1.0;
+  config.privacy.noise_multiplier = 1.0;
+  config.privacy.adaptive_clipping = true;
+  config.privacy.clip_count_stddev = 1.0;
+  auto c = coordinator(config);
+  connect_and_start(c, {"a", "b"});
+  REQUIRE_FALSE(c.on_update("a", report(1, 10), bytes({0.1f, 0.0f, 0.0f}), t0));
+  REQUIRE_FALSE(c.on_update("b", report(1, 10), bytes({0.0f, 0.1f, 0.0f}), t0));
+  REQUIRE(c.take_finished().at(0).applied);
+  const double spent = c.accountant().spent(config.privacy.delta).epsilon;
+  REQUIRE(spent > 0);
+  REQUIRE(c.clip_norm() != 1.0);  // both were unclipped, above the target quantile: C moved
+  const auto state = c.privacy_state();
+  REQUIRE(state);
+
+  auto restarted = coordinator(config);
+  REQUIRE(restarted.restore_privacy(*state));
+  CHECK(restarted.accountant().spent(config.privacy.delta).epsilon == spent);
+  CHECK(restarted.clip_norm() == c.clip_norm());
+
+  // A fixed clip norm comes from the config, not from the checkpoint.
+  auto fixed_config = config;
+  fixed_config.privacy.adaptive_clipping = false;
+  auto fixed = coordinator(fixed_config);
+  REQUIRE(fixed.restore_privacy(*state));
+  CHECK(fixed.clip_norm() == 1.0);
+
+  // RDP at orders this accountant does not use cannot be continued.
+  auto other = coordinator(config);
+  auto failed = other.restore_privacy(PrivacyState{{2.0, 3.0}, {0.1, 0.2}, 1.0});
+  REQUIRE_FALSE(failed);
+  CHECK_THAT(failed.error().message, Catch::Contains("RDP orders"));
+  CHECK(other.accountant().rdp() == std::vector<double>(other.accountant().orders().size(), 0.0));
+
+  // With a budget one round fits but two do not, the restarted coordinator
+  // refuses the round a fresh one would start.
+  auto budget_config = config;
+  budget_config.privacy.epsilon_budget = spent * 1.01;
+  auto fresh = coordinator(budget_config);
+  connect_and_start(fresh, {"a", "b"});
+  auto resumed = coordinator(budget_config);
+  REQUIRE(resumed.restore_privacy(*state));
+  for (const auto* name : {"a", "b"}) resumed.on_hello(name, protocol::Hello{"test", 5, true}, t0);
+  resumed.on_tick(t0);
+  CHECK_FALSE(resumed.round_open());
+  CHECK_THAT(resumed.stopped_reason(), Catch::Contains("privacy budget spent"));
+}
+
+TEST_CASE("a coordinator without privacy has no privacy state to checkpoint") {
+  auto c = coordinator();
+  CHECK_FALSE(c.privacy_state());
+}

@@ -7,6 +7,9 @@
 //   moments-v<N>-first.weights   optimiser state, when the strategy has it
 //   moments-v<N>-second.weights
 //
+// checkpoint.json also carries the privacy accounting, when rounds were
+// differentially private or the clip norm adapts.
+//
 // The weights files of version N are written (each atomically) first;
 // renaming the new checkpoint.json into place is the commit point; files of
 // other versions are removed only after it. A kill at any moment leaves
@@ -26,12 +29,22 @@
 
 namespace shoal::aggregator {
 
+// What a restart must not lose of differential privacy: the RDP spent at
+// each order (else ε would count from zero again) and the clip norm that
+// adaptive clipping has reached.
+struct PrivacyState {
+  std::vector<double> orders;
+  std::vector<double> rdp;  // one per order
+  double clip_norm = 0;     // 0: no clipping
+};
+
 struct Checkpoint {
   weights::Weights global;       // its version() is the model version
   std::uint64_t rounds_started;  // applied and abandoned rounds, so round ids never repeat
   std::string strategy;          // the server optimiser the moments belong to
   std::vector<float> first_moment;
   std::vector<float> second_moment;
+  std::optional<PrivacyState> privacy;
 };
 
 // What write_checkpoint stores, borrowed: the server checkpoints its live
@@ -42,12 +55,14 @@ struct CheckpointView {
   std::string_view strategy;
   std::span<const float> first_moment;
   std::span<const float> second_moment;
+  const PrivacyState* privacy;  // null: none to keep
 };
 
 Status write_checkpoint(const std::filesystem::path& state_dir, const CheckpointView& checkpoint);
 inline Status write_checkpoint(const std::filesystem::path& state_dir, const Checkpoint& checkpoint) {
   return write_checkpoint(state_dir, CheckpointView{checkpoint.global, checkpoint.rounds_started, checkpoint.strategy,
-                                                    checkpoint.first_moment, checkpoint.second_moment});
+                                                    checkpoint.first_moment, checkpoint.second_moment,
+                                                    checkpoint.privacy ? &*checkpoint.privacy : nullptr});
 }
 
 // nullopt when the directory holds no checkpoint yet; an error naming the

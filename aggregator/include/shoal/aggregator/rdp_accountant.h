@@ -14,6 +14,8 @@
 #include <span>
 #include <vector>
 
+#include "shoal/crypto/result.h"
+
 namespace shoal::aggregator {
 
 std::vector<double> default_rdp_orders();
@@ -44,6 +46,10 @@ class RdpAccountant {
   // the check that refuses a round that would overrun the budget.
   PrivacySpent spent_after(double q, double noise_multiplier, std::uint64_t steps, double delta,
                            RdpConversion conversion = RdpConversion::improved) const;
+
+  // Continues from RDP spent before (a checkpoint's). Fails, changing
+  // nothing, when `orders` are not this accountant's.
+  Status resume(std::span<const double> orders, std::span<const double> rdp);
 
   const std::vector<double>& orders() const { return orders_; }
   const std::vector<double>& rdp() const { return rdp_; }

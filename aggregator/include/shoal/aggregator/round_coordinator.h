@@ -32,6 +32,7 @@
 #include <variant>
 #include <vector>
 
+#include "shoal/aggregator/checkpoint.h"
 #include "shoal/aggregator/rdp_accountant.h"
 #include "shoal/aggregator/secure_aggregation_round.h"
 #include "shoal/aggregator/server_optimizer.h"
@@ -190,6 +191,12 @@ class RoundCoordinator {
   std::size_t connected_devices() const { return devices_.size(); }
   double clip_norm() const { return clip_norm_; }
   const RdpAccountant& accountant() const { return accountant_; }
+  // What a checkpoint keeps of privacy; nullopt while no round has been
+  // private and the clip norm does not adapt.
+  std::optional<PrivacyState> privacy_state() const;
+  // Continues a checkpoint's privacy accounting, and adaptive clipping from
+  // its clip norm. Fails, changing nothing, when it used other RDP orders.
+  Status restore_privacy(const PrivacyState& state);
 
  private:
   struct DeviceState {
