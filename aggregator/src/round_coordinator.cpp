@@ -154,6 +154,7 @@ std::optional<std::string> RoundCoordinator::fold_part(const DeviceKey& device, 
     values = aligned_copy;
   }
   auto& upload = round_->uploads.try_emplace(device, Upload{round_->uploads.size(), report.samples}).first->second;
+  if (auto problem = add_to_norm(upload, values)) return problem;
   const auto weight = config_.privacy.enabled() ? 1.0 : static_cast<double>(report.samples);
   if (auto folded = round_->combiner->add_part(upload.number, report.offset, values, weight); !folded) {
     return folded.error().message;
@@ -324,7 +325,6 @@ void RoundCoordinator::close_round(Clock::time_point now) {
     }
   }
   record.rejected = round_->rejected;
-  record.samples = round_->samples;
   record.seconds = std::chrono::duration<double>(now - round_->started).count();
   if (record.secure && round_->secure->phase() != SecureAggregationRound::Phase::finished) {
     record.abandon_reason = round_->abandon_reason.empty()
@@ -358,6 +358,7 @@ void RoundCoordinator::close_round(Clock::time_point now) {
     record.epsilon = accountant_.spent(config_.privacy.delta).epsilon;
     record.delta = config_.privacy.delta;
   }
+  record.samples = round_->samples;  // after secure_mean, which learns a secure round's
   record.version_after = global_.version();
   const bool evaluate = record.applied && config_.evaluate_every > 0 && global_.version() % config_.evaluate_every == 0;
   finished_.push_back(std::move(record));

@@ -10,6 +10,8 @@
 namespace shoal::aggregator {
 namespace {
 
+constexpr double kClipSlack = 1e-4;
+
 std::string fixed(double value) {
   char text[32];
   std::snprintf(text, sizeof text, "%.4g", value);
@@ -49,6 +51,23 @@ std::optional<std::string> RoundCoordinator::plan_privacy(OpenRound& round, prot
              fixed(privacy.epsilon_budget) + " (delta " + fixed(privacy.delta) + ")";
     }
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> RoundCoordinator::add_to_norm(Upload& upload, std::span<const float> part) const {
+  // The noise is calibrated to updates of norm C: one device that did not
+  // clip would break the guarantee for everyone. Parts are checked before
+  // they are folded, so what is folded of a refused update stays within C.
+  // The slack covers the device's float32 arithmetic.
+  if (!config_.privacy.enabled() || clip_norm_ <= 0) return std::nullopt;
+  double squared_norm = upload.squared_norm;
+  for (const float value : part) squared_norm += static_cast<double>(value) * value;
+  const double bound = clip_norm_ * (1 + kClipSlack);
+  if (squared_norm > bound * bound) {
+    return "the update's L2 norm reaches " + fixed(std::sqrt(squared_norm)) + " by value " +
+           std::to_string(upload.received + part.size()) + ", above the round's clip norm " + fixed(clip_norm_);
+  }
+  upload.squared_norm = squared_norm;
   return std::nullopt;
 }
 

@@ -130,6 +130,9 @@ Result<std::vector<float>> RoundCoordinator::secure_mean(double& unclipped_fract
   }
   std::vector<float> mean(parameters);
   for (std::size_t i = 0; i < parameters; ++i) mean[i] = static_cast<float>(decoded[i] / weight);
+  if (!config_.privacy.enabled()) {  // with DP every weight is 1, and the sum of samples stays unknown
+    round_->samples = static_cast<std::uint64_t>(std::llround(weight * static_cast<double>(config_.secure.weight_cap)));
+  }
   const auto survivors = static_cast<double>(secure.survivors());
   unclipped_fraction = (decoded[parameters + 1] + 0.5 * survivors) / survivors;
   return mean;

@@ -464,3 +464,36 @@ TEST_CASE("a coordinator without privacy has no privacy state to checkpoint") {
   auto c = coordinator();
   CHECK_FALSE(c.privacy_state());
 }
+
+TEST_CASE("with DP in plain mode, an update part past the clip norm is refused before it is folded") {
+  const std::size_t size = protocol::kUpdatePartValues + 3;
+  auto layout = *weights::Layout::create({{"w", {static_cast<std::int64_t>(size)}}});
+  auto config = small_config();
+  config.privacy.clip_norm = 1.0;
+  config.privacy.noise_multiplier = 1e-6;  // noise far below what is checked
+  config.min_devices = 1;
+  auto c = *RoundCoordinator::create(config, *weights::Weights::from_values(layout, 5, std::vector<float>(size, 0.0f)),
+                                     *ServerOptimizer::create({}, size), 0);
+  connect_and_start(c, {"a", "b"});
+  auto part = [](std::uint64_t offset) {
+    auto r = report(1, 10);
+    r.offset = offset;
+    return r;
+  };
+  // a: a first part of norm 0.512, then a second that takes it to 1.115.
+  REQUIRE_FALSE(c.on_update("a", part(0), bytes(std::vector<float>(protocol::kUpdatePartValues, 1e-3f)), t0));
+  auto over = c.on_update("a", part(protocol::kUpdatePartValues), bytes({0.7f, 0.7f, 0.0f}), t0);
+  REQUIRE(over);
+  CHECK(*over == "the update's L2 norm reaches 1.115 by value 262147, above the round's clip norm 1");
+  // b: norm exactly C, as a device's clipping leaves it.
+  REQUIRE_FALSE(c.on_update("b", part(0), bytes(std::vector<float>(protocol::kUpdatePartValues, 0.0f)), t0));
+  REQUIRE_FALSE(c.on_update("b", part(protocol::kUpdatePartValues), bytes({0.6f, 0.8f, 0.0f}), t0));
+  const auto finished = c.take_finished();
+  REQUIRE(finished.size() == 1);
+  CHECK(finished[0].applied);
+  CHECK(finished[0].reported == 1);
+  CHECK(finished[0].rejected == 1);
+  // a's first part is folded, its second is not.
+  CHECK(c.global().values()[0] == Approx(0.5e-3).margin(1e-4));
+  CHECK(c.global().values()[protocol::kUpdatePartValues] == Approx(0.6).margin(1e-4));  // b's alone
+}

@@ -272,5 +272,8 @@ TEST_CASE("secure aggregation with agents as processes: an agent killed after sh
   REQUIRE(survivors.size() == kAgents - 1);
   // The survivors' weighted mean, up to quantisation (32-bit fixed point, stochastic rounding).
   CHECK(distance_from_survivors_mean(dir.path(), 1, survivors) < 1e-5);
+  std::uint64_t samples = 0;  // the server learns only their total, from the secure sum's weight
+  for (const auto i : survivors) samples += samples_of_agent(i);
+  CHECK(record["samples"] == samples);
   CHECK(aggregator.log().find("round 1: applied 4 of 5") != std::string::npos);
 }

@@ -112,6 +112,8 @@ struct RoundRecord {
   std::size_t stragglers = 0;  // cohort members still connected that had not reported at the deadline
   std::size_t dropped = 0;     // cohort members that went silent before reporting
   std::size_t rejected = 0;    // updates refused (wrong round, size, base version, ...)
+  // Secure rounds: the sum of min(samples, weight_cap) that the secure sum's
+  // total weight gives (to within its quantisation); 0 with DP's uniform weights.
   std::uint64_t samples = 0;
   double mean_loss_after = 0;      // sample-weighted, as the devices measured it
   double mean_accuracy_after = 0;
@@ -208,6 +210,7 @@ class RoundCoordinator {
     std::size_t number;     // the combiner's number for it
     std::uint64_t samples;  // its weight, as the first part gave it
     std::size_t received = 0;  // values folded so far
+    double squared_norm = 0;   // of the values folded so far
   };
   struct OpenRound {
     std::uint64_t id = 0;
@@ -267,6 +270,9 @@ class RoundCoordinator {
   Result<std::vector<float>> secure_mean(double& unclipped_fraction);
   // DP and clipping: the plan for devices, the noise and clip step at the close.
   std::optional<std::string> plan_privacy(OpenRound& round, protocol::TrainTask& task, std::size_t candidates);
+  // Plain mode with DP: adds a part to the update's norm, or says why the
+  // update would then exceed the round's clip norm.
+  std::optional<std::string> add_to_norm(Upload& upload, std::span<const float> part) const;
   void add_central_noise(std::vector<float>& mean, std::size_t reports);
   void adapt_clip(double unclipped_fraction);
   void apply_mean(std::vector<float> mean, RoundRecord& record);
