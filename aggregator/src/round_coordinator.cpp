@@ -358,7 +358,7 @@ void RoundCoordinator::close_round(Clock::time_point now) {
     record.epsilon = accountant_.spent(config_.privacy.delta).epsilon;
     record.delta = config_.privacy.delta;
   }
-  record.samples = round_->samples;  // after secure_mean, which learns a secure round's
+  record.samples = round_->samples;  // only now: secure_mean sets a secure round's
   record.version_after = global_.version();
   const bool evaluate = record.applied && config_.evaluate_every > 0 && global_.version() % config_.evaluate_every == 0;
   finished_.push_back(std::move(record));

@@ -4,7 +4,9 @@
 #include <zmq.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <optional>
 #include <span>
 
 #include "shoal/client/trainer.h"
@@ -32,6 +34,15 @@ std::string fmt(double value) {
 template <typename T>
 zmq::message_t frame_of(std::span<const T> values) {
   return zmq::message_t(values.data(), values.size_bytes());
+}
+
+// Training that diverged leaves NaN or infinite values: sent, they would
+// poison a plain mean, and they cannot be quantised for a secure one.
+std::optional<std::string> non_finite(const TrainingResult& result) {
+  if (!std::isfinite(result.after.loss)) return "the loss after training is " + fmt(result.after.loss);
+  const auto bad = std::find_if(result.update.begin(), result.update.end(), [](float v) { return !std::isfinite(v); });
+  if (bad == result.update.end()) return std::nullopt;
+  return "update value " + std::to_string(bad - result.update.begin()) + " is " + fmt(*bad);
 }
 
 std::uint64_t fresh_seed() {
@@ -325,6 +336,10 @@ void Agent::train_round(const protocol::TrainTask& task) {
     log_("round " + std::to_string(task.round) + ": trained on " + std::to_string(result->samples) + " samples in " +
          fmt(seconds) + " s, loss " + fmt(result->before.loss) + " -> " + fmt(result->after.loss) + ", accuracy " +
          fmt(result->before.accuracy) + " -> " + fmt(result->after.accuracy));
+  }
+  if (auto problem = non_finite(*result)) {
+    ++counters_.rounds_diverged;
+    return log_("round " + std::to_string(task.round) + ": training diverged, not taking part: " + *problem);
   }
   drop_point_ = options_.drop_out ? options_.drop_out(task.round) : DropPoint::none;
   if (drops_at(DropPoint::before_report, task.round)) return;

@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+#include <mutex>
 #include <thread>
 
 #include "hand_driven_server.h"
@@ -92,4 +94,50 @@ TEST_CASE("the agent sends its update in order as parts of kUpdatePartValues, ze
   CHECK(parts == 7);
   CHECK(all_zero);
   CHECK(agent->counters().rounds_trained == 1);
+}
+
+TEST_CASE("an agent whose training diverges sends nothing for the round and says why") {
+  HandDrivenServer server;
+  auto model = inference::Model::from_zoo("logreg", 0);
+  REQUIRE(model);
+  auto global = model->get_weights(2);
+  std::fill(global.values().begin(), global.values().end(), std::numeric_limits<float>::quiet_NaN());
+  std::vector<std::string> lines;
+  std::mutex lines_mutex;
+  auto agent = server.agent(std::move(model).value(), {}, [&](const std::string& line) {
+    const std::lock_guard lock(lines_mutex);
+    lines.push_back(line);
+  });
+  auto& router = server.router;
+  std::atomic<bool> stop{false};
+  std::thread running([&] { agent->run(stop); });
+
+  auto hello = next_of_type(router, protocol::MessageType::hello);
+  REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(protocol::Welcome{"test", 2, 60'000})));
+  const auto bytes = weights::encode_weights(global);
+  std::vector<zmq::message_t> payload;
+  payload.emplace_back(bytes.data(), bytes.size());
+  protocol::TrainTask task{1, 2, 60'000, {}};
+  task.model_hash = updater::values_hash(global);
+  REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(task, std::move(payload))));
+  // The agent handles messages in order, and beats only once this welcome shortens its interval.
+  REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(protocol::Welcome{"test", 2, 100})));
+  bool sent_update = false;
+  for (;;) {
+    auto received = protocol::receive_from_peer(router, {}, 10s);
+    REQUIRE(received);
+    REQUIRE(received->message);
+    if (received->message->type() == protocol::MessageType::heartbeat) break;
+    sent_update = sent_update || received->message->type() == protocol::MessageType::update_report;
+  }
+  stop = true;
+  running.join();
+  CHECK_FALSE(sent_update);
+  CHECK(agent->counters().rounds_diverged == 1);
+  CHECK(agent->counters().rounds_trained == 0);
+  const std::lock_guard lock(lines_mutex);
+  for (const auto& line : lines) UNSCOPED_INFO(line);
+  CHECK(std::any_of(lines.begin(), lines.end(), [](const std::string& line) {
+    return line.find("round 1: training diverged, not taking part: the loss after training is") != std::string::npos;
+  }));
 }

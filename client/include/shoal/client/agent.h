@@ -72,6 +72,7 @@ struct AgentOptions {
 
 struct AgentCounters {
   std::uint64_t rounds_trained = 0;
+  std::uint64_t rounds_diverged = 0;  // trained to a non-finite loss or update: nothing sent
   std::uint64_t evaluations = 0;
   std::uint64_t dropped_messages = 0;  // malformed, stale or out of order
   std::uint64_t refused_handshakes = 0;
