@@ -29,7 +29,8 @@ struct ModularQuantizer {
   static Result<double> headroom_scale(unsigned bits, std::size_t members, double range);
 
   // out[i] = stochastic_round(clamp(values[i]) * scale) mod 2^bits, with the
-  // rounding draws from a generator seeded with `seed`.
+  // rounding draws from a generator seeded with `seed`. REQUIRES: finite
+  // values (a NaN has no integer; the agent refuses to send a diverged update).
   void quantize(std::span<const float> values, std::span<std::uint32_t> out, std::uint64_t seed) const;
 
   // The sum's words read as signed integers modulo 2^bits, divided by scale.
