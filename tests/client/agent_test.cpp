@@ -18,6 +18,20 @@ using namespace std::chrono_literals;
 using shoal::testing::HandDrivenServer;
 using shoal::testing::next_of_type;
 
+namespace {
+
+// A task for round 1 on `global`, sent with the model and its hash.
+void send_train_task(zmq::socket_t& router, const zmq::message_t& routing_id, const weights::Weights& global) {
+  const auto bytes = weights::encode_weights(global);
+  std::vector<zmq::message_t> payload;
+  payload.emplace_back(bytes.data(), bytes.size());
+  protocol::TrainTask task{1, global.version(), 60'000, {}};
+  task.model_hash = updater::values_hash(global);
+  REQUIRE(protocol::send_to_peer(router, routing_id, protocol::encode(task, std::move(payload))));
+}
+
+}  // namespace
+
 TEST_CASE("the agent drops malformed and unusable server messages and keeps going") {
   HandDrivenServer server;
 
@@ -64,12 +78,7 @@ TEST_CASE("the agent sends its update in order as parts of kUpdatePartValues, ze
 
   auto hello = next_of_type(router, protocol::MessageType::hello);
   REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(protocol::Welcome{"test", 3, 10'000})));
-  const auto bytes = weights::encode_weights(global);
-  std::vector<zmq::message_t> payload;
-  payload.emplace_back(bytes.data(), bytes.size());
-  protocol::TrainTask task{1, 3, 60'000, {}};
-  task.model_hash = updater::values_hash(global);
-  REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(task, std::move(payload))));
+  send_train_task(router, hello.routing_id, global);
   std::size_t received = 0;
   std::size_t parts = 0;
   bool all_zero = true;
@@ -114,12 +123,7 @@ TEST_CASE("an agent whose training diverges sends nothing for the round and says
 
   auto hello = next_of_type(router, protocol::MessageType::hello);
   REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(protocol::Welcome{"test", 2, 60'000})));
-  const auto bytes = weights::encode_weights(global);
-  std::vector<zmq::message_t> payload;
-  payload.emplace_back(bytes.data(), bytes.size());
-  protocol::TrainTask task{1, 2, 60'000, {}};
-  task.model_hash = updater::values_hash(global);
-  REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(task, std::move(payload))));
+  send_train_task(router, hello.routing_id, global);
   // The agent handles messages in order, and beats only once this welcome shortens its interval.
   REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(protocol::Welcome{"test", 2, 100})));
   bool sent_update = false;
