@@ -224,13 +224,13 @@ Result<SimulationResult> run_simulation(const SimulationConfig& config, std::ost
     const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
     char epsilon[16] = "-", samples[24] = "-";
     if (record.delta > 0) std::snprintf(epsilon, sizeof epsilon, "%.3f", record.epsilon);
-    if (!record.secure) std::snprintf(samples, sizeof samples, "%llu", static_cast<unsigned long long>(record.samples));
-    std::snprintf(line, sizeof line, "%5llu %7llu %5zu/%-2zu %9s %10.4f %9.4f %9.4f %8s %8.1f%s%s\n",
+    // A secure round knows its samples only through the sum's total weight, and not at all under DP.
+    if (record.samples > 0) std::snprintf(samples, sizeof samples, "%llu", static_cast<unsigned long long>(record.samples));
+    std::snprintf(line, sizeof line, "%5llu %7llu %5zu/%-2zu %9s %10.4f %9.4f %9.4f %8s %8.1f",
                   static_cast<unsigned long long>(record.round), static_cast<unsigned long long>(record.version_after),
                   record.reported, record.cohort, samples, record.mean_accuracy_after, evaluation->loss,
-                  evaluation->accuracy, epsilon, elapsed, record.applied ? "" : "  abandoned: ",
-                  record.applied ? "" : record.abandon_reason.c_str());
-    out << line << std::flush;
+                  evaluation->accuracy, epsilon, elapsed);
+    out << line << (record.applied ? "" : "  abandoned: " + record.abandon_reason) << std::endl;
   });
 
   std::atomic<bool> stop_agents{false};
