@@ -10,12 +10,18 @@ namespace {
 constexpr std::size_t kPlaintextBytes = 4 + 4 + 2 * crypto::kShamirShareBytes;
 static_assert(kSealedShareBytes == crypto::kAeadOverheadBytes + kPlaintextBytes);
 
-std::vector<std::uint8_t> share_associated_data(std::uint64_t round, const RoundNonce& nonce, MemberIndex from,
-                                                MemberIndex to) {
-  const std::string_view label = "shoal/secagg/share";
+// The start of every signed or authenticated record: its label, then the
+// round and its nonce, which bind it to that round alone.
+std::vector<std::uint8_t> round_record(std::string_view label, std::uint64_t round, const RoundNonce& nonce) {
   std::vector<std::uint8_t> data(label.begin(), label.end());
   crypto::append_le(data, round);
   crypto::append_bytes(data, nonce);
+  return data;
+}
+
+std::vector<std::uint8_t> share_associated_data(std::uint64_t round, const RoundNonce& nonce, MemberIndex from,
+                                                MemberIndex to) {
+  auto data = round_record("shoal/secagg/share", round, nonce);
   crypto::append_le(data, from);
   crypto::append_le(data, to);
   return data;
@@ -26,10 +32,7 @@ std::vector<std::uint8_t> share_associated_data(std::uint64_t round, const Round
 std::vector<std::uint8_t> advertisement_transcript(std::uint64_t round, const RoundNonce& nonce,
                                                    const crypto::Curve25519PublicKey& cipher_key,
                                                    const crypto::Curve25519PublicKey& mask_key) {
-  const std::string_view label = "shoal/secagg/advertise";
-  std::vector<std::uint8_t> data(label.begin(), label.end());
-  crypto::append_le(data, round);
-  crypto::append_bytes(data, nonce);
+  auto data = round_record("shoal/secagg/advertise", round, nonce);
   crypto::append_bytes(data, cipher_key);
   crypto::append_bytes(data, mask_key);
   return data;
