@@ -221,21 +221,9 @@ void Agent::handle(protocol::Envelope& envelope) {
       }
       return evaluate_round(*task);
     }
-    case protocol::MessageType::key_roster: {
-      auto roster = protocol::decode<protocol::KeyRoster>(envelope);
-      if (!roster) return drop(roster.error().describe());
-      return on_key_roster(*roster);
-    }
-    case protocol::MessageType::share_bundle: {
-      auto bundle = protocol::decode<protocol::ShareBundle>(envelope);
-      if (!bundle) return drop(bundle.error().describe());
-      return on_share_bundle(*bundle);
-    }
-    case protocol::MessageType::unmask_request: {
-      auto request = protocol::decode<protocol::UnmaskRequest>(envelope);
-      if (!request) return drop(request.error().describe());
-      return on_unmask_request(*request);
-    }
+    case protocol::MessageType::key_roster: return decode_then(envelope, &Agent::on_key_roster);
+    case protocol::MessageType::share_bundle: return decode_then(envelope, &Agent::on_share_bundle);
+    case protocol::MessageType::unmask_request: return decode_then(envelope, &Agent::on_unmask_request);
     case protocol::MessageType::refusal: {
       auto refusal = protocol::decode<protocol::Refusal>(envelope);
       if (!refusal) return drop(refusal.error().describe());
@@ -249,6 +237,13 @@ void Agent::handle(protocol::Envelope& envelope) {
     default:
       return drop("unexpected " + std::string(*protocol::message_type_name(static_cast<std::uint16_t>(envelope.type()))));
   }
+}
+
+template <typename M>
+void Agent::decode_then(const protocol::Envelope& envelope, void (Agent::*handler)(const M&)) {
+  auto message = protocol::decode<M>(envelope);
+  if (!message) return drop(message.error().describe());
+  (this->*handler)(*message);
 }
 
 bool Agent::adopt_model(std::span<const std::uint8_t> payload, std::uint64_t expected_version, const char* what) {

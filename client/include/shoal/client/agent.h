@@ -116,6 +116,9 @@ class Agent {
   void send_update(const protocol::TrainTask& task, TrainingResult& result);
   // Secure mode: privatise, quantise and advertise keys; then one step per server message.
   void start_secure_round(const protocol::TrainTask& task, TrainingResult& result);
+  // Decodes an M and hands it to `handler`, or drops the message.
+  template <typename M>
+  void decode_then(const protocol::Envelope& envelope, void (Agent::*handler)(const M&));
   void on_key_roster(const protocol::KeyRoster& roster);
   void on_share_bundle(const protocol::ShareBundle& bundle);
   void on_unmask_request(const protocol::UnmaskRequest& request);
