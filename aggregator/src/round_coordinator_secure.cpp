@@ -119,22 +119,29 @@ Result<std::vector<float>> RoundCoordinator::secure_mean(double& unclipped_fract
   const auto& secure = *round_->secure;
   const auto& params = round_->secure_params;
   const weights::ModularQuantizer quantizer{static_cast<unsigned>(params.bits), params.scale, params.range};
-  const auto sum = secure.sum();
-  std::vector<double> decoded(sum.size());
-  quantizer.dequantize(sum, decoded);
+  const std::span<const std::uint32_t> sum = secure.sum();
   const std::size_t parameters = global_.layout().parameter_count();
-  const double weight = decoded[parameters];
+  // The sum is the parameters, then the total weight and the unclipped count.
+  double tail[2];
+  quantizer.dequantize(sum.subspan(parameters, 2), tail);
+  const double weight = tail[0];
   if (!(weight > 0)) {
     return make_error(ErrorCode::invalid_argument,
                       "the secure sum's total weight is " + std::to_string(weight) + ", not positive: nothing to average");
   }
+  // Decoded a slice at a time, so no second model-sized buffer of doubles is held.
   std::vector<float> mean(parameters);
-  for (std::size_t i = 0; i < parameters; ++i) mean[i] = static_cast<float>(decoded[i] / weight);
+  std::vector<double> decoded(std::min<std::size_t>(parameters, 4096));
+  for (std::size_t start = 0; start < parameters; start += decoded.size()) {
+    const std::size_t count = std::min(decoded.size(), parameters - start);
+    quantizer.dequantize(sum.subspan(start, count), std::span(decoded).first(count));
+    for (std::size_t i = 0; i < count; ++i) mean[start + i] = static_cast<float>(decoded[i] / weight);
+  }
   if (!config_.privacy.enabled()) {  // with DP every weight is 1, and the sum of samples stays unknown
     round_->samples = static_cast<std::uint64_t>(std::llround(weight * static_cast<double>(config_.secure.weight_cap)));
   }
   const auto survivors = static_cast<double>(secure.survivors());
-  unclipped_fraction = (decoded[parameters + 1] + 0.5 * survivors) / survivors;
+  unclipped_fraction = (tail[1] + 0.5 * survivors) / survivors;
   return mean;
 }
 
