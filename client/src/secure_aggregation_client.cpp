@@ -1,29 +1,29 @@
 #include "shoal/client/secure_aggregation_client.h"
 
-#include <sodium.h>
-
 #include <algorithm>
 
 namespace shoal::client {
 namespace {
 
-crypto::MaskSeed random_seed() {
+crypto::MaskSeed random_seed(crypto::RandomSource& random) {
   crypto::MaskSeed seed;
-  randombytes_buf(seed.data(), seed.size());
+  random.fill(seed.span());
   return seed;
 }
 
 }  // namespace
 
 SecureAggregationClient::SecureAggregationClient(const crypto::IdentityKeyPair& identity, std::uint64_t round,
-                                                 const protocol::SecureParams& params, std::vector<std::uint32_t> input)
+                                                 const protocol::SecureParams& params, std::vector<std::uint32_t> input,
+                                                 crypto::RandomSource& random)
     : identity_(identity),
+      random_(random),
       round_(round),
       params_(params),
       input_(std::move(input)),
-      cipher_keys_(crypto::X25519KeyPair::generate()),
-      mask_keys_(crypto::X25519KeyPair::generate()),
-      self_seed_(random_seed()) {
+      cipher_keys_(crypto::X25519KeyPair::generate(random)),
+      mask_keys_(crypto::X25519KeyPair::generate(random)),
+      self_seed_(random_seed(random)) {
   advertisement_.round = round;
   advertisement_.cipher_key = cipher_keys_.public_key;
   advertisement_.mask_key = mask_keys_.public_key;
@@ -61,8 +61,8 @@ Result<protocol::ShareKeys> SecureAggregationClient::share_keys(const protocol::
   }
   const auto count = static_cast<unsigned>(neighbours_.size());
   const auto threshold = static_cast<unsigned>(params_.threshold);
-  auto key_shares = crypto::shamir_split(crypto::ShamirSecret(mask_keys_.secret_key.span()), threshold, count);
-  auto seed_shares = crypto::shamir_split(crypto::ShamirSecret(self_seed_.span()), threshold, count);
+  auto key_shares = crypto::shamir_split(crypto::ShamirSecret(mask_keys_.secret_key.span()), threshold, count, random_);
+  auto seed_shares = crypto::shamir_split(crypto::ShamirSecret(self_seed_.span()), threshold, count, random_);
   if (!key_shares) return key_shares.error();
   if (!seed_shares) return seed_shares.error();
   protocol::ShareKeys message;
@@ -72,7 +72,7 @@ Result<protocol::ShareKeys> SecureAggregationClient::share_keys(const protocol::
     const protocol::secagg::SharePair pair{(*key_shares)[next], (*seed_shares)[next]};
     ++next;
     auto sealed = protocol::secagg::seal_shares(cipher_keys_, index_, neighbour.keys.cipher_key, peer, round_,
-                                                params_.nonce, pair);
+                                                params_.nonce, pair, random_);
     if (!sealed) return refuse("neighbour " + std::to_string(peer) + ": " + sealed.error().message);
     message.shares.push_back(*sealed);
   }

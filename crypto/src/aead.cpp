@@ -11,10 +11,10 @@ static_assert(kAeadNonceBytes == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 static_assert(kAeadTagBytes == crypto_aead_xchacha20poly1305_ietf_ABYTES);
 
 std::vector<std::uint8_t> aead_seal(const AeadKey& key, std::span<const std::uint8_t> plaintext,
-                                    std::span<const std::uint8_t> associated_data) {
+                                    std::span<const std::uint8_t> associated_data, RandomSource& random) {
   detail::ensure_sodium();
   std::vector<std::uint8_t> sealed(kAeadNonceBytes + plaintext.size() + kAeadTagBytes);
-  randombytes_buf(sealed.data(), kAeadNonceBytes);
+  random.fill(std::span(sealed).first(kAeadNonceBytes));
   unsigned long long ciphertext_length = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(
       sealed.data() + kAeadNonceBytes, &ciphertext_length, plaintext.data(), plaintext.size(),

@@ -9,10 +9,10 @@
 
 namespace shoal::crypto {
 
-X25519KeyPair X25519KeyPair::generate() {
+X25519KeyPair X25519KeyPair::generate(RandomSource& random) {
   detail::ensure_sodium();
   Curve25519SecretKey secret;
-  randombytes_buf(secret.data(), secret.size());
+  random.fill(secret.span());
   return from_secret(secret);
 }
 

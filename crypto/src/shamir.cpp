@@ -91,7 +91,7 @@ Result<ShamirShare> ShamirShare::from_bytes(std::span<const std::uint8_t> bytes)
 }
 
 Result<std::vector<ShamirShare>> shamir_split(const ShamirSecret& secret, unsigned threshold,
-                                              unsigned share_count) {
+                                              unsigned share_count, RandomSource& random) {
   detail::ensure_sodium();
   if (threshold == 0) return shamir_error("threshold must be at least 1");
   if (share_count > kShamirMaxShares) {
@@ -106,7 +106,7 @@ Result<std::vector<ShamirShare>> shamir_split(const ShamirSecret& secret, unsign
   // polynomial; the 16 elements sit side by side so each Horner step is one
   // loop over them that the compiler vectorises.
   std::vector<std::uint16_t> coefficients(kElements * threshold);
-  randombytes_buf(coefficients.data(), coefficients.size() * sizeof(std::uint16_t));
+  random.fill({reinterpret_cast<std::uint8_t*>(coefficients.data()), coefficients.size() * sizeof(std::uint16_t)});
   for (std::size_t e = 0; e < kElements; ++e) coefficients[e] = element_at(secret.data(), e);
   std::vector<ShamirShare> shares(share_count);
   for (unsigned i = 0; i < share_count; ++i) {

@@ -40,7 +40,7 @@ std::vector<std::uint8_t> advertisement_transcript(std::uint64_t round, const Ro
 
 Result<SealedShare> seal_shares(const crypto::X25519KeyPair& from_cipher, MemberIndex from,
                                 const crypto::Curve25519PublicKey& to_cipher, MemberIndex to, std::uint64_t round,
-                                const RoundNonce& nonce, const SharePair& shares) {
+                                const RoundNonce& nonce, const SharePair& shares, crypto::RandomSource& random) {
   auto key = crypto::agree(from_cipher, to_cipher, "shoal/secagg/share-encryption");
   if (!key) return key.error();
   crypto::SecretBuffer plaintext(kPlaintextBytes);
@@ -51,7 +51,7 @@ Result<SealedShare> seal_shares(const crypto::X25519KeyPair& from_cipher, Member
   std::memcpy(plaintext.data() + 8, shares.mask_key.to_bytes().data(), crypto::kShamirShareBytes);
   std::memcpy(plaintext.data() + 8 + crypto::kShamirShareBytes, shares.self_mask.to_bytes().data(),
               crypto::kShamirShareBytes);
-  const auto sealed = crypto::aead_seal(*key, plaintext.span(), share_associated_data(round, nonce, from, to));
+  const auto sealed = crypto::aead_seal(*key, plaintext.span(), share_associated_data(round, nonce, from, to), random);
   SealedShare out;
   out.peer = to;
   std::memcpy(out.sealed.data(), sealed.data(), out.sealed.size());

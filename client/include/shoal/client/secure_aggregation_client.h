@@ -20,6 +20,7 @@
 #include "shoal/crypto/identity.h"
 #include "shoal/crypto/key_agreement.h"
 #include "shoal/crypto/mask_stream.h"
+#include "shoal/crypto/random_source.h"
 #include "shoal/protocol/secagg_contract.h"
 
 namespace shoal::client {
@@ -28,9 +29,12 @@ using TrustedPeers = std::set<crypto::Ed25519PublicKey>;
 
 class SecureAggregationClient {
  public:
-  // `input` is the quantised vector (integers modulo 2^params.bits).
+  // `input` is the quantised vector (integers modulo 2^params.bits). Keys,
+  // seeds, share coefficients and nonces come from `random`, which must
+  // outlive the object.
   SecureAggregationClient(const crypto::IdentityKeyPair& identity, std::uint64_t round,
-                          const protocol::SecureParams& params, std::vector<std::uint32_t> input);
+                          const protocol::SecureParams& params, std::vector<std::uint32_t> input,
+                          crypto::RandomSource& random = crypto::system_random());
   ~SecureAggregationClient();
   SecureAggregationClient(const SecureAggregationClient&) = delete;
   SecureAggregationClient& operator=(const SecureAggregationClient&) = delete;
@@ -63,6 +67,7 @@ class SecureAggregationClient {
   Error refuse(const std::string& what) const;
 
   const crypto::IdentityKeyPair& identity_;
+  crypto::RandomSource& random_;
   std::uint64_t round_;
   protocol::SecureParams params_;
   std::vector<std::uint32_t> input_;

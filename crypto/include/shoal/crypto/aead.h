@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "shoal/crypto/random_source.h"
 #include "shoal/crypto/result.h"
 #include "shoal/crypto/secret.h"
 
@@ -24,8 +25,10 @@ inline constexpr std::size_t kAeadOverheadBytes = kAeadNonceBytes + kAeadTagByte
 
 using AeadKey = SecretBytes<kAeadKeyBytes>;
 
+// The nonce comes from `random`.
 std::vector<std::uint8_t> aead_seal(const AeadKey& key, std::span<const std::uint8_t> plaintext,
-                                    std::span<const std::uint8_t> associated_data);
+                                    std::span<const std::uint8_t> associated_data,
+                                    RandomSource& random = system_random());
 
 Result<SecretBuffer> aead_open(const AeadKey& key, std::span<const std::uint8_t> sealed,
                                std::span<const std::uint8_t> associated_data);

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "shoal/crypto/identity.h"
+#include "shoal/crypto/random_source.h"
 #include "shoal/crypto/result.h"
 #include "shoal/crypto/secret.h"
 
@@ -21,7 +22,7 @@ struct X25519KeyPair {
   Curve25519PublicKey public_key{};
   Curve25519SecretKey secret_key;
 
-  static X25519KeyPair generate();
+  static X25519KeyPair generate(RandomSource& random = system_random());
   // The key pair whose secret scalar is `secret` (clamped by X25519 itself).
   static X25519KeyPair from_secret(const Curve25519SecretKey& secret);
 };

@@ -15,6 +15,7 @@
 #include <span>
 #include <vector>
 
+#include "shoal/crypto/random_source.h"
 #include "shoal/crypto/result.h"
 #include "shoal/crypto/secret.h"
 
@@ -39,8 +40,9 @@ struct ShamirShare {
 // Splits `secret` into `share_count` shares with indices 1..share_count.
 // REQUIRES nothing; errors when threshold is 0 or above share_count, or
 // share_count above kShamirMaxShares.
+// The polynomials' coefficients come from `random`.
 Result<std::vector<ShamirShare>> shamir_split(const ShamirSecret& secret, unsigned threshold,
-                                              unsigned share_count);
+                                              unsigned share_count, RandomSource& random = system_random());
 
 // Reconstructs the secret from at least `threshold` shares. Errors when there
 // are fewer than the shares' threshold, when two shares have the same index,

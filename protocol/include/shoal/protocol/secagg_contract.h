@@ -36,10 +36,12 @@ struct SharePair {
 };
 
 // Seals `shares` from `from` to `to` under the key from their cipher keys;
-// the associated data binds round, nonce, sender and recipient.
+// the associated data binds round, nonce, sender and recipient. The AEAD
+// nonce comes from `random`.
 Result<SealedShare> seal_shares(const crypto::X25519KeyPair& from_cipher, MemberIndex from,
                                 const crypto::Curve25519PublicKey& to_cipher, MemberIndex to, std::uint64_t round,
-                                const RoundNonce& nonce, const SharePair& shares);
+                                const RoundNonce& nonce, const SharePair& shares,
+                                crypto::RandomSource& random = crypto::system_random());
 
 // Opens a share sealed by `from` to `to` (this device), and checks that the
 // plaintext names the same pair.
