@@ -35,7 +35,7 @@ Status AgentConfig::validate() const {
   if (shards == 0 || shard >= shards) {
     return make_error(ErrorCode::invalid_argument, "agent config: data.shard must be below data.shards");
   }
-  if (keep_updates && state_dir.empty()) {
+  if (debug.keep_updates && state_dir.empty()) {
     return make_error(ErrorCode::invalid_argument, "agent config: debug.keep_updates needs agent.state_dir");
   }
   if (eligibility.max_load_per_core < 0) {
@@ -75,9 +75,9 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path) {
   file->read_path("release.trusted_root", config.release.trusted_root);
   file->read("release.model", config.release.model);
   file->read("release.check_every_s", config.release.check_every_s);
-  file->read("debug.keep_updates", config.keep_updates);
-  file->read("debug.hold_updates_from_round", config.hold_updates_from_round);
-  file->read("debug.zero_update", config.zero_update);
+  file->read("debug.keep_updates", config.debug.keep_updates);
+  file->read("debug.hold_updates_from_round", config.debug.session.hold_updates_from_round);
+  file->read("debug.zero_update", config.debug.zero_update);
   if (auto status = file->finish(); !status) return status.error();
   if (auto status = config.validate(); !status) {
     return make_error(status.error().code, path.string() + ": " + status.error().message);

@@ -225,9 +225,6 @@ int run_agent(const fs::path& config_path) {
   options.server = server->identity;
   options.state_dir = config->state_dir;
   options.eligibility = config->eligibility;
-  options.keep_updates = config->keep_updates;
-  options.hold_updates_from_round = config->hold_updates_from_round;
-  options.zero_update = config->zero_update;
   std::mutex log_mutex;
   auto log = [&](const std::string& line) {
     std::lock_guard lock(log_mutex);
@@ -235,7 +232,7 @@ int run_agent(const fs::path& config_path) {
   };
   auto agent = client::Agent::create(options, key->keys, std::move(model).value(),
                                      client::take_shard(*train_data, config->shard, config->shards),
-                                     std::move(held_out), log);
+                                     std::move(held_out), log, config->debug);
   if (!agent) return fail(agent.error());
   log(config->name + ": device " + crypto::format_ed25519_public(key->keys.public_identity().ed25519()) + ", " +
       config->model + " on " + device_name + ", connecting to " + config->endpoint);

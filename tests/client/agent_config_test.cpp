@@ -53,8 +53,8 @@ TEST_CASE("agent config errors name the file and the setting") {
 
   auto zero = load(kBase + "[debug]\nzero_update = true\n");
   REQUIRE(zero);
-  CHECK(zero->zero_update);
-  CHECK_FALSE(good->zero_update);
+  CHECK(zero->debug.zero_update);
+  CHECK_FALSE(good->debug.zero_update);
 
   auto keep = load(kBase + "[debug]\nkeep_updates = true\n");
   REQUIRE_FALSE(keep);

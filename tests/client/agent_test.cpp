@@ -69,9 +69,9 @@ TEST_CASE("the agent sends its update in order as parts of kUpdatePartValues, ze
   auto model = inference::Model::from_zoo("cnn", 0);  // 1.66M parameters: seven parts
   REQUIRE(model);
   const auto global = model->get_weights(3);
-  client::AgentOptions options;
-  options.zero_update = true;
-  auto agent = server.agent(std::move(model).value(), options);
+  client::AgentFaults faults;
+  faults.zero_update = true;
+  auto agent = server.agent(std::move(model).value(), {}, [](const std::string&) {}, faults);
   auto& router = server.router;
   std::atomic<bool> stop{false};
   std::thread running([&] { agent->run(stop); });

@@ -43,13 +43,13 @@ struct HandDrivenServer {
   }
   // An agent of the enrolled device, with 64 synthetic samples, connecting here.
   std::unique_ptr<client::Agent> agent(inference::Model model, client::AgentOptions options,
-                                       client::LogSink log = [](const std::string&) {}) {
+                                       client::LogSink log = [](const std::string&) {}, client::AgentFaults faults = {}) {
     client::SyntheticSpec spec;
     spec.samples = 64;
     options.endpoint = protocol::last_endpoint(router);
     options.server = server_keys.public_identity();
     auto created = client::Agent::create(options, device_keys, std::move(model), client::make_synthetic(spec), {},
-                                         std::move(log));
+                                         std::move(log), std::move(faults));
     REQUIRE(created);
     return std::move(created).value();
   }

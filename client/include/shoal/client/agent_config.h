@@ -42,9 +42,7 @@ struct AgentConfig {
   std::size_t shards = 1;
   EligibilityRules eligibility;
   ReleaseSettings release;
-  bool keep_updates = false;               // [debug], see AgentOptions
-  std::uint64_t hold_updates_from_round = 0;
-  bool zero_update = false;
+  AgentFaults debug;  // [debug]: fault injection for tests and benchmarks (fault_injection.h)
 
   Status validate() const;
 };

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "shoal/client/dataset.h"
@@ -27,6 +28,8 @@ struct TrainingPlan {
   std::uint64_t seed = 0;     // shuffling order (and any randomness in the model)
   // Measure loss and accuracy on the local data before and after training:
   // two forward passes over it, which cost about as much as 2/3 of an epoch.
+  // Off, `after` is the running loss and accuracy over the last epoch's
+  // batches (free: the training passes compute them) and `before` is zero.
   bool evaluate_before_after = true;
 
   // Errors name the first field out of range.
@@ -43,13 +46,19 @@ struct TrainingResult {
   std::vector<float> update;  // local - global, layout order
   std::size_t samples = 0;    // examples in the local dataset
   Evaluation before;  // zero when the plan skips evaluation
-  Evaluation after;
+  Evaluation after;   // the last epoch's running figures when the plan skips evaluation
 };
 
 // Mean loss and accuracy of `model` on `data`; the model is left in evaluation mode.
 Result<Evaluation> evaluate(inference::Model& model, const Dataset& data, std::size_t batch_size = 256);
+// The same on the samples of `data` at `samples` (a simulated device's share).
+Result<Evaluation> evaluate(inference::Model& model, const Dataset& data, std::span<const std::size_t> samples,
+                            std::size_t batch_size = 256);
 
 // Trains `model` in place on `data` following `plan`.
 Result<TrainingResult> train(inference::Model& model, const Dataset& data, const TrainingPlan& plan);
+// The same on the samples of `data` at `samples`, without copying them out.
+Result<TrainingResult> train(inference::Model& model, const Dataset& data, std::span<const std::size_t> samples,
+                             const TrainingPlan& plan);
 
 }  // namespace shoal::client
