@@ -1,7 +1,5 @@
 #include "shoal/aggregator/round_coordinator.h"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -55,29 +53,41 @@ Status RoundConfig::validate() const {
 }
 
 Result<RoundCoordinator> RoundCoordinator::create(const RoundConfig& config, weights::Weights global,
-                                                  ServerOptimizer optimizer, std::uint64_t rounds_started) {
+                                                  ServerOptimizer optimizer, std::uint64_t rounds_started,
+                                                  crypto::RandomSource& random) {
   if (auto status = config.validate(); !status) return status.error();
-  return RoundCoordinator(config, std::move(global), std::move(optimizer), rounds_started);
+  return RoundCoordinator(config, std::move(global), std::move(optimizer), rounds_started, random);
 }
 
 RoundCoordinator::RoundCoordinator(const RoundConfig& config, weights::Weights global, ServerOptimizer optimizer,
-                                   std::uint64_t rounds_started)
+                                   std::uint64_t rounds_started, crypto::RandomSource& random)
     : config_(config),
       global_(std::move(global)),
       optimizer_(std::move(optimizer)),
       rounds_started_(rounds_started),
       rng_(config.seed ^ rounds_started),
       clip_norm_(config.privacy.clip_norm),
-      noise_rng_([] {
-        std::uint64_t seed;
-        randombytes_buf(&seed, sizeof seed);  // DP noise the operator cannot predict
-        return seed;
-      }()) {}
+      random_(&random),
+      noise_rng_(random.next_u64()) {}  // DP noise the operator cannot predict
+
+void RoundCoordinator::set_device(const DeviceKey& device, DeviceState state) {
+  auto [entry, inserted] = devices_.try_emplace(device, state);
+  if (!inserted) {
+    candidates_ -= is_candidate(entry->second);
+    entry->second = state;
+  }
+  candidates_ += is_candidate(state);
+}
+
+void RoundCoordinator::erase_device(std::map<DeviceKey, DeviceState>::iterator device) {
+  candidates_ -= is_candidate(device->second);
+  devices_.erase(device);
+}
 
 void RoundCoordinator::on_hello(const DeviceKey& device, const protocol::Hello& hello, Clock::time_point now) {
   // Version 0 in a hello means "no model yet": the initial model is version 0 too, so send it anyway.
   const auto held = hello.model_version == 0 ? kNoModel : hello.model_version;
-  devices_[device] = DeviceState{held, hello.eligible, now};
+  set_device(device, DeviceState{held, hello.eligible, now});
   const auto heartbeat = static_cast<std::uint64_t>(config_.device_timeout.count() / 3);
   outbox_.push_back({device, protocol::Welcome{kServerVersion, global_.version(), std::max<std::uint64_t>(heartbeat, 1)}});
 }
@@ -224,7 +234,7 @@ std::optional<std::string> RoundCoordinator::on_evaluation(const DeviceKey& devi
 }
 
 void RoundCoordinator::on_revoked(const DeviceKey& device, Clock::time_point now) {
-  devices_.erase(device);
+  if (auto found = devices_.find(device); found != devices_.end()) erase_device(found);
   if (evaluation_ && evaluation_->asked.contains(device) && !evaluation_->reported.contains(device)) {
     evaluation_->asked.erase(device);
     --evaluation_->record.asked;
@@ -253,10 +263,26 @@ void RoundCoordinator::on_tick(Clock::time_point now) {
 }
 
 void RoundCoordinator::forget_silent_devices(Clock::time_point now) {
+  // A scan costs a pass over every device, so it runs a few times per
+  // timeout rather than at every tick: a fleet of 100,000 ticks often.
+  if (now < next_forget_scan_) return;
+  next_forget_scan_ = now + config_.device_timeout / 8;
   // Cohort members stay until the round closes, which counts them as dropped.
-  std::erase_if(devices_, [&](const auto& entry) {
-    return now - entry.second.last_seen > config_.device_timeout && !(round_ && round_->cohort.contains(entry.first));
-  });
+  for (auto entry = devices_.begin(); entry != devices_.end();) {
+    const bool silent = now - entry->second.last_seen > config_.device_timeout;
+    if (silent && !(round_ && round_->cohort.contains(entry->first))) {
+      erase_device(entry++);
+    } else {
+      ++entry;
+    }
+  }
+}
+
+Clock::time_point RoundCoordinator::next_deadline() const {
+  auto next = devices_.empty() ? Clock::time_point::max() : next_forget_scan_;
+  if (round_) next = std::min(next, round_->secure ? round_->phase_deadline : round_->deadline);
+  if (evaluation_) next = std::min(next, evaluation_->deadline);
+  return next;
 }
 
 bool RoundCoordinator::send_model_if_behind(const DeviceKey& device) {
@@ -269,11 +295,12 @@ bool RoundCoordinator::send_model_if_behind(const DeviceKey& device) {
 void RoundCoordinator::try_start_round(Clock::time_point now) {
   if (config_.final_version > 0 && global_.version() >= config_.final_version) return;
   if (!stopped_.empty()) return;
+  if (candidates_ < std::max(config_.min_devices, config_.min_available)) return;
   std::vector<DeviceKey> candidates;
+  candidates.reserve(candidates_);
   for (const auto& [key, state] : devices_) {
-    if (state.eligible || !config_.require_eligible) candidates.push_back(key);
+    if (is_candidate(state)) candidates.push_back(key);
   }
-  if (candidates.size() < std::max(config_.min_devices, config_.min_available)) return;
   auto wanted = static_cast<std::size_t>(std::ceil(config_.fraction * static_cast<double>(candidates.size())));
   wanted = std::clamp(wanted, config_.min_devices, std::min(config_.max_devices, candidates.size()));
   std::vector<DeviceKey> cohort;
@@ -326,6 +353,9 @@ void RoundCoordinator::close_round(Clock::time_point now) {
   }
   record.rejected = round_->rejected;
   record.seconds = std::chrono::duration<double>(now - round_->started).count();
+  record.started = round_->started;
+  record.phases = std::move(round_->phases);
+  if (!record.secure) record.phases.push_back({"training", record.seconds, record.reported});
   if (record.secure && round_->secure->phase() != SecureAggregationRound::Phase::finished) {
     record.abandon_reason = round_->abandon_reason.empty()
                                 ? std::string("phase ") + SecureAggregationRound::phase_name(round_->secure->phase()) +

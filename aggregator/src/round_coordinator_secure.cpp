@@ -3,8 +3,6 @@
 // they complete or their deadlines pass, and decoding the recovered sum.
 #include "shoal/aggregator/round_coordinator.h"
 
-#include <sodium.h>
-
 #include <cmath>
 
 #include "shoal/crypto/key_file.h"
@@ -14,6 +12,18 @@ namespace shoal::aggregator {
 namespace {
 
 constexpr double kNoiseHeadroom = 6;  // standard deviations of device noise the quantiser's range allows for
+
+// The phase's name in a round record's timeline.
+const char* timeline_name(SecureAggregationRound::Phase phase) {
+  switch (phase) {
+    case SecureAggregationRound::Phase::advertising: return "advertising";
+    case SecureAggregationRound::Phase::sharing: return "sharing";
+    case SecureAggregationRound::Phase::masking: return "masking";
+    case SecureAggregationRound::Phase::unmasking: return "unmasking";
+    case SecureAggregationRound::Phase::finished: break;
+  }
+  return "finished";
+}
 
 }  // namespace
 
@@ -41,7 +51,7 @@ std::optional<std::string> RoundCoordinator::start_secure(OpenRound& round, prot
   auto scale = weights::ModularQuantizer::headroom_scale(static_cast<unsigned>(config_.secure.bits), n, range);
   if (!scale) return "secure round: " + scale.error().message;
   protocol::SecureParams params;
-  randombytes_buf(params.nonce.data(), params.nonce.size());
+  random_->fill(params.nonce);
   params.threshold = t;
   params.bits = config_.secure.bits;
   params.scale = *scale;
@@ -102,7 +112,10 @@ std::optional<std::string> RoundCoordinator::on_unmask(const DeviceKey& device, 
 
 void RoundCoordinator::advance_secure_if_due(Clock::time_point now) {
   while (round_ && round_->secure && (round_->secure->phase_complete() || now >= round_->phase_deadline)) {
+    const char* closing = timeline_name(round_->secure->phase());
     auto next = round_->secure->advance();
+    round_->phases.push_back(
+        {closing, std::chrono::duration<double>(now - round_->started).count(), round_->secure->live()});
     if (!next) {
       round_->abandon_reason = next.error().message;
       return close_round(now);

@@ -69,7 +69,8 @@ struct Fixture {
     server = std::move(opened).value();
     first_round_seen = false;
     first_round = {};
-    server->set_observer([this](const aggregator::RoundRecord& record, const weights::Weights& global) {
+    server->set_observer([this](const aggregator::RoundRecord& record, const aggregator::RoundCosts&,
+                                const weights::Weights& global) {
       if (!first_round_seen.exchange(true)) first_round.set_value({record, global.values()[0]});
     });
     stop = false;

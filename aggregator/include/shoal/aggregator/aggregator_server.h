@@ -1,13 +1,15 @@
-// AggregatorServer: the round coordinator behind a CurveZMQ ROUTER socket.
+// AggregatorServer: a RoundService behind a CurveZMQ ROUTER socket.
 //
 // open() loads the server key, starts the ZAP authenticator over the
-// enrolment list, restores the last checkpoint from the state directory (or
-// starts from the initial weights file) and binds. run() is a single-threaded
-// loop: receive and decode each message, hand it to the coordinator under
-// the device key the handshake proved, tick the coordinator, send what it
-// queued, and after every applied round write the checkpoint before anything
-// else, then the metrics line. A malformed message is answered with a
-// refusal and logged; it never stops the loop.
+// enrolment list, opens the round service (which restores the last
+// checkpoint from the state directory, or starts from the initial weights
+// file) and binds. run() is a single-threaded loop: receive each message,
+// hand it to the service under the device key the handshake proved, tick
+// the service (which checkpoints every applied round before anything else,
+// then writes the metrics line), and send what it queued. A malformed
+// message is answered with a refusal and logged; it never stops the loop.
+// Release fetches are served from the release repository on the connection
+// they came from.
 #pragma once
 
 #include <atomic>
@@ -21,18 +23,13 @@
 #include <zmq.hpp>
 
 #include "shoal/aggregator/aggregator_config.h"
-#include "shoal/aggregator/metrics_log.h"
-#include "shoal/aggregator/round_coordinator.h"
+#include "shoal/aggregator/round_service.h"
 #include "shoal/protocol/transport.h"
 
 namespace shoal::aggregator {
 
 class AggregatorServer {
  public:
-  // Called in the server's thread after each finished round, once it is
-  // checkpointed, with the global model as the round left it.
-  using RoundObserver = std::function<void(const RoundRecord&, const weights::Weights& global)>;
-
   // `log` receives one human-readable line per event; it must outlive the server.
   static Result<std::unique_ptr<AggregatorServer>> open(const AggregatorConfig& config, std::ostream& log);
   ~AggregatorServer();
@@ -42,30 +39,24 @@ class AggregatorServer {
   // the metrics log cannot be written: continuing would break crash safety.
   Status run(const std::atomic<bool>& stop);
 
-  void set_observer(RoundObserver observer) { observer_ = std::move(observer); }
+  // Called in the server's thread after each finished round, once it is checkpointed.
+  void set_observer(RoundService::RoundObserver observer) { service_->set_observer(std::move(observer)); }
   // The endpoint bound, with the port resolved ("tcp://127.0.0.1:41234").
   std::string endpoint();
-  const weights::Weights& global() const { return coordinator_.global(); }
+  const weights::Weights& global() const { return service_->coordinator().global(); }
 
  private:
-  AggregatorServer(const AggregatorConfig& config, std::ostream& log, RoundCoordinator coordinator,
-                   MetricsLog metrics);
+  AggregatorServer(const AggregatorConfig& config, std::ostream& log, std::unique_ptr<RoundService> service);
   void handle(protocol::FromPeer& message, Clock::time_point now);
-  template <typename M, typename Refuse>
-  void handle_secure(const protocol::Envelope& envelope, const DeviceKey& device, Clock::time_point now, Refuse& refuse);
   // Answers a FetchFile on the connection it came from.
   void serve_release_file(const protocol::FromPeer& message);
   // Now and then: devices whose enrolment was revoked are cut off.
   void check_enrolment(Clock::time_point now);
   void send_outgoing();
-  Status record_finished();
-  std::vector<zmq::message_t> encode(const Outgoing& outgoing);
-  zmq::message_t model_frame();
 
   AggregatorConfig config_;
   std::ostream& log_;
-  RoundCoordinator coordinator_;
-  MetricsLog metrics_;
+  std::unique_ptr<RoundService> service_;
   // Devices send nothing larger than an update part.
   protocol::Limits limits_{.max_payload_bytes = protocol::kUpdatePartValues * sizeof(float)};
   zmq::context_t context_;
@@ -75,13 +66,6 @@ class AggregatorServer {
   std::set<DeviceKey> revoked_;  // connected when their enrolment was revoked: every message refused
   std::uint64_t enrolment_generation_ = 0;
   Clock::time_point next_enrolment_check_{};
-  // The global model as a weights file, while frames still hold it: once
-  // every send is done it is freed, so a round does not hold a second model.
-  std::weak_ptr<const std::vector<std::uint8_t>> encoded_model_;
-  std::uint64_t encoded_version_ = 0;
-  std::shared_ptr<const std::vector<std::uint8_t>> batch_model_;  // keeps it for one batch of sends
-  RoundCosts costs_;
-  RoundObserver observer_;
 };
 
 }  // namespace shoal::aggregator

@@ -37,6 +37,7 @@
 #include "shoal/aggregator/secure_aggregation_round.h"
 #include "shoal/aggregator/server_optimizer.h"
 #include "shoal/aggregator/update_fold.h"
+#include "shoal/crypto/random_source.h"
 #include "shoal/protocol/messages.h"
 #include "shoal/protocol/round_messages.h"
 #include "shoal/weights/weights.h"
@@ -103,8 +104,17 @@ struct Outgoing {
   bool with_model = false;  // attach the current global model as the payload
 };
 
+// When a phase of a round closed, in seconds after the round's tasks went
+// out, and how many cohort members were still in the round after it.
+struct PhaseTime {
+  const char* phase;  // "training" (plain), or a secure round's "advertising", "sharing", "masking", "unmasking"
+  double seconds;
+  std::size_t members;
+};
+
 struct RoundRecord {
   std::uint64_t round = 0;
+  Clock::time_point started{};  // when the tasks went out, on the caller's clock
   std::uint64_t version_before = 0;
   std::uint64_t version_after = 0;  // version_before when abandoned
   std::size_t cohort = 0;
@@ -120,7 +130,8 @@ struct RoundRecord {
   bool applied = false;
   std::string abandon_reason;  // empty when applied
   double seconds = 0;        // from the tasks going out to the close
-  double apply_seconds = 0;  // combining and the server optimiser step
+  std::vector<PhaseTime> phases;  // the phases that closed, in order
+  double apply_seconds = 0;  // combining and the server optimiser step (wall-clock time)
   bool secure = false;
   double clip_norm = 0;      // the round's C (0: none)
   double epsilon = 0;        // privacy spent after this round (DP rounds; 0 otherwise)
@@ -141,8 +152,11 @@ struct EvaluationRecord {
 class RoundCoordinator {
  public:
   // `rounds_started` continues the round numbering of a restored checkpoint.
+  // Round nonces and central DP noise draw from `random` (a real server:
+  // the operating system's), which must outlive the coordinator.
   static Result<RoundCoordinator> create(const RoundConfig& config, weights::Weights global, ServerOptimizer optimizer,
-                                         std::uint64_t rounds_started);
+                                         std::uint64_t rounds_started,
+                                         crypto::RandomSource& random = crypto::system_random());
 
   void on_hello(const DeviceKey& device, const protocol::Hello& hello, Clock::time_point now);
   // A heartbeat from a device without a session (the aggregator restarted)
@@ -177,6 +191,10 @@ class RoundCoordinator {
   // Starts and closes rounds as devices and deadlines allow. No round
   // starts while a finished one waits in take_finished().
   void on_tick(Clock::time_point now);
+  // The next time a tick has a deadline to act on, if no message comes
+  // first (Clock::time_point::max(): none). A round that enough devices
+  // allow starts at the first tick after their messages.
+  Clock::time_point next_deadline() const;
 
   std::vector<Outgoing> take_outgoing();
   std::vector<RoundRecord> take_finished();
@@ -186,6 +204,8 @@ class RoundCoordinator {
   const ServerOptimizer& optimizer() const { return optimizer_; }
   std::uint64_t rounds_started() const { return rounds_started_; }
   bool round_open() const { return round_.has_value(); }
+  // A finished round or evaluation waits to be taken.
+  bool has_finished() const { return !finished_.empty() || !evaluations_.empty(); }
   // Why no further round will start (the privacy budget is spent, a secure
   // round cannot be set up); empty while rounds go on.
   const std::string& stopped_reason() const { return stopped_; }
@@ -229,6 +249,7 @@ class RoundCoordinator {
     std::optional<SecureAggregationRound> secure;
     protocol::SecureParams secure_params;
     Clock::time_point phase_deadline;
+    std::vector<PhaseTime> phases;
     std::set<DeviceKey> metrics_from;  // members whose masked input's metrics are in the sums
     // DP:
     double sampling_rate = 0;
@@ -246,7 +267,10 @@ class RoundCoordinator {
   };
 
   RoundCoordinator(const RoundConfig& config, weights::Weights global, ServerOptimizer optimizer,
-                   std::uint64_t rounds_started);
+                   std::uint64_t rounds_started, crypto::RandomSource& random);
+  bool is_candidate(const DeviceState& state) const { return state.eligible || !config_.require_eligible; }
+  void set_device(const DeviceKey& device, DeviceState state);
+  void erase_device(std::map<DeviceKey, DeviceState>::iterator device);
   bool touch(const DeviceKey& device, Clock::time_point now);  // false for an unknown device
   void forget_silent_devices(Clock::time_point now);
   void try_start_round(Clock::time_point now);
@@ -283,6 +307,8 @@ class RoundCoordinator {
   std::uint64_t rounds_started_;
   std::mt19937_64 rng_;
   std::map<DeviceKey, DeviceState> devices_;
+  std::size_t candidates_ = 0;  // devices_ that may be picked for a cohort
+  Clock::time_point next_forget_scan_ = Clock::time_point::min();
   std::optional<OpenRound> round_;
   std::optional<OpenEvaluation> evaluation_;
   std::vector<Outgoing> outbox_;
@@ -291,6 +317,7 @@ class RoundCoordinator {
   double clip_norm_;
   RdpAccountant accountant_;
   std::string stopped_;
+  crypto::RandomSource* random_;
   std::mt19937_64 noise_rng_;
 };
 

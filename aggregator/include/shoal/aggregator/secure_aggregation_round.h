@@ -76,6 +76,7 @@ class SecureAggregationRound {
   std::span<const std::uint32_t> sum() const { return sum_; }
 
   std::size_t survivors() const { return survivors_.size(); }  // members whose input is in the sum
+  std::size_t live() const { return live_.size(); }  // members still in the round
   static const char* phase_name(Phase phase);
 
  private:
