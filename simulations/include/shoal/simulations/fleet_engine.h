@@ -1,0 +1,135 @@
+// FleetEngine: a whole fleet on a virtual clock, in one process.
+//
+// It runs the real aggregator logic (a RoundService: the RoundCoordinator,
+// checkpoints, the metrics log) and one real DeviceSession per device on a
+// discrete-event queue. Every message goes through the real encoder, its
+// bytes travel a device's link (latency plus size over bandwidth, one
+// message at a time each way) and the real decoder reads them on arrival,
+// so the wire format is exercised and counted. Secure rounds run the real
+// SecAgg+ crypto. Deadlines, transfers and training cost virtual time only:
+// a device that vanishes costs the round its deadline in virtual seconds,
+// not in wall time.
+//
+// Training and evaluation run on a TrainerPool; a device holds its data
+// indices and its session state, and the global model versions it holds
+// are shared (one copy per version), so memory grows with devices x session
+// state, not devices x model. There are no sockets and no per-device file
+// descriptors. What a device draws at random comes from a generator seeded
+// by the fleet's seed, the device and the round, and results are consumed
+// in virtual-time order, so the same config and seed give the same metrics
+// log for any number of workers.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <vector>
+
+#include "shoal/aggregator/aggregator_config.h"
+#include "shoal/aggregator/round_service.h"
+#include "shoal/client/dataset.h"
+#include "shoal/client/device_session.h"
+#include "shoal/simulations/fleet_model.h"
+#include "shoal/simulations/partition.h"
+#include "shoal/simulations/trainer_pool.h"
+
+namespace shoal::simulations {
+
+using Clock = std::chrono::steady_clock;
+// Virtual time since the start of a run.
+using VirtualTime = std::chrono::nanoseconds;
+
+class SharedModelLibrary;  // fleet_engine.cpp: one copy of each global model version
+
+struct EngineSettings {
+  aggregator::AggregatorConfig server;  // state_dir, initial_weights, round, strategy; no sockets
+  std::filesystem::path wall_clock_log;  // where the metrics log's wall-clock fields go
+  FleetModelConfig fleet;
+  std::uint64_t seed = 0;        // device identities and randomness, fleet profiles
+  std::string model_name;        // for log lines
+  bool protocol_only = false;    // train nothing: every device sends an all-zero update at once
+};
+
+// Where the main thread's wall time went.
+struct WallClockSplit {
+  double training = 0;         // waiting for training results from the pool
+  double secure_device = 0;    // the devices' side of secure rounds
+  double secure_server = 0;    // the server's side of secure rounds (unmasking included)
+  double coordination = 0;     // everything else: events, encoding, decoding, plain folding, checkpoints
+  double worker_busy = 0;      // the pool's workers, all together (overlaps the above)
+};
+
+class FleetEngine {
+ public:
+  // Called after each finished round, once it is checkpointed, with the
+  // bytes it moved, the global model it left and the virtual time it
+  // closed. A failure stops the run with that error.
+  using RoundObserver = std::function<Status(const aggregator::RoundRecord&, const aggregator::RoundCosts&,
+                                             const weights::Weights& global, VirtualTime)>;
+
+  // `train` and `partition` (one index list per device) must outlive the
+  // engine, as must `pool`, `server_log` and `device_log`'s targets.
+  static Result<std::unique_ptr<FleetEngine>> create(const EngineSettings& settings, const client::Dataset& train,
+                                                     const Partition& partition, TrainerPool& pool,
+                                                     std::ostream& server_log, client::LogSink device_log);
+  ~FleetEngine();
+
+  void set_observer(RoundObserver observer) { observer_ = std::move(observer); }
+  // Runs until the model reaches its final version or no round can start.
+  Status run();
+
+  VirtualTime now() const { return now_; }
+  const WallClockSplit& wall_clock() const { return wall_; }
+  std::uint64_t events() const { return events_; }
+  const aggregator::RoundService& service() const { return *service_; }
+
+  struct Device;  // one simulated device (fleet_engine.cpp)
+
+ private:
+  FleetEngine(const EngineSettings& settings, const client::Dataset& train, const Partition& partition,
+              TrainerPool& pool, std::ostream& server_log, client::LogSink device_log);
+  struct Event;
+  struct Queue;
+
+  void schedule(Event event);
+  void dispatch(Event& event);
+  void to_server(Device& device, client::Frames frames);
+  void to_device(Device& device, Event& event);
+  void flush_server();
+  Status tick_server();
+  void after_session(Device& device);
+  void go_online(Device& device);
+  void go_offline(Device& device, bool vanished);
+  void on_trained(Device& device, Event& event);
+  void on_evaluated(Device& device, Event& event);
+  Clock::time_point clock() const { return Clock::time_point{} + now_; }
+
+  EngineSettings settings_;
+  const client::Dataset& train_;
+  const Partition& partition_;
+  TrainerPool& pool_;
+  std::ostream& server_log_;
+  client::LogSink device_log_;
+  FleetModel fleet_;
+  std::unique_ptr<SharedModelLibrary> library_;
+  std::unique_ptr<aggregator::RoundService> service_;
+  std::unique_ptr<Queue> queue_;
+  std::vector<std::unique_ptr<Device>> devices_;
+  std::map<aggregator::DeviceKey, std::uint32_t> device_by_key_;
+  client::TrustedPeers trusted_peers_;
+  crypto::RandomSeed randomness_seed_;
+  std::unique_ptr<crypto::DeterministicRandom> server_random_;
+  protocol::Limits server_limits_, device_limits_;
+  VirtualTime now_{0};
+  bool server_dirty_ = true;
+  std::uint64_t sequence_ = 0;
+  std::uint64_t events_ = 0;
+  WallClockSplit wall_;
+  RoundObserver observer_;
+  Status observer_status_ = ok_status();
+};
+
+}  // namespace shoal::simulations

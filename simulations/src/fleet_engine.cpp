@@ -1,0 +1,540 @@
+#include "shoal/simulations/fleet_engine.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "shoal/crypto/hash.h"
+#include "shoal/crypto/key_file.h"
+#include "shoal/protocol/messages.h"
+#include "shoal/protocol/round_messages.h"
+#include "shoal/updater/delta_codec.h"
+
+namespace shoal::simulations {
+namespace {
+
+using std::chrono::duration;
+using std::chrono::duration_cast;
+
+VirtualTime from_seconds(double seconds) { return duration_cast<VirtualTime>(duration<double>(seconds)); }
+double to_seconds(VirtualTime time) { return duration<double>(time).count(); }
+
+// A seed for one purpose of one party, from the fleet's.
+crypto::RandomSeed derive_seed(std::uint64_t fleet_seed, std::string_view purpose, std::uint64_t a, std::uint64_t b) {
+  std::uint8_t numbers[24];
+  for (int i = 0; i < 8; ++i) {
+    numbers[i] = static_cast<std::uint8_t>(fleet_seed >> (8 * i));
+    numbers[8 + i] = static_cast<std::uint8_t>(a >> (8 * i));
+    numbers[16 + i] = static_cast<std::uint8_t>(b >> (8 * i));
+  }
+  const auto digest = crypto::Blake2b256().update(purpose).update(numbers).finish();
+  return crypto::RandomSeed(std::span<const std::uint8_t, 32>(digest.data(), 32));
+}
+
+// Adds the wall time of its scope to a total.
+class Stopwatch {
+ public:
+  explicit Stopwatch(double& total) : total_(total), start_(Clock::now()) {}
+  ~Stopwatch() { total_ += duration<double>(Clock::now() - start_).count(); }
+
+ private:
+  double& total_;
+  Clock::time_point start_;
+};
+
+bool is_secure_phase(protocol::MessageType type) {
+  switch (type) {
+    case protocol::MessageType::advertise_keys:
+    case protocol::MessageType::key_roster:
+    case protocol::MessageType::share_keys:
+    case protocol::MessageType::share_bundle:
+    case protocol::MessageType::masked_input:
+    case protocol::MessageType::unmask_request:
+    case protocol::MessageType::unmask_response: return true;
+    default: return false;
+  }
+}
+
+// The phase a device must get through to act on a message of this type.
+DropPhase phase_of(protocol::MessageType type) {
+  switch (type) {
+    case protocol::MessageType::key_roster: return DropPhase::sharing;
+    case protocol::MessageType::share_bundle: return DropPhase::masking;
+    case protocol::MessageType::unmask_request: return DropPhase::unmasking;
+    default: return DropPhase::none;
+  }
+}
+
+std::size_t size_of(const client::Frames& frames) {
+  std::size_t bytes = 0;
+  for (const auto& frame : frames) bytes += frame.size();
+  return bytes;
+}
+
+// One global model version, shared by every device that holds it.
+struct SharedModel {
+  explicit SharedModel(weights::Weights model) : weights(std::move(model)) {}
+  weights::Weights weights;
+  std::optional<crypto::Blake2b256Digest> hash;  // computed once, by the engine's thread
+};
+
+}  // namespace
+
+// Interns received models: a device that decodes the version others hold
+// keeps a reference to their copy and frees its own.
+class SharedModelLibrary {
+ public:
+  std::shared_ptr<SharedModel> intern(weights::Weights model) {
+    auto& slot = by_version_[model.version()];
+    if (auto existing = slot.lock()) {
+      const auto& a = existing->weights.values();
+      const auto& b = model.values();
+      if (existing->weights.layout().hash() == model.layout().hash() && a.size() == b.size() &&
+          std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0) {
+        return existing;
+      }
+    }
+    auto fresh = std::make_shared<SharedModel>(std::move(model));
+    slot = fresh;
+    return fresh;
+  }
+
+ private:
+  std::map<std::uint64_t, std::weak_ptr<SharedModel>> by_version_;
+};
+
+namespace {
+
+class SharedModelHolder final : public client::ModelHolder {
+ public:
+  explicit SharedModelHolder(SharedModelLibrary* library) : library_(library) {}
+  const weights::Weights* model() const override { return model_ ? &model_->weights : nullptr; }
+  const crypto::Blake2b256Digest& model_hash() override {
+    if (!model_->hash) model_->hash = updater::values_hash(model_->weights);
+    return *model_->hash;
+  }
+  void adopt(weights::Weights model) override { model_ = library_->intern(std::move(model)); }
+  void forget() override { model_.reset(); }
+  const std::shared_ptr<SharedModel>& shared() const { return model_; }
+
+ private:
+  SharedModelLibrary* library_;
+  std::shared_ptr<SharedModel> model_;
+};
+
+// A device's randomness: a ChaCha20 stream per round, seeded by the fleet's
+// seed, the device and the round.
+class DeviceRandomness final : public client::RoundRandomness {
+ public:
+  DeviceRandomness(std::uint64_t fleet_seed, std::uint32_t device) : fleet_seed_(fleet_seed), device_(device) {}
+  crypto::RandomSource& for_round(std::uint64_t round) override {
+    if (!source_ || round != round_) {
+      source_.emplace(derive_seed(fleet_seed_, "shoal-sim/device-round", device_, round));
+      round_ = round;
+    }
+    return *source_;
+  }
+
+ private:
+  std::uint64_t fleet_seed_;
+  std::uint32_t device_;
+  std::uint64_t round_ = 0;
+  std::optional<crypto::DeterministicRandom> source_;
+};
+
+// Training or evaluation under way for a device; its pool job writes the result.
+struct Work {
+  client::EvaluateRequest evaluation;  // for an evaluation
+  std::uint64_t round = 0;             // for training
+  double seconds = 0;                  // virtual
+  std::optional<Result<client::TrainingResult>> trained;
+  std::optional<Result<client::Evaluation>> evaluated;
+};
+
+}  // namespace
+
+struct FleetEngine::Device {
+  Device(std::uint32_t number, crypto::IdentityKeyPair identity, const FleetModel& fleet,
+         SharedModelLibrary* library, std::uint64_t seed)
+      : number(number),
+        identity(std::move(identity)),
+        key(crypto::format_ed25519_public(this->identity.public_identity().ed25519())),
+        profile(fleet.profile(number)),
+        rng(fleet.generator(number)),
+        holder(library),
+        randomness(seed, number) {}
+
+  std::uint32_t number;
+  crypto::IdentityKeyPair identity;
+  aggregator::DeviceKey key;
+  DeviceProfile profile;
+  DeviceRng rng;
+  SharedModelHolder holder;
+  DeviceRandomness randomness;
+  std::unique_ptr<client::DeviceSession> session;
+  bool online = false;
+  bool eligible = true;
+  std::uint64_t epoch = 0;  // goes up each time it goes offline: what was under way is lost
+  VirtualTime uplink_free{0}, downlink_free{0};
+  Clock::time_point wake = Clock::time_point::max();  // what the session last asked for
+  VirtualTime wake_event{-1};                          // when its pending wake event is
+  DropPhase drop = DropPhase::none;  // where it vanishes from its current round
+};
+
+struct FleetEngine::Event {
+  enum class Kind : std::uint8_t { online, offline, to_device, to_server, wake, trained, evaluated };
+  VirtualTime at{0};
+  std::uint64_t sequence = 0;
+  Kind kind = Kind::wake;
+  std::uint32_t device = 0;
+  std::uint64_t epoch = 0;
+  client::Frames frames;
+  std::shared_ptr<Work> work;
+  TrainerPool::Ticket ticket;  // the pool job computing `work`, if any
+};
+
+// A min-heap of events by (time, sequence): equal times keep the order they were scheduled in.
+struct FleetEngine::Queue {
+  static bool later(const Event& a, const Event& b) {
+    return a.at != b.at ? a.at > b.at : a.sequence > b.sequence;
+  }
+  void push(Event event) {
+    heap.push_back(std::move(event));
+    std::push_heap(heap.begin(), heap.end(), later);
+  }
+  Event pop() {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    Event event = std::move(heap.back());
+    heap.pop_back();
+    return event;
+  }
+  bool empty() const { return heap.empty(); }
+  VirtualTime next() const { return heap.front().at; }
+  std::vector<Event> heap;
+};
+
+namespace {
+
+// A message's arrival over a link that carries one message at a time.
+VirtualTime transfer(VirtualTime now, VirtualTime& link_free, std::size_t bytes, float bytes_per_second,
+                     float latency_seconds) {
+  const auto start = std::max(now, link_free);
+  link_free = start + from_seconds(static_cast<double>(bytes) / bytes_per_second);
+  return link_free + from_seconds(latency_seconds);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FleetEngine>> FleetEngine::create(const EngineSettings& settings, const client::Dataset& train,
+                                                         const Partition& partition, TrainerPool& pool,
+                                                         std::ostream& server_log, client::LogSink device_log) {
+  if (auto status = settings.fleet.validate(); !status) return status.error();
+  if (partition.empty()) return make_error(ErrorCode::invalid_argument, "fleet.devices must be at least 1");
+  std::unique_ptr<FleetEngine> engine(new FleetEngine(settings, train, partition, pool, server_log, std::move(device_log)));
+  engine->server_random_ =
+      std::make_unique<crypto::DeterministicRandom>(derive_seed(settings.seed, "shoal-sim/server", 0, 0));
+  auto service = aggregator::RoundService::open(settings.server, server_log, Clock::time_point{},
+                                                {settings.wall_clock_log}, *engine->server_random_);
+  if (!service) return service.error();
+  engine->service_ = std::move(service).value();
+  engine->service_->set_observer([engine = engine.get()](const aggregator::RoundRecord& record,
+                                                         const aggregator::RoundCosts& costs,
+                                                         const weights::Weights& global) {
+    if (!engine->observer_ || !engine->observer_status_) return;
+    engine->observer_status_ = engine->observer_(record, costs, global, engine->now_);
+  });
+  const auto layout = engine->service_->coordinator().global().layout();
+  static_assert(sizeof(std::uint32_t) <= sizeof(std::size_t));
+  engine->devices_.reserve(partition.size());
+  for (std::size_t i = 0; i < partition.size(); ++i) {
+    const auto number = static_cast<std::uint32_t>(i);
+    const auto seed = derive_seed(settings.seed, "shoal-sim/identity", i, 0);
+    auto identity = crypto::IdentityKeyPair::from_seed(crypto::Ed25519Seed(seed.span()));
+    engine->devices_.push_back(
+        std::make_unique<Device>(number, std::move(identity), engine->fleet_, engine->library_.get(), settings.seed));
+    auto& device = *engine->devices_.back();
+    engine->device_by_key_.emplace(device.key, number);
+    engine->trusted_peers_.insert(device.identity.public_identity().ed25519());
+  }
+  for (auto& device : engine->devices_) {
+    client::SessionSettings session;
+    session.model = settings.model_name;
+    session.eligible = [device = device.get()] { return device->eligible; };
+    session.trusted_peers = &engine->trusted_peers_;
+    auto log = [engine = engine.get(), number = device->number](const std::string& line) {
+      engine->device_log_("device-" + std::to_string(number) + ": " + line);
+    };
+    device->session = std::make_unique<client::DeviceSession>(std::move(session), device->identity, layout,
+                                                              device->holder, device->randomness, std::move(log));
+  }
+  return engine;
+}
+
+FleetEngine::FleetEngine(const EngineSettings& settings, const client::Dataset& train, const Partition& partition,
+                         TrainerPool& pool, std::ostream& server_log, client::LogSink device_log)
+    : settings_(settings),
+      train_(train),
+      partition_(partition),
+      pool_(pool),
+      server_log_(server_log),
+      device_log_(std::move(device_log)),
+      fleet_(settings.fleet, settings.seed),
+      library_(std::make_unique<SharedModelLibrary>()),
+      queue_(std::make_unique<Queue>()) {
+  // Devices take what the server sends, whole models included; the server
+  // takes nothing larger than an update part, as over a socket.
+  server_limits_.max_payload_bytes = protocol::kUpdatePartValues * sizeof(float);
+}
+
+FleetEngine::~FleetEngine() = default;
+
+void FleetEngine::schedule(Event event) {
+  event.sequence = sequence_++;
+  queue_->push(std::move(event));
+}
+
+Status FleetEngine::run() {
+  for (auto& device : devices_) {
+    // Each device starts online as often as the fleet is online; the rest join later.
+    double join = 0;
+    if (!fleet_.always_online() &&
+        std::uniform_real_distribution<double>(0, 1)(device->rng) >= fleet_.online_share_at(device->profile, 0)) {
+      join = fleet_.offline_session(device->profile, 0, device->rng);
+    }
+    schedule({from_seconds(join), 0, Event::Kind::online, device->number, device->epoch, {}, nullptr, nullptr});
+  }
+  VirtualTime ticked_at{-1};
+  while (!service_->done()) {
+    const auto next_event = queue_->empty() ? VirtualTime::max() : queue_->next();
+    if (server_dirty_ && next_event > now_) {
+      if (auto status = tick_server(); !status) return status;
+      ticked_at = now_;
+      continue;
+    }
+    const auto deadline = service_->coordinator().next_deadline();
+    if (deadline != Clock::time_point::max()) {
+      const auto due = std::max(deadline == Clock::time_point::min() ? now_ : deadline - Clock::time_point{}, now_);
+      if (due <= next_event && due > ticked_at) {
+        now_ = due;
+        if (auto status = tick_server(); !status) return status;
+        ticked_at = now_;
+        continue;
+      }
+    }
+    if (next_event == VirtualTime::max()) {
+      return make_error(ErrorCode::invalid_argument,
+                        "the simulated fleet has nothing left to do and no round can start: are enough devices "
+                        "eligible and online for cohort.min_devices and cohort.min_available?");
+    }
+    auto event = queue_->pop();
+    now_ = event.at;
+    ++events_;
+    dispatch(event);
+  }
+  wall_.worker_busy = pool_.busy_seconds();
+  service_->log_done();
+  return observer_status_;
+}
+
+Status FleetEngine::tick_server() {
+  const bool secure = settings_.server.round.secure.enabled && service_->coordinator().round_open();
+  Status status = ok_status();
+  {
+    Stopwatch watch(secure ? wall_.secure_server : wall_.coordination);
+    status = service_->on_tick(clock());
+  }
+  server_dirty_ = false;
+  flush_server();
+  if (!status) return status;
+  return observer_status_;
+}
+
+void FleetEngine::flush_server() {
+  Stopwatch watch(wall_.coordination);
+  for (auto& message : service_->take_outgoing()) {
+    const auto found = device_by_key_.find(message.device);
+    if (found == device_by_key_.end()) continue;
+    auto& device = *devices_[found->second];
+    if (!device.online) continue;  // lost: the device has gone
+    service_->count_sent(message.bytes);
+    const auto arrival = transfer(now_, device.downlink_free, message.bytes, device.profile.downlink_bytes_s,
+                                  device.profile.latency_s);
+    schedule({arrival, 0, Event::Kind::to_device, device.number, device.epoch, std::move(message.frames), nullptr, nullptr});
+  }
+}
+
+void FleetEngine::dispatch(Event& event) {
+  auto& device = *devices_[event.device];
+  const bool current = device.online && event.epoch == device.epoch;
+  switch (event.kind) {
+    case Event::Kind::online:
+      if (!device.online && event.epoch == device.epoch) go_online(device);
+      return;
+    case Event::Kind::offline:
+      if (current) go_offline(device, false);
+      return;
+    case Event::Kind::to_device:
+      if (current) to_device(device, event);
+      return;
+    case Event::Kind::to_server: {
+      // Already on the wire: it arrives even if the device has gone since.
+      const std::size_t bytes = size_of(event.frames);
+      auto decoded = protocol::decode_envelope(std::move(event.frames), server_limits_);
+      const bool secure = decoded && is_secure_phase(decoded->type());
+      Stopwatch watch(secure ? wall_.secure_server : wall_.coordination);
+      service_->on_message(device.key, decoded, bytes, clock());
+      server_dirty_ = true;
+      return;
+    }
+    case Event::Kind::wake:
+      if (current && event.at == device.wake_event) {
+        device.wake_event = VirtualTime{-1};
+        {
+          Stopwatch watch(wall_.coordination);
+          device.session->on_tick(clock());
+        }
+        after_session(device);
+      }
+      return;
+    case Event::Kind::trained:
+      if (current) on_trained(device, event);
+      return;
+    case Event::Kind::evaluated:
+      if (current) on_evaluated(device, event);
+      return;
+  }
+}
+
+void FleetEngine::to_device(Device& device, Event& event) {
+  auto decoded = protocol::decode_envelope(std::move(event.frames), device_limits_);
+  if (!decoded) {
+    device.session->on_undecodable(decoded.error());
+    return after_session(device);
+  }
+  const auto type = decoded->type();
+  if (type == protocol::MessageType::train_task) {
+    device.drop = fleet_.drop_phase(settings_.server.round.secure.enabled, device.rng);
+  }
+  if (const auto phase = phase_of(type); phase != DropPhase::none && device.drop == phase) {
+    return go_offline(device, true);  // it vanishes before acting on the message
+  }
+  {
+    Stopwatch watch(is_secure_phase(type) ? wall_.secure_device : wall_.coordination);
+    device.session->on_message(*decoded, clock());
+  }
+  after_session(device);
+}
+
+void FleetEngine::to_server(Device& device, client::Frames frames) {
+  const auto arrival =
+      transfer(now_, device.uplink_free, size_of(frames), device.profile.uplink_bytes_s, device.profile.latency_s);
+  schedule({arrival, 0, Event::Kind::to_server, device.number, device.epoch, std::move(frames), nullptr, nullptr});
+}
+
+void FleetEngine::after_session(Device& device) {
+  Stopwatch watch(wall_.coordination);
+  for (auto& frames : device.session->take_outgoing()) to_server(device, std::move(frames));
+  const auto& samples = partition_[device.number];
+  for (auto& request : device.session->take_work()) {
+    auto work = std::make_shared<Work>();
+    auto model = device.holder.shared();
+    const double per_sample = 1.0 / device.profile.speed;
+    TrainerPool::Ticket ticket;
+    if (const auto* train = std::get_if<client::TrainRequest>(&request)) {
+      work->round = train->round;
+      work->seconds = settings_.protocol_only ? 0 : per_sample * static_cast<double>(samples.size() * train->plan.epochs);
+      const auto due = now_ + from_seconds(work->seconds);
+      if (settings_.protocol_only) {
+        client::TrainingResult zeros;
+        zeros.update.assign(model->weights.values().size(), 0.0f);
+        zeros.samples = samples.size();
+        work->trained = std::move(zeros);
+      } else if (device.drop != DropPhase::training) {  // a device that will vanish first does no work
+        auto plan = train->plan;
+        plan.evaluate_before_after = false;  // the last epoch's running figures stand in: two passes saved
+        ticket = pool_.submit({to_seconds(due), sequence_},
+                              [&data = train_, &samples, plan, model, work](inference::Model& local) {
+                                if (auto status = local.set_weights(model->weights); !status) {
+                                  work->trained = status.error();
+                                  return;
+                                }
+                                work->trained = client::train(local, data, samples, plan);
+                              });
+      }
+      schedule({due, 0, Event::Kind::trained, device.number, device.epoch, {}, std::move(work), std::move(ticket)});
+    } else {
+      work->evaluation = std::get<client::EvaluateRequest>(request);
+      // Evaluation is a forward pass: about a third of a training epoch.
+      work->seconds = per_sample * static_cast<double>(samples.size()) / 3;
+      const auto due = now_ + from_seconds(work->seconds);
+      ticket = pool_.submit({to_seconds(due), sequence_}, [&data = train_, &samples, model, work](inference::Model& local) {
+        if (auto status = local.set_weights(model->weights); !status) {
+          work->evaluated = status.error();
+          return;
+        }
+        work->evaluated = client::evaluate(local, data, samples);
+      });
+      schedule({due, 0, Event::Kind::evaluated, device.number, device.epoch, {}, std::move(work), std::move(ticket)});
+    }
+  }
+  const auto wake = device.session->next_wakeup();
+  if (wake != device.wake) {
+    device.wake = wake;
+    if (wake != Clock::time_point::max()) {
+      device.wake_event = std::max(now_, wake - Clock::time_point{});
+      schedule({device.wake_event, 0, Event::Kind::wake, device.number, device.epoch, {}, nullptr, nullptr});
+    }
+  }
+}
+
+void FleetEngine::on_trained(Device& device, Event& event) {
+  if (device.drop == DropPhase::training) return go_offline(device, true);
+  auto& work = *event.work;
+  if (event.ticket) {
+    Stopwatch watch(wall_.training);
+    if (auto status = pool_.wait(event.ticket); !status) work.trained = status.error();
+  }
+  {
+    Stopwatch watch(settings_.server.round.secure.enabled ? wall_.secure_device : wall_.coordination);
+    device.session->on_trained(work.round, std::move(*work.trained), work.seconds, clock());
+  }
+  after_session(device);
+}
+
+void FleetEngine::on_evaluated(Device& device, Event& event) {
+  auto& work = *event.work;
+  {
+    Stopwatch watch(wall_.training);
+    if (auto status = pool_.wait(event.ticket); !status) work.evaluated = status.error();
+  }
+  device.session->on_evaluated(work.evaluation, std::move(*work.evaluated), clock());
+  after_session(device);
+}
+
+void FleetEngine::go_online(Device& device) {
+  device.online = true;
+  device.eligible = fleet_.eligible(device.rng);
+  device.wake = Clock::time_point::max();
+  device.session->start(clock());
+  after_session(device);
+  if (!fleet_.always_online()) {
+    const auto leave = now_ + from_seconds(fleet_.online_session(device.rng));
+    schedule({leave, 0, Event::Kind::offline, device.number, device.epoch, {}, nullptr, nullptr});
+  }
+}
+
+void FleetEngine::go_offline(Device& device, bool vanished) {
+  device.online = false;
+  ++device.epoch;  // messages on their way to it, its timers and its work are lost
+  device.drop = DropPhase::none;
+  device.session->on_disconnected(clock());
+  (void)device.session->take_outgoing();
+  (void)device.session->take_work();
+  device.wake = Clock::time_point::max();
+  device.wake_event = VirtualTime{-1};
+  const double t = to_seconds(now_);
+  const double away = vanished ? fleet_.rejoin_after(device.profile, t, device.rng)
+                               : fleet_.offline_session(device.profile, t, device.rng);
+  schedule({now_ + from_seconds(away), 0, Event::Kind::online, device.number, device.epoch, {}, nullptr, nullptr});
+}
+
+}  // namespace shoal::simulations
