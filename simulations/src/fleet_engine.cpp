@@ -1,7 +1,11 @@
 #include "shoal/simulations/fleet_engine.h"
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "shoal/crypto/hash.h"
 #include "shoal/crypto/key_file.h"
@@ -73,8 +77,13 @@ std::size_t size_of(const client::Frames& frames) {
 // One global model version, shared by every device that holds it.
 struct SharedModel {
   explicit SharedModel(weights::Weights model) : weights(std::move(model)) {}
+  const crypto::Blake2b256Digest& values_hash() {
+    std::call_once(hashed, [&] { hash = updater::values_hash(weights); });
+    return hash;
+  }
   weights::Weights weights;
-  std::optional<crypto::Blake2b256Digest> hash;  // computed once, by the engine's thread
+  std::once_flag hashed;
+  crypto::Blake2b256Digest hash{};
 };
 
 }  // namespace
@@ -84,6 +93,7 @@ struct SharedModel {
 class SharedModelLibrary {
  public:
   std::shared_ptr<SharedModel> intern(weights::Weights model) {
+    std::lock_guard lock(mutex_);  // devices adopt models from several threads at once
     auto& slot = by_version_[model.version()];
     if (auto existing = slot.lock()) {
       const auto& a = existing->weights.values();
@@ -99,6 +109,7 @@ class SharedModelLibrary {
   }
 
  private:
+  std::mutex mutex_;
   std::map<std::uint64_t, std::weak_ptr<SharedModel>> by_version_;
 };
 
@@ -108,10 +119,7 @@ class SharedModelHolder final : public client::ModelHolder {
  public:
   explicit SharedModelHolder(SharedModelLibrary* library) : library_(library) {}
   const weights::Weights* model() const override { return model_ ? &model_->weights : nullptr; }
-  const crypto::Blake2b256Digest& model_hash() override {
-    if (!model_->hash) model_->hash = updater::values_hash(model_->weights);
-    return *model_->hash;
-  }
+  const crypto::Blake2b256Digest& model_hash() override { return model_->values_hash(); }
   void adopt(weights::Weights model) override { model_ = library_->intern(std::move(model)); }
   void forget() override { model_.reset(); }
   const std::shared_ptr<SharedModel>& shared() const { return model_; }
@@ -174,6 +182,7 @@ struct FleetEngine::Device {
   bool online = false;
   bool eligible = true;
   std::uint64_t epoch = 0;  // goes up each time it goes offline: what was under way is lost
+  VirtualTime online_since{0};  // a message sent before this was lost while it was away
   VirtualTime uplink_free{0}, downlink_free{0};
   Clock::time_point wake = Clock::time_point::max();  // what the session last asked for
   VirtualTime wake_event{-1};                          // when its pending wake event is
@@ -186,10 +195,24 @@ struct FleetEngine::Event {
   std::uint64_t sequence = 0;
   Kind kind = Kind::wake;
   std::uint32_t device = 0;
-  std::uint64_t epoch = 0;
+  std::uint64_t epoch = 0;  // a device's own events: its epoch when scheduled
   client::Frames frames;
   std::shared_ptr<Work> work;
   TrainerPool::Ticket ticket;  // the pool job computing `work`, if any
+  VirtualTime sent{0};         // to_device: when the server sent it
+};
+
+// What handling one device's events produced: new events (in the order
+// scheduled, without sequence numbers until they are merged) and the
+// thread time spent.
+struct FleetEngine::Effects {
+  VirtualTime now{0};  // the time of the event being handled
+  std::vector<Event> scheduled;
+  std::vector<std::uint32_t> trained;
+  WallClockSplit wall;
+  std::uint64_t events = 0;
+  void schedule(Event event) { scheduled.push_back(std::move(event)); }
+  Clock::time_point clock() const { return Clock::time_point{} + now; }
 };
 
 // A min-heap of events by (time, sequence): equal times keep the order they were scheduled in.
@@ -210,6 +233,79 @@ struct FleetEngine::Queue {
   bool empty() const { return heap.empty(); }
   VirtualTime next() const { return heap.front().at; }
   std::vector<Event> heap;
+};
+
+// Threads that run one window's devices side by side (the caller's thread
+// takes part too), each device's events in order on one thread.
+class FleetEngine::SessionThreads {
+ public:
+  explicit SessionThreads(std::size_t threads) {
+    for (std::size_t i = 1; i < threads; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~SessionThreads() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& thread : threads_) thread.join();
+  }
+  // Calls job(i) for every i in [0, count), spread over the threads.
+  void run(std::size_t count, const std::function<void(std::size_t)>& job) {
+    if (count == 1 || threads_.empty()) {
+      for (std::size_t i = 0; i < count; ++i) job(i);
+      return;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      job_ = &job;
+      count_ = count;
+      next_ = 0;
+      busy_ = threads_.size();
+      ++generation_;
+    }
+    wake_.notify_all();
+    take(job, count);
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [&] { return busy_ == 0; });
+    job_ = nullptr;
+  }
+
+ private:
+  void take(const std::function<void(std::size_t)>& job, std::size_t count) {
+    for (std::size_t i = next_.fetch_add(1); i < count; i = next_.fetch_add(1)) job(i);
+  }
+  void work() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(std::size_t)>* job;
+      std::size_t count;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_;
+        job = job_;
+        count = count_;
+      }
+      take(*job, count);
+      {
+        std::lock_guard lock(mutex_);
+        --busy_;
+      }
+      done_.notify_one();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> threads_;
+  const std::function<void(std::size_t)>* job_ = nullptr;
+  std::size_t count_ = 0;
+  std::atomic<std::size_t> next_{0};
+  std::size_t busy_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stopping_ = false;
 };
 
 namespace {
@@ -240,10 +336,9 @@ Result<std::unique_ptr<FleetEngine>> FleetEngine::create(const EngineSettings& s
                                                          const aggregator::RoundCosts& costs,
                                                          const weights::Weights& global) {
     if (!engine->observer_ || !engine->observer_status_) return;
-    engine->observer_status_ = engine->observer_(record, costs, global, engine->now_);
+    engine->observer_status_ = engine->observer_(record, costs, global, engine->server_now_);
   });
   const auto layout = engine->service_->coordinator().global().layout();
-  static_assert(sizeof(std::uint32_t) <= sizeof(std::size_t));
   engine->devices_.reserve(partition.size());
   for (std::size_t i = 0; i < partition.size(); ++i) {
     const auto number = static_cast<std::uint32_t>(i);
@@ -279,7 +374,13 @@ FleetEngine::FleetEngine(const EngineSettings& settings, const client::Dataset& 
       device_log_(std::move(device_log)),
       fleet_(settings.fleet, settings.seed),
       library_(std::make_unique<SharedModelLibrary>()),
-      queue_(std::make_unique<Queue>()) {
+      queue_(std::make_unique<Queue>()),
+      threads_(std::make_unique<SessionThreads>(settings.session_threads == 0
+                                                    ? std::max(1u, std::thread::hardware_concurrency())
+                                                    : settings.session_threads)),
+      // Nothing a device does reaches the server, nor the server a device, in less than a latency:
+      // the events of a window that long are independent across devices.
+      lookahead_(from_seconds(settings.fleet.latency_ms / 1000)) {
   // Devices take what the server sends, whole models included; the server
   // takes nothing larger than an update part, as over a socket.
   server_limits_.max_payload_bytes = protocol::kUpdatePartValues * sizeof(float);
@@ -305,18 +406,20 @@ Status FleetEngine::run() {
   VirtualTime ticked_at{-1};
   while (!service_->done()) {
     const auto next_event = queue_->empty() ? VirtualTime::max() : queue_->next();
-    if (server_dirty_ && next_event > now_) {
+    // The server ticks once the messages of an instant are in, as its socket loop does.
+    if (server_dirty_ && next_event > server_now_) {
       if (auto status = tick_server(); !status) return status;
-      ticked_at = now_;
+      ticked_at = server_now_;
       continue;
     }
     const auto deadline = service_->coordinator().next_deadline();
     if (deadline != Clock::time_point::max()) {
-      const auto due = std::max(deadline == Clock::time_point::min() ? now_ : deadline - Clock::time_point{}, now_);
+      const auto due = std::max(deadline == Clock::time_point::min() ? server_now_ : deadline - Clock::time_point{},
+                                server_now_);
       if (due <= next_event && due > ticked_at) {
-        now_ = due;
+        server_now_ = due;
         if (auto status = tick_server(); !status) return status;
-        ticked_at = now_;
+        ticked_at = server_now_;
         continue;
       }
     }
@@ -326,13 +429,80 @@ Status FleetEngine::run() {
                         "eligible and online for cohort.min_devices and cohort.min_available?");
     }
     auto event = queue_->pop();
-    now_ = event.at;
-    ++events_;
-    dispatch(event);
+    if (event.kind == Event::Kind::to_server) {
+      server_now_ = event.at;
+      ++events_;
+      deliver_to_server(event);
+      continue;
+    }
+    // Every device event of the window [t, t + lookahead): server events in
+    // it wait, since neither side can reach the other within the window.
+    const auto window_end = event.at + std::max(lookahead_, VirtualTime{1});
+    std::vector<Event> window, server_side;
+    window.push_back(std::move(event));
+    while (!queue_->empty() && queue_->next() < window_end) {
+      auto next = queue_->pop();
+      (next.kind == Event::Kind::to_server ? server_side : window).push_back(std::move(next));
+    }
+    for (auto& waiting : server_side) queue_->push(std::move(waiting));  // sequence numbers kept
+    run_devices(std::move(window), window_end);
   }
   wall_.worker_busy = pool_.busy_seconds();
   service_->log_done();
   return observer_status_;
+}
+
+void FleetEngine::run_devices(std::vector<Event> window, VirtualTime window_end) {
+  // Each device's events, in time order.
+  std::map<std::uint32_t, std::vector<Event>> by_device;
+  for (auto& event : window) by_device[event.device].push_back(std::move(event));
+  std::vector<std::pair<Device*, std::vector<Event>>> work;
+  for (auto& [number, events] : by_device) work.emplace_back(devices_[number].get(), std::move(events));
+  std::vector<Effects> effects(work.size());
+  const auto start = Clock::now();
+  threads_->run(work.size(), [&](std::size_t i) { handle_window(*work[i].first, work[i].second, window_end, effects[i]); });
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  // Merged in device order: the same whatever thread ran which device.
+  WallClockSplit spent;
+  for (auto& out : effects) {
+    for (auto& event : out.scheduled) schedule(std::move(event));
+    trained_devices_.insert(trained_devices_.end(), out.trained.begin(), out.trained.end());
+    events_ += out.events;
+    spent.training += out.wall.training;
+    spent.secure_device += out.wall.secure_device;
+    spent.coordination += out.wall.coordination;
+  }
+  // The threads' time, shared out over the wall time the window took.
+  const double total = spent.training + spent.secure_device + spent.coordination;
+  if (total > 0) {
+    wall_.training += elapsed * spent.training / total;
+    wall_.secure_device += elapsed * spent.secure_device / total;
+    wall_.coordination += elapsed * spent.coordination / total;
+  }
+}
+
+void FleetEngine::handle_window(Device& device, std::vector<Event>& events, VirtualTime window_end, Effects& out) {
+  // Events this device schedules for itself inside the window are handled here too, in order.
+  std::size_t next = 0;
+  while (next < events.size()) {
+    auto event = std::move(events[next++]);
+    out.now = event.at;
+    ++out.events;
+    const std::size_t before = out.scheduled.size();
+    handle(device, event, out);
+    for (std::size_t i = before; i < out.scheduled.size();) {
+      auto& scheduled = out.scheduled[i];
+      if (scheduled.kind != Event::Kind::to_server && scheduled.at < window_end) {
+        // Later than everything already handled; after the events pending at the same time.
+        auto at = std::upper_bound(events.begin() + static_cast<std::ptrdiff_t>(next), events.end(), scheduled.at,
+                                   [](VirtualTime time, const Event& e) { return time < e.at; });
+        events.insert(at, std::move(scheduled));
+        out.scheduled.erase(out.scheduled.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+  }
 }
 
 Status FleetEngine::tick_server() {
@@ -340,7 +510,7 @@ Status FleetEngine::tick_server() {
   Status status = ok_status();
   {
     Stopwatch watch(secure ? wall_.secure_server : wall_.coordination);
-    status = service_->on_tick(clock());
+    status = service_->on_tick(Clock::time_point{} + server_now_);
   }
   server_dirty_ = false;
   flush_server();
@@ -353,86 +523,87 @@ void FleetEngine::flush_server() {
   for (auto& message : service_->take_outgoing()) {
     const auto found = device_by_key_.find(message.device);
     if (found == device_by_key_.end()) continue;
+    // The server sends without knowing whether the device is still there:
+    // one that went away meanwhile loses the message (checked on arrival).
     auto& device = *devices_[found->second];
-    if (!device.online) continue;  // lost: the device has gone
     service_->count_sent(message.bytes);
-    const auto arrival = transfer(now_, device.downlink_free, message.bytes, device.profile.downlink_bytes_s,
+    const auto arrival = transfer(server_now_, device.downlink_free, message.bytes, device.profile.downlink_bytes_s,
                                   device.profile.latency_s);
-    schedule({arrival, 0, Event::Kind::to_device, device.number, device.epoch, std::move(message.frames), nullptr, nullptr});
+    schedule({arrival, 0, Event::Kind::to_device, device.number, 0, std::move(message.frames), nullptr, nullptr,
+              server_now_});
   }
 }
 
-void FleetEngine::dispatch(Event& event) {
-  auto& device = *devices_[event.device];
+void FleetEngine::deliver_to_server(Event& event) {
+  // Already on the wire: it arrives even if the device has gone since.
+  const auto& device = *devices_[event.device];
+  const std::size_t bytes = size_of(event.frames);
+  auto decoded = protocol::decode_envelope(std::move(event.frames), server_limits_);
+  const bool secure = decoded && is_secure_phase(decoded->type());
+  Stopwatch watch(secure ? wall_.secure_server : wall_.coordination);
+  service_->on_message(device.key, decoded, bytes, Clock::time_point{} + server_now_);
+  server_dirty_ = true;
+}
+
+void FleetEngine::handle(Device& device, Event& event, Effects& out) {
   const bool current = device.online && event.epoch == device.epoch;
   switch (event.kind) {
     case Event::Kind::online:
-      if (!device.online && event.epoch == device.epoch) go_online(device);
+      if (!device.online && event.epoch == device.epoch) go_online(device, out);
       return;
     case Event::Kind::offline:
-      if (current) go_offline(device, false);
+      if (current) go_offline(device, false, out);
       return;
     case Event::Kind::to_device:
-      if (current) to_device(device, event);
+      if (device.online && device.online_since <= event.sent) to_device(device, event, out);
       return;
-    case Event::Kind::to_server: {
-      // Already on the wire: it arrives even if the device has gone since.
-      const std::size_t bytes = size_of(event.frames);
-      auto decoded = protocol::decode_envelope(std::move(event.frames), server_limits_);
-      const bool secure = decoded && is_secure_phase(decoded->type());
-      Stopwatch watch(secure ? wall_.secure_server : wall_.coordination);
-      service_->on_message(device.key, decoded, bytes, clock());
-      server_dirty_ = true;
-      return;
-    }
+    case Event::Kind::to_server: return;  // the server's, never a device's
     case Event::Kind::wake:
       if (current && event.at == device.wake_event) {
         device.wake_event = VirtualTime{-1};
         {
-          Stopwatch watch(wall_.coordination);
-          device.session->on_tick(clock());
+          Stopwatch watch(out.wall.coordination);
+          device.session->on_tick(out.clock());
         }
-        after_session(device);
+        after_session(device, out);
       }
       return;
     case Event::Kind::trained:
-      if (current) on_trained(device, event);
+      if (current) on_trained(device, event, out);
       return;
     case Event::Kind::evaluated:
-      if (current) on_evaluated(device, event);
+      if (current) on_evaluated(device, event, out);
       return;
   }
 }
 
-void FleetEngine::to_device(Device& device, Event& event) {
+void FleetEngine::to_device(Device& device, Event& event, Effects& out) {
   auto decoded = protocol::decode_envelope(std::move(event.frames), device_limits_);
   if (!decoded) {
     device.session->on_undecodable(decoded.error());
-    return after_session(device);
+    return after_session(device, out);
   }
   const auto type = decoded->type();
   if (type == protocol::MessageType::train_task) {
     device.drop = fleet_.drop_phase(settings_.server.round.secure.enabled, device.rng);
   }
   if (const auto phase = phase_of(type); phase != DropPhase::none && device.drop == phase) {
-    return go_offline(device, true);  // it vanishes before acting on the message
+    return go_offline(device, true, out);  // it vanishes before acting on the message
   }
   {
-    Stopwatch watch(is_secure_phase(type) ? wall_.secure_device : wall_.coordination);
-    device.session->on_message(*decoded, clock());
+    Stopwatch watch(is_secure_phase(type) ? out.wall.secure_device : out.wall.coordination);
+    device.session->on_message(*decoded, out.clock());
   }
-  after_session(device);
+  after_session(device, out);
 }
 
-void FleetEngine::to_server(Device& device, client::Frames frames) {
-  const auto arrival =
-      transfer(now_, device.uplink_free, size_of(frames), device.profile.uplink_bytes_s, device.profile.latency_s);
-  schedule({arrival, 0, Event::Kind::to_server, device.number, device.epoch, std::move(frames), nullptr, nullptr});
-}
-
-void FleetEngine::after_session(Device& device) {
-  Stopwatch watch(wall_.coordination);
-  for (auto& frames : device.session->take_outgoing()) to_server(device, std::move(frames));
+void FleetEngine::after_session(Device& device, Effects& out) {
+  Stopwatch watch(out.wall.coordination);
+  for (auto& frames : device.session->take_outgoing()) {
+    const auto arrival =
+        transfer(out.now, device.uplink_free, size_of(frames), device.profile.uplink_bytes_s, device.profile.latency_s);
+    out.schedule({arrival, 0, Event::Kind::to_server, device.number, device.epoch, std::move(frames), nullptr, nullptr});
+  }
   const auto& samples = partition_[device.number];
   for (auto& request : device.session->take_work()) {
     auto work = std::make_shared<Work>();
@@ -442,7 +613,7 @@ void FleetEngine::after_session(Device& device) {
     if (const auto* train = std::get_if<client::TrainRequest>(&request)) {
       work->round = train->round;
       work->seconds = settings_.protocol_only ? 0 : per_sample * static_cast<double>(samples.size() * train->plan.epochs);
-      const auto due = now_ + from_seconds(work->seconds);
+      const auto due = out.now + from_seconds(work->seconds);
       if (settings_.protocol_only) {
         client::TrainingResult zeros;
         zeros.update.assign(model->weights.values().size(), 0.0f);
@@ -451,7 +622,8 @@ void FleetEngine::after_session(Device& device) {
       } else if (device.drop != DropPhase::training) {  // a device that will vanish first does no work
         auto plan = train->plan;
         plan.evaluate_before_after = false;  // the last epoch's running figures stand in: two passes saved
-        ticket = pool_.submit({to_seconds(due), sequence_},
+        out.trained.push_back(device.number);
+        ticket = pool_.submit({to_seconds(due), device.number},
                               [&data = train_, &samples, plan, model, work](inference::Model& local) {
                                 if (auto status = local.set_weights(model->weights); !status) {
                                   work->trained = status.error();
@@ -460,81 +632,82 @@ void FleetEngine::after_session(Device& device) {
                                 work->trained = client::train(local, data, samples, plan);
                               });
       }
-      schedule({due, 0, Event::Kind::trained, device.number, device.epoch, {}, std::move(work), std::move(ticket)});
+      out.schedule({due, 0, Event::Kind::trained, device.number, device.epoch, {}, std::move(work), std::move(ticket)});
     } else {
       work->evaluation = std::get<client::EvaluateRequest>(request);
       // Evaluation is a forward pass: about a third of a training epoch.
       work->seconds = per_sample * static_cast<double>(samples.size()) / 3;
-      const auto due = now_ + from_seconds(work->seconds);
-      ticket = pool_.submit({to_seconds(due), sequence_}, [&data = train_, &samples, model, work](inference::Model& local) {
+      const auto due = out.now + from_seconds(work->seconds);
+      ticket = pool_.submit({to_seconds(due), device.number}, [&data = train_, &samples, model, work](inference::Model& local) {
         if (auto status = local.set_weights(model->weights); !status) {
           work->evaluated = status.error();
           return;
         }
         work->evaluated = client::evaluate(local, data, samples);
       });
-      schedule({due, 0, Event::Kind::evaluated, device.number, device.epoch, {}, std::move(work), std::move(ticket)});
+      out.schedule({due, 0, Event::Kind::evaluated, device.number, device.epoch, {}, std::move(work), std::move(ticket)});
     }
   }
   const auto wake = device.session->next_wakeup();
   if (wake != device.wake) {
     device.wake = wake;
     if (wake != Clock::time_point::max()) {
-      device.wake_event = std::max(now_, wake - Clock::time_point{});
-      schedule({device.wake_event, 0, Event::Kind::wake, device.number, device.epoch, {}, nullptr, nullptr});
+      device.wake_event = std::max(out.now, wake - Clock::time_point{});
+      out.schedule({device.wake_event, 0, Event::Kind::wake, device.number, device.epoch, {}, nullptr, nullptr});
     }
   }
 }
 
-void FleetEngine::on_trained(Device& device, Event& event) {
-  if (device.drop == DropPhase::training) return go_offline(device, true);
+void FleetEngine::on_trained(Device& device, Event& event, Effects& out) {
+  if (device.drop == DropPhase::training) return go_offline(device, true, out);
   auto& work = *event.work;
   if (event.ticket) {
-    Stopwatch watch(wall_.training);
+    Stopwatch watch(out.wall.training);
     if (auto status = pool_.wait(event.ticket); !status) work.trained = status.error();
   }
   {
-    Stopwatch watch(settings_.server.round.secure.enabled ? wall_.secure_device : wall_.coordination);
-    device.session->on_trained(work.round, std::move(*work.trained), work.seconds, clock());
+    Stopwatch watch(settings_.server.round.secure.enabled ? out.wall.secure_device : out.wall.coordination);
+    device.session->on_trained(work.round, std::move(*work.trained), work.seconds, out.clock());
   }
-  after_session(device);
+  after_session(device, out);
 }
 
-void FleetEngine::on_evaluated(Device& device, Event& event) {
+void FleetEngine::on_evaluated(Device& device, Event& event, Effects& out) {
   auto& work = *event.work;
   {
-    Stopwatch watch(wall_.training);
+    Stopwatch watch(out.wall.training);
     if (auto status = pool_.wait(event.ticket); !status) work.evaluated = status.error();
   }
-  device.session->on_evaluated(work.evaluation, std::move(*work.evaluated), clock());
-  after_session(device);
+  device.session->on_evaluated(work.evaluation, std::move(*work.evaluated), out.clock());
+  after_session(device, out);
 }
 
-void FleetEngine::go_online(Device& device) {
+void FleetEngine::go_online(Device& device, Effects& out) {
   device.online = true;
+  device.online_since = out.now;
   device.eligible = fleet_.eligible(device.rng);
   device.wake = Clock::time_point::max();
-  device.session->start(clock());
-  after_session(device);
+  device.session->start(out.clock());
+  after_session(device, out);
   if (!fleet_.always_online()) {
-    const auto leave = now_ + from_seconds(fleet_.online_session(device.rng));
-    schedule({leave, 0, Event::Kind::offline, device.number, device.epoch, {}, nullptr, nullptr});
+    const auto leave = out.now + from_seconds(fleet_.online_session(device.rng));
+    out.schedule({leave, 0, Event::Kind::offline, device.number, device.epoch, {}, nullptr, nullptr});
   }
 }
 
-void FleetEngine::go_offline(Device& device, bool vanished) {
+void FleetEngine::go_offline(Device& device, bool vanished, Effects& out) {
   device.online = false;
   ++device.epoch;  // messages on their way to it, its timers and its work are lost
   device.drop = DropPhase::none;
-  device.session->on_disconnected(clock());
+  device.session->on_disconnected(out.clock());
   (void)device.session->take_outgoing();
   (void)device.session->take_work();
   device.wake = Clock::time_point::max();
   device.wake_event = VirtualTime{-1};
-  const double t = to_seconds(now_);
+  const double t = to_seconds(out.now);
   const double away = vanished ? fleet_.rejoin_after(device.profile, t, device.rng)
                                : fleet_.offline_session(device.profile, t, device.rng);
-  schedule({now_ + from_seconds(away), 0, Event::Kind::online, device.number, device.epoch, {}, nullptr, nullptr});
+  out.schedule({out.now + from_seconds(away), 0, Event::Kind::online, device.number, device.epoch, {}, nullptr, nullptr});
 }
 
 }  // namespace shoal::simulations

@@ -195,11 +195,7 @@ Result<SimulationResult> run_simulation(const SimulationConfig& config, std::ost
       return status.error();
     }
   }
-  auto spec = config.split;
-  spec.devices = config.devices;
-  spec.seed = config.seed;
-  spec.min_samples = spec.split == SplitKind::dirichlet ? 10 : 1;
-  auto partition = simulations::partition(train->labels, spec);
+  auto partition = simulations::partition(train->labels, config.partition_spec());
   if (!partition) return make_error(partition.error().code, "simulation config: " + partition.error().message);
 
   const auto work_dir = config.work_dir.empty() ? default_work_dir() : config.work_dir;
@@ -269,6 +265,7 @@ Result<SimulationResult> run_simulation(const SimulationConfig& config, std::ost
     settings.seed = config.seed;
     settings.model_name = evaluator->name();
     settings.protocol_only = config.protocol_only;
+    settings.session_threads = config.workers;
     auto engine = FleetEngine::create(settings, *train, *partition, **pool, server_log, device_log);
     if (!engine) return engine.error();
     // Each round's test evaluation runs on the pool beside the next round's
@@ -313,6 +310,7 @@ Result<SimulationResult> run_simulation(const SimulationConfig& config, std::ost
     result.virtual_seconds = std::chrono::duration<double>((*engine)->now()).count();
     result.wall = (*engine)->wall_clock();
     result.events = (*engine)->events();
+    result.trained_devices = (*engine)->trained_devices();
   }
   printer.finish();
   result.final_accuracy = result.rounds.empty() ? result.initial_accuracy : result.rounds.back().test_accuracy;

@@ -34,6 +34,14 @@ std::array<double, kDropPhases> SimulationConfig::dropout_by_phase() const {
   return chances;
 }
 
+PartitionSpec SimulationConfig::partition_spec() const {
+  auto spec = split;
+  spec.devices = devices;
+  spec.seed = seed;
+  spec.min_samples = spec.split == SplitKind::dirichlet ? 10 : 1;  // as the dirichlet split always asked
+  return spec;
+}
+
 Status SimulationConfig::validate() const {
   if (devices == 0) return invalid("fleet.devices must be at least 1");
   if (split.split == SplitKind::dirichlet && !(split.alpha > 0 && std::isfinite(split.alpha))) {

@@ -10,6 +10,11 @@
 // a device that vanishes costs the round its deadline in virtual seconds,
 // not in wall time.
 //
+// Devices run side by side: nothing one does reaches the server, nor the
+// server a device, in less than a link's latency, so the device events of a
+// window that long are handled on several threads at once (each device's
+// in order) and what they schedule is merged in device order.
+//
 // Training and evaluation run on a TrainerPool; a device holds its data
 // indices and its session state, and the global model versions it holds
 // are shared (one copy per version), so memory grows with devices x session
@@ -51,9 +56,11 @@ struct EngineSettings {
   std::uint64_t seed = 0;        // device identities and randomness, fleet profiles
   std::string model_name;        // for log lines
   bool protocol_only = false;    // train nothing: every device sends an all-zero update at once
+  std::size_t session_threads = 0;  // threads that run device sessions side by side; 0: one per core
 };
 
-// Where the main thread's wall time went.
+// Where the wall time went (time on threads running side by side is
+// shared out over the wall time it took).
 struct WallClockSplit {
   double training = 0;         // waiting for training results from the pool
   double secure_device = 0;    // the devices' side of secure rounds
@@ -72,6 +79,7 @@ class FleetEngine {
 
   // `train` and `partition` (one index list per device) must outlive the
   // engine, as must `pool`, `server_log` and `device_log`'s targets.
+  // `device_log` is called from several threads at once.
   static Result<std::unique_ptr<FleetEngine>> create(const EngineSettings& settings, const client::Dataset& train,
                                                      const Partition& partition, TrainerPool& pool,
                                                      std::ostream& server_log, client::LogSink device_log);
@@ -81,9 +89,12 @@ class FleetEngine {
   // Runs until the model reaches its final version or no round can start.
   Status run();
 
-  VirtualTime now() const { return now_; }
+  // The server's virtual clock: the time of its latest message or tick.
+  VirtualTime now() const { return server_now_; }
   const WallClockSplit& wall_clock() const { return wall_; }
   std::uint64_t events() const { return events_; }
+  // The device of every training job asked of the pool, in order.
+  const std::vector<std::uint32_t>& trained_devices() const { return trained_devices_; }
   const aggregator::RoundService& service() const { return *service_; }
 
   struct Device;  // one simulated device (fleet_engine.cpp)
@@ -92,20 +103,26 @@ class FleetEngine {
   FleetEngine(const EngineSettings& settings, const client::Dataset& train, const Partition& partition,
               TrainerPool& pool, std::ostream& server_log, client::LogSink device_log);
   struct Event;
+  struct Effects;
   struct Queue;
+  class SessionThreads;
 
   void schedule(Event event);
-  void dispatch(Event& event);
-  void to_server(Device& device, client::Frames frames);
-  void to_device(Device& device, Event& event);
-  void flush_server();
+  // The server's side, on the engine's thread.
+  void deliver_to_server(Event& event);
   Status tick_server();
-  void after_session(Device& device);
-  void go_online(Device& device);
-  void go_offline(Device& device, bool vanished);
-  void on_trained(Device& device, Event& event);
-  void on_evaluated(Device& device, Event& event);
-  Clock::time_point clock() const { return Clock::time_point{} + now_; }
+  void flush_server();
+  // A window of device events: devices side by side, each device's events in order.
+  void run_devices(std::vector<Event> window, VirtualTime window_end);
+  void handle_window(Device& device, std::vector<Event>& events, VirtualTime window_end, Effects& out);
+  // One device's side; what it schedules goes to `out`.
+  void handle(Device& device, Event& event, Effects& out);
+  void to_device(Device& device, Event& event, Effects& out);
+  void after_session(Device& device, Effects& out);
+  void go_online(Device& device, Effects& out);
+  void go_offline(Device& device, bool vanished, Effects& out);
+  void on_trained(Device& device, Event& event, Effects& out);
+  void on_evaluated(Device& device, Event& event, Effects& out);
 
   EngineSettings settings_;
   const client::Dataset& train_;
@@ -117,16 +134,19 @@ class FleetEngine {
   std::unique_ptr<SharedModelLibrary> library_;
   std::unique_ptr<aggregator::RoundService> service_;
   std::unique_ptr<Queue> queue_;
+  std::unique_ptr<SessionThreads> threads_;
+  VirtualTime lookahead_;
   std::vector<std::unique_ptr<Device>> devices_;
   std::map<aggregator::DeviceKey, std::uint32_t> device_by_key_;
   client::TrustedPeers trusted_peers_;
   crypto::RandomSeed randomness_seed_;
   std::unique_ptr<crypto::DeterministicRandom> server_random_;
   protocol::Limits server_limits_, device_limits_;
-  VirtualTime now_{0};
+  VirtualTime server_now_{0};
   bool server_dirty_ = true;
   std::uint64_t sequence_ = 0;
   std::uint64_t events_ = 0;
+  std::vector<std::uint32_t> trained_devices_;
   WallClockSplit wall_;
   RoundObserver observer_;
   Status observer_status_ = ok_status();

@@ -43,7 +43,7 @@ struct SimulationConfig {
   double dropout = 0;             // fleet.dropout: chance a device picked for a round vanishes, at a uniform phase
   FleetModelConfig fleet;         // [devices] and [dropout] (the engine)
   Transport transport = Transport::engine;
-  std::size_t workers = 0;        // training threads of the engine; 0: one per core
+  std::size_t workers = 0;        // the engine's training threads, and its session threads; 0: one per core
   bool protocol_only = false;     // benchmarks: train nothing, send all-zero updates at once
   std::filesystem::path work_dir; // checkpoints, logs, report; empty: a new directory under /tmp
   aggregator::RoundConfig round;  // round.final_version is the number of rounds
@@ -53,6 +53,8 @@ struct SimulationConfig {
   // The per-phase dropout chances: [dropout] as given, or fleet.dropout spread so
   // that a device drops with that chance at a phase drawn uniformly.
   std::array<double, kDropPhases> dropout_by_phase() const;
+  // How the training set is split: `split` with the fleet's size and seed.
+  PartitionSpec partition_spec() const;
 };
 
 // Reads [fleet], [devices], [dropout], [data], [model] and the aggregator's round sections.
@@ -76,6 +78,7 @@ struct SimulationResult {
   double virtual_seconds = 0;  // the engine's clock at the end
   WallClockSplit wall;         // the engine's
   std::uint64_t events = 0;    // the engine's
+  std::vector<std::uint32_t> trained_devices;  // the engine's training jobs, by device, in the order asked
   std::size_t peak_rss_bytes = 0;
   std::filesystem::path work_dir;
   std::filesystem::path report;  // report.svg
