@@ -39,8 +39,12 @@ std::optional<std::string> RoundCoordinator::start_secure(OpenRound& round, prot
     if (!identity) return "secure round: " + identity.error().message;
     members.push_back({device, *identity});
   }
-  // Each device's noise share: the sum of any t carries the round's variance.
-  const double share = 1 / std::sqrt(static_cast<double>(t));
+  // Each device's noise share. An applied round sums at least m inputs, m
+  // the larger of t and min_devices (fewer abandon it), so the sum carries
+  // the round's variance whatever the dropouts: calibrating to t alone would
+  // put cohort/t times the noise needed into a large cohort's sum.
+  const double fewest_inputs = static_cast<double>(std::max(t, config_.min_devices));
+  const double share = 1 / std::sqrt(fewest_inputs);
   task.privacy.noise_stddev = round.update_noise_multiplier * clip_norm_ * share;
   task.privacy.count_noise_stddev = round.count_noise_stddev * share;
   // The range covers the update (norm C, or the per-value clamp), the weight

@@ -93,22 +93,25 @@ struct SharedModel {
 class SharedModelLibrary {
  public:
   std::shared_ptr<SharedModel> intern(weights::Weights model) {
-    std::lock_guard lock(mutex_);  // devices adopt models from several threads at once
-    auto& slot = by_version_[model.version()];
-    if (auto existing = slot.lock()) {
-      const auto& a = existing->weights.values();
-      const auto& b = model.values();
-      if (existing->weights.layout().hash() == model.layout().hash() && a.size() == b.size() &&
-          std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0) {
-        return existing;
-      }
+    std::shared_ptr<SharedModel> existing;
+    {
+      std::lock_guard lock(mutex_);  // devices adopt models from several threads at once
+      existing = by_version_[model.version()].lock();
     }
+    if (existing && same(existing->weights, model)) return existing;
     auto fresh = std::make_shared<SharedModel>(std::move(model));
-    slot = fresh;
+    std::lock_guard lock(mutex_);
+    by_version_[fresh->weights.version()] = fresh;
     return fresh;
   }
 
  private:
+  static bool same(const weights::Weights& a, const weights::Weights& b) {
+    return a.layout().hash() == b.layout().hash() && a.values().size() == b.values().size() &&
+           std::memcmp(a.values().data(), b.values().data(), a.values().size() * sizeof(float)) == 0;
+  }
+
+
   std::mutex mutex_;
   std::map<std::uint64_t, std::weak_ptr<SharedModel>> by_version_;
 };

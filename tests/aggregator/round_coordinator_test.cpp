@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstring>
 
 #include "shoal/crypto/key_file.h"
@@ -396,6 +397,34 @@ TEST_CASE("a secure round announces its parameters and refuses plain updates and
   CHECK_THAT(*c.on_advertise(names[0], forged, t0), Catch::Contains("not signed by the device's identity"));
   CHECK_THAT(*c.on_shares(names[0], protocol::ShareKeys{task->round, {}}, t0), Catch::Contains("in phase advertising keys"));
   CHECK(refusals(c.take_outgoing()) == 3);
+}
+
+TEST_CASE("each device's share of a secure round's noise is calibrated to the fewest inputs an applied round sums") {
+  // Six devices: k = 5, t = 3; an applied round needs min_devices of them.
+  auto share_of = [](std::size_t min_devices) {
+    auto config = small_config();
+    config.secure.enabled = true;
+    config.min_devices = min_devices;
+    config.privacy.clip_norm = 2.0;
+    config.privacy.noise_multiplier = 1.5;
+    auto c = coordinator(config);
+    std::vector<std::string> names;
+    for (int i = 0; i < 6; ++i) {
+      names.push_back(crypto::format_ed25519_public(crypto::IdentityKeyPair::generate().public_identity().ed25519()));
+    }
+    connect_and_start(c, names);
+    for (auto& o : c.take_outgoing()) {
+      if (auto* task = std::get_if<protocol::TrainTask>(&o.message)) {
+        REQUIRE(task->secure);
+        CHECK(task->secure->threshold == 3);
+        return task->privacy.noise_stddev;
+      }
+    }
+    FAIL("no train task");
+    return 0.0;
+  };
+  CHECK(share_of(2) == Approx(1.5 * 2.0 / std::sqrt(3.0)));  // t = 3 inputs at the least
+  CHECK(share_of(5) == Approx(1.5 * 2.0 / std::sqrt(5.0)));  // min_devices = 5: each device adds less
 }
 
 TEST_CASE("no round starts that would spend more than the privacy budget") {

@@ -1,7 +1,8 @@
 // What a device does to its update before it leaves, as the round's
 // PrivacyPlan says: clip its L2 norm to C, and in secure mode weigh it and
 // add the device's share of the round's Gaussian noise (distributed DP:
-// each device adds variance (zC)^2 / t, so the sum of any t or more carries
+// each device adds variance (zC)^2 / m, m = max(t, min_devices) being the
+// fewest inputs an applied round sums, so the sum of any m or more carries
 // at least (zC)^2).
 //
 // A secure input is the update followed by two more values, summed with it
