@@ -47,6 +47,22 @@ protocol::TrainTask task_for(std::uint64_t round, const weights::Weights& model)
   return task;
 }
 
+// A secure round's task, threshold 1, quantising at `scale`.
+protocol::TrainTask secure_task_for(std::uint64_t round, const weights::Weights& model, double scale = 1) {
+  auto task = task_for(round, model);
+  task.secure = protocol::SecureParams{};
+  task.secure->threshold = 1;
+  task.secure->scale = scale;
+  return task;
+}
+
+protocol::KeyRoster roster_for(std::uint64_t round) {
+  protocol::KeyRoster roster;
+  roster.round = round;
+  roster.index = 1;
+  return roster;
+}
+
 struct Device {
   explicit Device(client::SessionFaults faults = {}, client::SessionSettings settings = {})
       : session(std::move(settings), identity, small_layout(), holder, randomness,
@@ -241,22 +257,14 @@ TEST_CASE("a secure task starts the device's side of SecAgg+, and a roster for a
   Device device;
   device.session.start(t0);
   const auto global = model_at(1);
-  auto task = task_for(3, global);
-  protocol::SecureParams params;
-  params.threshold = 1;
-  params.scale = 1000;
-  task.secure = params;
-  device.session.on_message(received(with_model(task, global)), t0);
+  device.session.on_message(received(with_model(secure_task_for(3, global, 1000), global)), t0);
   device.train(3, {0.1f, 0.2f, 0.3f}, t0 + 1s);
   auto adverts = device.sent_of<protocol::AdvertiseKeys>();
   REQUIRE(adverts.size() == 1);
   CHECK(adverts[0].round == 3);
   CHECK(device.session.counters().rounds_trained == 0);  // not until the masked input goes
 
-  protocol::KeyRoster roster;
-  roster.round = 4;
-  roster.index = 1;
-  device.session.on_message(received(protocol::encode(roster)), t0 + 2s);
+  device.session.on_message(received(protocol::encode(roster_for(4))), t0 + 2s);
   CHECK(device.sent().empty());
   CHECK(device.logged("a key roster for round 4, which is not this device's open secure round"));
 }
@@ -270,10 +278,7 @@ TEST_CASE("a device's secure-round draws come from its round's source: equal see
     client::MemoryModelHolder holder;
     client::DeviceSession session({}, identity, small_layout(), holder, randomness, [](const std::string&) {});
     const auto global = model_at(1);
-    auto task = task_for(1, global);
-    task.secure = protocol::SecureParams{};
-    task.secure->threshold = 1;
-    session.on_message(received(with_model(task, global)), t0);
+    session.on_message(received(with_model(secure_task_for(1, global), global)), t0);
     (void)session.take_work();
     client::TrainingResult result;
     result.update = {0, 0, 0};
@@ -298,16 +303,10 @@ TEST_CASE("a device that drops out before sharing keys sends nothing more for th
   Device device(faults);
   device.session.start(t0);
   const auto global = model_at(1);
-  auto task = task_for(3, global);
-  task.secure = protocol::SecureParams{};
-  task.secure->threshold = 1;
-  device.session.on_message(received(with_model(task, global)), t0);
+  device.session.on_message(received(with_model(secure_task_for(3, global), global)), t0);
   device.train(3, {0.1f, 0.2f, 0.3f}, t0 + 1s);
   REQUIRE(device.sent_of<protocol::AdvertiseKeys>().size() == 1);
-  protocol::KeyRoster roster;
-  roster.round = 3;
-  roster.index = 1;
-  device.session.on_message(received(protocol::encode(roster)), t0 + 2s);
+  device.session.on_message(received(protocol::encode(roster_for(3))), t0 + 2s);
   CHECK(device.sent().empty());
   CHECK(device.logged("round 3: dropping out of the round (simulated)"));
 }
