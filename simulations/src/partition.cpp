@@ -10,7 +10,7 @@
 namespace shoal::simulations {
 namespace {
 
-Error invalid(const std::string& what) { return make_error(ErrorCode::invalid_argument, what); }
+Error invalid_split(const std::string& what) { return make_error(ErrorCode::invalid_argument, what); }
 
 std::map<std::int64_t, std::vector<std::size_t>> by_class(std::span<const std::int64_t> labels) {
   std::map<std::int64_t, std::vector<std::size_t>> classes;
@@ -40,7 +40,7 @@ std::vector<std::size_t> sorted_by_label(std::span<const std::int64_t> labels, s
 Result<Partition> shards_without_replacement(std::span<const std::int64_t> labels, const PartitionSpec& spec) {
   const std::size_t shards = spec.devices * spec.shards_per_device;
   if (shards > labels.size()) {
-    return invalid("fleet.devices x fleet.shards_per_device is " + std::to_string(shards) + " shards, more than the " +
+    return invalid_split("fleet.devices x fleet.shards_per_device is " + std::to_string(shards) + " shards, more than the " +
                    std::to_string(labels.size()) +
                    " training samples; use fewer, or set fleet.samples_per_device to draw with replacement");
   }
@@ -169,20 +169,20 @@ const char* split_name(SplitKind kind) {
 }
 
 Result<Partition> partition(std::span<const std::int64_t> labels, const PartitionSpec& spec) {
-  if (spec.devices == 0) return invalid("fleet.devices must be at least 1");
-  if (labels.empty()) return invalid("the training set is empty");
+  if (spec.devices == 0) return invalid_split("fleet.devices must be at least 1");
+  if (labels.empty()) return invalid_split("the training set is empty");
   if (spec.split == SplitKind::dirichlet && !(spec.alpha > 0 && std::isfinite(spec.alpha))) {
-    return invalid("fleet.alpha must be positive");
+    return invalid_split("fleet.alpha must be positive");
   }
   if (spec.split == SplitKind::shards && spec.shards_per_device == 0) {
-    return invalid("fleet.shards_per_device must be at least 1");
+    return invalid_split("fleet.shards_per_device must be at least 1");
   }
   if (spec.split == SplitKind::quantity && !(spec.quantity_sigma >= 0 && std::isfinite(spec.quantity_sigma))) {
-    return invalid("fleet.quantity_sigma must be >= 0");
+    return invalid_split("fleet.quantity_sigma must be >= 0");
   }
   if (spec.samples_per_device > 0) return with_replacement(labels, spec);
   if (spec.devices * std::max<std::size_t>(spec.min_samples, 1) > labels.size()) {
-    return invalid("fleet.devices is " + std::to_string(spec.devices) + ", but the " + std::to_string(labels.size()) +
+    return invalid_split("fleet.devices is " + std::to_string(spec.devices) + ", but the " + std::to_string(labels.size()) +
                    " training samples cannot give each device " + std::to_string(std::max<std::size_t>(spec.min_samples, 1)) +
                    "; use fewer devices, or set fleet.samples_per_device to draw with replacement");
   }
@@ -193,7 +193,7 @@ Result<Partition> partition(std::span<const std::int64_t> labels, const Partitio
     case SplitKind::shards: return shards_without_replacement(labels, spec);
     case SplitKind::quantity: return quantity_without_replacement(labels.size(), spec);
   }
-  return invalid("unknown split");
+  return invalid_split("unknown split");
 }
 
 Partition partition_iid(std::size_t samples, std::size_t devices, std::uint64_t seed) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <set>
 
+#include "shoal/crypto/byte_io.h"
 #include "shoal/crypto/durable_file.h"
 #include "shoal/crypto/encoding.h"
 #include "shoal/updater/delta_codec.h"
@@ -22,15 +23,11 @@ fs::path metadata_dir(const fs::path& repo) { return repo / "metadata"; }
 fs::path staged_dir(const fs::path& repo) { return repo / "staged"; }
 fs::path targets_dir(const fs::path& repo) { return repo / "targets"; }
 
-std::span<const std::uint8_t> as_bytes(const std::string& text) {
-  return std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
-}
-
 Result<std::optional<SignedMetadata>> read_optional_metadata(const fs::path& path) {
   if (!fs::exists(path)) return std::optional<SignedMetadata>();
   auto bytes = crypto::read_file(path, kMaxMetadataBytes);
   if (!bytes) return bytes.error();
-  auto metadata = parse_metadata_file(as_bytes(*bytes), path.string());
+  auto metadata = parse_metadata_file(crypto::text_bytes(*bytes), path.string());
   if (!metadata) return metadata.error();
   return std::optional<SignedMetadata>(std::move(metadata).value());
 }
@@ -369,7 +366,7 @@ Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
   snapshot.version = *snapshot_version;
   snapshot.expires = now + expiry_.snapshot * kDay;
   snapshot.meta["targets.json"] =
-      MetaFile{staged_targets_.version, targets_text.size(), file_hashes(as_bytes(targets_text))};
+      MetaFile{staged_targets_.version, targets_text.size(), file_hashes(crypto::text_bytes(targets_text))};
   SignedMetadata snapshot_file{to_json(snapshot), {}};
   if (auto status = add_signature(snapshot_file, snapshot_key); !status) return status;
   const std::string snapshot_text = format_metadata_file(snapshot_file);
@@ -380,7 +377,7 @@ Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
   TimestampMetadata timestamp;
   timestamp.version = *timestamp_version;
   timestamp.expires = now + expiry_.timestamp * kDay;
-  timestamp.snapshot = MetaFile{snapshot.version, snapshot_text.size(), file_hashes(as_bytes(snapshot_text))};
+  timestamp.snapshot = MetaFile{snapshot.version, snapshot_text.size(), file_hashes(crypto::text_bytes(snapshot_text))};
   SignedMetadata timestamp_file{to_json(timestamp), {}};
   if (auto status = add_signature(timestamp_file, timestamp_key); !status) return status;
   return crypto::write_file_durably(metadata / "timestamp.json", format_metadata_file(timestamp_file));

@@ -19,6 +19,7 @@
 #include <iostream>
 #include <set>
 
+#include "shoal/crypto/byte_io.h"
 #include "shoal/crypto/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/updater/delta_codec.h"
@@ -35,10 +36,6 @@ namespace {
 int fail(const Error& error) {
   std::cerr << "shoal-release: " << error.describe() << "\n";
   return 1;
-}
-
-std::span<const std::uint8_t> as_bytes(const std::string& text) {
-  return std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
 }
 
 // A role's keys and threshold as given on the command line.
@@ -117,7 +114,7 @@ int inspect(const fs::path& repo_dir) {
   auto read = [&](const fs::path& path) -> std::optional<SignedMetadata> {
     auto text = crypto::read_file(path, 64 << 20);
     if (!text) return std::nullopt;
-    auto file = parse_metadata_file(as_bytes(*text), path.string());
+    auto file = parse_metadata_file(crypto::text_bytes(*text), path.string());
     if (!file) return std::nullopt;
     return std::move(file).value();
   };
@@ -172,7 +169,7 @@ int verify(const fs::path& repo_dir, fs::path root_path) {
       fs::remove_all(dir, ignored);
     }
   } cleanup{trust_dir};
-  if (auto status = TufClient::trust_root(trust_dir, as_bytes(*root), root_path.string()); !status) {
+  if (auto status = TufClient::trust_root(trust_dir, crypto::text_bytes(*root), root_path.string()); !status) {
     return fail(status.error());
   }
   auto client = TufClient::open(trust_dir);

@@ -1,15 +1,12 @@
 #include "shoal/updater/tuf_client.h"
 
+#include "shoal/crypto/byte_io.h"
 #include "shoal/crypto/durable_file.h"
 
 namespace fs = std::filesystem;
 
 namespace shoal::updater {
 namespace {
-
-std::span<const std::uint8_t> as_bytes(const std::string& text) {
-  return std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
-}
 
 Error step_error(std::string_view step, const Error& error) {
   return make_error(error.code, std::string(step) + ": " + error.message);
@@ -29,7 +26,7 @@ template <typename Parsed, typename Parse>
 std::optional<Parsed> load_trusted(const fs::path& path, const RootMetadata& root, RoleName role, Parse parse) {
   auto bytes = crypto::read_file(path, 64 << 20);
   if (!bytes) return std::nullopt;
-  auto metadata = parse_metadata_file(as_bytes(*bytes), path.string());
+  auto metadata = parse_metadata_file(crypto::text_bytes(*bytes), path.string());
   if (!metadata || !verify_threshold(*metadata, root, role, path.string())) return std::nullopt;
   auto parsed = parse(metadata->signed_part, path.string());
   if (!parsed) return std::nullopt;
@@ -85,7 +82,7 @@ Result<TufClient> TufClient::open(const fs::path& trust_dir, DownloadLimits limi
     }
     return bytes.error();
   }
-  auto metadata = parse_metadata_file(as_bytes(*bytes), root_path.string());
+  auto metadata = parse_metadata_file(crypto::text_bytes(*bytes), root_path.string());
   if (!metadata) return metadata.error();
   auto root = parse_root(metadata->signed_part, root_path.string());
   if (!root) return root.error();

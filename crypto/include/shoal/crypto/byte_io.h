@@ -6,12 +6,18 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
 #include "shoal/crypto/result.h"
 
 namespace shoal::crypto {
+
+// The bytes of a text, for hashing, signing or writing it.
+inline std::span<const std::uint8_t> text_bytes(std::string_view text) {
+  return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
+}
 
 inline void append_u8(std::vector<std::uint8_t>& out, std::uint8_t v) { out.push_back(v); }
 
