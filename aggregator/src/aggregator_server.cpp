@@ -75,22 +75,28 @@ void AggregatorServer::check_enrolment(Clock::time_point now) {
 }
 
 void AggregatorServer::handle(protocol::FromPeer& message, Clock::time_point now) {
+  const DeviceKey& device = message.user_id;
+  // Revocation holds on every connection, whatever it has sent: one opened
+  // before the device was revoked still carries its key.
+  const bool enrolled = authenticator_->is_enrolled(device);
   // Release fetches come on a connection of their own: it must not become the device's round route.
   if (message.message && message.message->type() == protocol::MessageType::fetch_file) {
-    return serve_release_file(message);
+    return serve_release_file(message, enrolled);
   }
-  const DeviceKey& device = message.user_id;
   // A device keeps its routing id until it reconnects; copy it only then.
   auto& route = routes_[device];
   if (route != message.routing_id) route.copy(message.routing_id);
-  if (revoked_.contains(device)) {
-    // Its connection predates the revocation; a new one would fail the handshake.
+  if (!enrolled) {
+    if (revoked_.insert(device).second) {
+      log_ << "device " << short_key(device) << " is no longer enrolled: refusing its messages\n";
+      service_->on_revoked(device, now);
+    }
     return service_->refuse(device, "not enrolled", "this device's enrolment was revoked; it takes no further part");
   }
   service_->on_message(device, message.message, message.bytes, now);
 }
 
-void AggregatorServer::serve_release_file(const protocol::FromPeer& message) {
+void AggregatorServer::serve_release_file(const protocol::FromPeer& message, bool enrolled) {
   auto fetch = protocol::decode<protocol::FetchFile>(*message.message);
   protocol::FileChunk chunk{fetch ? fetch->request : 0, "refused", "", fetch ? fetch->offset : 0, 0};
   std::vector<zmq::message_t> payloads;
@@ -98,7 +104,7 @@ void AggregatorServer::serve_release_file(const protocol::FromPeer& message) {
     chunk.detail = fetch.error().describe();
   } else if (config_.release_repository.empty()) {
     chunk.detail = "this aggregator serves no release repository";
-  } else if (revoked_.contains(message.user_id)) {
+  } else if (!enrolled) {
     chunk.detail = "this device's enrolment was revoked";
   } else if (auto range = updater::read_repository_range(config_.release_repository, fetch->path, fetch->offset,
                                                           fetch->max_bytes);

@@ -13,6 +13,7 @@
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/enrolment.h"
 #include "shoal/protocol/messages.h"
+#include "shoal/protocol/release_messages.h"
 #include "shoal/weights/weights_file.h"
 #include "temp_dir.h"
 
@@ -187,6 +188,34 @@ TEST_CASE("revoking a connected device's enrolment cuts it off without a restart
   CHECK(refusal->fault == "not enrolled");
   REQUIRE(f.finish());
   CHECK(f.log.str().find("is no longer enrolled: refusing its messages") != std::string::npos);
+}
+
+TEST_CASE("revocation cuts off a device that only ever fetches release files") {
+  shoal::testing::TempDir releases;
+  std::filesystem::create_directories(releases / "metadata");
+  REQUIRE(crypto::write_file_durably(releases / "metadata" / "timestamp.json", "{}"));
+  Fixture f(4, 2, 0, [&](aggregator::AggregatorConfig& config) { config.release_repository = releases.path(); });
+  const auto fetch = [&](std::uint64_t request) {
+    REQUIRE(protocol::send_to_server(f.device, protocol::encode(protocol::FetchFile{request, "metadata/timestamp.json",
+                                                                                     0, 1024})));
+    auto chunk = protocol::decode<protocol::FileChunk>(next_message(f.device));
+    REQUIRE(chunk);
+    return *chunk;
+  };
+  CHECK(fetch(1).status == "ok");
+  REQUIRE(protocol::revoke_device(f.dir / "enrolled.txt", f.device_keys.public_identity()));
+
+  // Served until the server reads the edited list; refused from then on, on the same connection.
+  std::optional<protocol::FileChunk> refused;
+  const auto give_up = std::chrono::steady_clock::now() + 20s;
+  for (std::uint64_t request = 2; !refused && std::chrono::steady_clock::now() < give_up; ++request) {
+    auto chunk = fetch(request);
+    if (chunk.status != "ok") refused = chunk;
+  }
+  REQUIRE(refused);
+  CHECK(refused->status == "refused");
+  CHECK(refused->detail == "this device's enrolment was revoked");
+  REQUIRE(f.finish());
 }
 
 TEST_CASE("a restarted aggregator counts the privacy spent before it against the budget") {

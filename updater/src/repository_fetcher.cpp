@@ -57,21 +57,56 @@ Result<std::vector<std::uint8_t>> DirectoryFetcher::fetch(const std::string& pat
 
 namespace shoal::updater {
 
+namespace {
+
+// Opens `path` under `root` one component at a time, each with O_NOFOLLOW, so
+// that no symbolic link inside the repository can lead out of it; the last
+// with O_NONBLOCK, so that a FIFO cannot block the caller. Only regular files
+// of the published parts (metadata/ and targets/) are opened.
+Result<int> open_published_file(const std::filesystem::path& root, const std::string& path) {
+  const std::string_view top = std::string_view(path).substr(0, path.find('/'));
+  if (top != "metadata" && top != "targets") {
+    return make_error(ErrorCode::invalid_argument,
+                      "'" + path + "' is not published: only metadata/ and targets/ are served");
+  }
+  int dir = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return make_error(ErrorCode::io, "cannot open the repository: " + std::string(std::strerror(errno)));
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = path.find('/', start);
+    const std::string segment = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const bool last = end == std::string::npos;
+    const int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (last ? O_NONBLOCK : O_DIRECTORY);
+    const int next = ::openat(dir, segment.c_str(), flags);
+    const int saved = errno;
+    ::close(dir);
+    if (next < 0) {
+      if (saved == ENOENT) return make_error(ErrorCode::not_found, "cannot open " + path + ": no such file");
+      if (saved == ELOOP || saved == ENOTDIR) {
+        return make_error(ErrorCode::not_found, path + " is not a file of the repository (a link or not a directory)");
+      }
+      return make_error(ErrorCode::io, "cannot open " + path + ": " + std::strerror(saved));
+    }
+    if (last) return next;
+    dir = next;
+    start = end + 1;
+  }
+}
+
+}  // namespace
+
 Result<FileRange> read_repository_range(const std::filesystem::path& root, const std::string& path,
                                         std::uint64_t offset, std::uint64_t max_bytes) {
   if (!is_safe_repository_path(path)) {
     return make_error(ErrorCode::invalid_argument, "'" + path + "' is not a path inside the repository");
   }
-  const std::filesystem::path full = root / path;
-  const int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return make_error(errno == ENOENT ? ErrorCode::not_found : ErrorCode::io,
-                      "cannot open " + path + ": " + std::strerror(errno));
-  }
+  auto opened = open_published_file(root, path);
+  if (!opened) return opened.error();
+  const int fd = *opened;
   struct stat info {};
   if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
     ::close(fd);
-    return make_error(ErrorCode::not_found, path + " is not a file");
+    return make_error(ErrorCode::not_found, path + " is not a regular file");
   }
   FileRange range;
   range.total_size = static_cast<std::uint64_t>(info.st_size);

@@ -49,7 +49,7 @@ class AggregatorServer {
   AggregatorServer(const AggregatorConfig& config, std::ostream& log, std::unique_ptr<RoundService> service);
   void handle(protocol::FromPeer& message, Clock::time_point now);
   // Answers a FetchFile on the connection it came from.
-  void serve_release_file(const protocol::FromPeer& message);
+  void serve_release_file(const protocol::FromPeer& message, bool enrolled);
   // Now and then: devices whose enrolment was revoked are cut off.
   void check_enrolment(Clock::time_point now);
   void send_outgoing();

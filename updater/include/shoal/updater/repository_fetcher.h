@@ -43,7 +43,10 @@ struct FileRange {
 };
 
 // Bytes [offset, offset + max_bytes) of `path` under `root` (fewer at the
-// end of the file). A path that leaves the repository is refused.
+// end of the file), as a server hands them to devices. Only regular files
+// under metadata/ and targets/ are served: a path that leaves the repository,
+// goes through a symbolic link, names staged/ or anything unpublished, or
+// ends at a FIFO, device or directory is refused, without blocking.
 Result<FileRange> read_repository_range(const std::filesystem::path& root, const std::string& path,
                                         std::uint64_t offset, std::uint64_t max_bytes);
 
