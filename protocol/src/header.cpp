@@ -202,7 +202,26 @@ Decoded<bool> FieldMap::get_bool(std::string_view key) const {
 Decoded<std::string> FieldMap::get_string(std::string_view key) const {
   auto value = require(key, msgpack::type::STR, "string");
   if (!value) return value.error();
-  return std::string((*value)->via.str.ptr, (*value)->via.str.size);
+  const std::string_view text((*value)->via.str.ptr, (*value)->via.str.size);
+  if (text.size() > kMaxStringBytes) {
+    return DecodeError{DecodeFault::invalid_value, qualified(key),
+                       "a string of " + std::to_string(text.size()) + " bytes, at most " +
+                           std::to_string(kMaxStringBytes) + " allowed"};
+  }
+  // A peer's text reaches logs and metrics: control characters (a newline
+  // forging a log line, ANSI escapes) are escaped here, once, for every reader.
+  std::string printable;
+  printable.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      printable += c;
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      printable += {'\\', 'x', kHex[byte >> 4], kHex[byte & 15]};
+    }
+  }
+  return printable;
 }
 
 Decoded<std::span<const std::uint8_t>> FieldMap::get_bytes(std::string_view key) const {

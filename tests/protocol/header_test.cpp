@@ -56,6 +56,24 @@ TEST_CASE("every field type written is read back") {
   CHECK(*nested->get_double("learning_rate") == 0.05);
 }
 
+TEST_CASE("a peer's strings arrive with control characters escaped and their length capped") {
+  HeaderWriter writer;
+  writer.put("agent_version", "shoal-agent 1\n2026-12-01 device ffff connected\x1b[2J\x7f")
+      .put("long", std::string(kMaxStringBytes + 1, 'a'))
+      .put("longest", std::string(kMaxStringBytes, 'a'))
+      .put("utf8", "caf\xc3\xa9");
+  const auto parsed = parse(writer);
+  CHECK(*parsed.fields.get_string("agent_version") ==
+        "shoal-agent 1\\x0a2026-12-01 device ffff connected\\x1b[2J\\x7f");
+  CHECK(*parsed.fields.get_string("utf8") == "caf\xc3\xa9");
+  CHECK(parsed.fields.get_string("longest")->size() == kMaxStringBytes);
+  auto too_long = parsed.fields.get_string("long");
+  REQUIRE_FALSE(too_long);
+  CHECK(too_long.error().fault == DecodeFault::invalid_value);
+  CHECK(too_long.error().field == "long");
+  CHECK_THAT(too_long.error().detail, Catch::Contains("4097 bytes"));
+}
+
 TEST_CASE("doubles with integral values, which msgpack packs as integers, read back as doubles") {
   HeaderWriter writer;
   writer.put("one", 1.0).put("minus_two", -2.0).put("zero", 0.0);

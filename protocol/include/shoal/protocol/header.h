@@ -24,6 +24,9 @@ namespace shoal::protocol {
 template <typename T>
 using Decoded = Result<T, DecodeError>;
 
+// The longest string field a message may carry.
+inline constexpr std::size_t kMaxStringBytes = 4096;
+
 // Builds one msgpack map. Field order is the order of the calls.
 class HeaderWriter {
  public:
@@ -60,6 +63,9 @@ class FieldMap {
   Decoded<std::int64_t> get_int(std::string_view key) const;
   Decoded<double> get_double(std::string_view key) const;
   Decoded<bool> get_bool(std::string_view key) const;
+  // A string field of at most kMaxStringBytes, its control characters
+  // (below 0x20, and 0x7f) escaped as \xNN: peers' strings are only ever
+  // names and explanations, and they end up in logs.
   Decoded<std::string> get_string(std::string_view key) const;
   // Borrowed bytes of a msgpack bin field.
   Decoded<std::span<const std::uint8_t>> get_bytes(std::string_view key) const;
