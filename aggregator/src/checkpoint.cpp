@@ -33,6 +33,15 @@ fs::path member(const fs::path& dir, const nlohmann::json& index, const char* ke
   return dir / name;
 }
 
+// A count: nlohmann would read -5 as 2^64 - 5.
+std::uint64_t count(const nlohmann::json& index, const char* key) {
+  const auto& value = index.at(key);
+  if (!value.is_number_unsigned()) {
+    throw std::invalid_argument(std::string(key) + " is " + value.dump() + ", not a count (an integer >= 0)");
+  }
+  return value.get<std::uint64_t>();
+}
+
 // Moments are stored as weights files in the model's layout.
 Status write_moment(const fs::path& path, const weights::Weights& global, std::span<const float> values) {
   auto moment = weights::Weights::from_values(global.layout(), global.version(), {values.begin(), values.end()});
@@ -125,12 +134,12 @@ Result<std::optional<Checkpoint>> read_checkpoint(const fs::path& state_dir) {
     }
     auto global = weights::read_weights_file(member(state_dir, index, "global"));
     if (!global) return global.error();
-    if (global->version() != index.at("model_version").get<std::uint64_t>()) {
+    if (global->version() != count(index, "model_version")) {
       return damaged(index_path, "names model version " + index.at("model_version").dump() + " but " +
                                      index.at("global").get<std::string>() + " holds version " +
                                      std::to_string(global->version()));
     }
-    Checkpoint checkpoint{std::move(global).value(), index.at("rounds_started").get<std::uint64_t>(),
+    Checkpoint checkpoint{std::move(global).value(), count(index, "rounds_started"),
                           index.at("strategy").get<std::string>(), {}, {}, std::nullopt};
     if (index.contains("privacy")) checkpoint.privacy = read_privacy(index.at("privacy"));
     for (auto [key, target] : {std::pair{"first_moment", &checkpoint.first_moment},

@@ -107,6 +107,14 @@ TEST_CASE("a damaged checkpoint is an error naming the file and the fault") {
   REQUIRE_FALSE(escaped);
   CHECK(escaped.error().message.find("not a file in the state directory") != std::string::npos);
 
+  std::string negative = index;
+  REQUIRE(negative.find("\"rounds_started\": 3") != std::string::npos);
+  negative.replace(negative.find("\"rounds_started\": 3"), 19, "\"rounds_started\": -5");
+  overwrite(dir / "checkpoint.json", negative);
+  auto wrapped = read_checkpoint(dir.path());
+  REQUIRE_FALSE(wrapped);
+  CHECK_THAT(wrapped.error().message, Catch::Contains("rounds_started is -5, not a count"));
+
   overwrite(dir / "checkpoint.json", index);
   overwrite(dir / "moments-v1-second.weights", "SHOALWTS");
   auto moment = read_checkpoint(dir.path());

@@ -176,19 +176,3 @@ TEST_CASE("a TorchScript model trains through the same trainer") {
   CHECK(result->update.size() == model->layout().parameter_count());
   CHECK(result->after.loss < result->before.loss);
 }
-
-TEST_CASE("on an accelerator, training lowers the loss and the update comes back to the CPU") {
-  const auto device = inference::resolve_device("auto");
-  REQUIRE(device);
-  if (device->kind == inference::DeviceKind::cpu) {
-    WARN("no CUDA or MPS device on this machine: accelerator training test skipped");
-    return;
-  }
-  auto model = *Model::from_zoo("cnn", 1);
-  REQUIRE(model.to(*device));
-  auto result = train(model, synthetic_images(512, 8), quick_plan());
-  REQUIRE(result);
-  CHECK(result->after.loss < result->before.loss);
-  CHECK(result->update.size() == 1'663'370);
-  CHECK(weights::l2_norm(result->update) > 0);
-}
