@@ -41,8 +41,8 @@ Result<Partition> shards_without_replacement(std::span<const std::int64_t> label
   const std::size_t shards = spec.devices * spec.shards_per_device;
   if (shards > labels.size()) {
     return invalid_split("fleet.devices x fleet.shards_per_device is " + std::to_string(shards) + " shards, more than the " +
-                   std::to_string(labels.size()) +
-                   " training samples; use fewer, or set fleet.samples_per_device to draw with replacement");
+                         std::to_string(labels.size()) +
+                         " training samples; use fewer, or set fleet.samples_per_device to draw with replacement");
   }
   std::mt19937_64 rng(spec.seed);
   const auto order = sorted_by_label(labels, rng);
@@ -183,8 +183,8 @@ Result<Partition> partition(std::span<const std::int64_t> labels, const Partitio
   if (spec.samples_per_device > 0) return with_replacement(labels, spec);
   if (spec.devices * std::max<std::size_t>(spec.min_samples, 1) > labels.size()) {
     return invalid_split("fleet.devices is " + std::to_string(spec.devices) + ", but the " + std::to_string(labels.size()) +
-                   " training samples cannot give each device " + std::to_string(std::max<std::size_t>(spec.min_samples, 1)) +
-                   "; use fewer devices, or set fleet.samples_per_device to draw with replacement");
+                         " training samples cannot give each device " + std::to_string(std::max<std::size_t>(spec.min_samples, 1)) +
+                         "; use fewer devices, or set fleet.samples_per_device to draw with replacement");
   }
   switch (spec.split) {
     case SplitKind::iid: return partition_iid(labels.size(), spec.devices, spec.seed);
