@@ -2,9 +2,11 @@
 // real version pairs from federated training, beside the general-purpose
 // binary delta tools run on the same weights files in the same run.
 //
-// For the zoo cnn (1.7M parameters) and mlp-large (11.9M), FedAvg rounds
-// (2 devices, 256 Fashion-MNIST samples each, one local epoch) make versions
-// v1 .. v11; the pairs are v1 → v2 (one round) and v1 → v11 (ten rounds).
+// For the zoo cnn (1.7M parameters) and mlp-large (11.9M), and a small CNN
+// with two BatchNorm layers (TorchScript, its running statistics and batch
+// counters in the weights), FedAvg rounds (2 devices, 256 Fashion-MNIST
+// samples each, one local epoch) make versions v1 .. v11; the pairs are
+// v1 → v2 (one round) and v1 → v11 (ten rounds).
 // For each pair it prints, as fractions of the full weights file:
 //   shoal lossless delta   beside zstd -19 --patch-from, xdelta3 -9, bsdiff
 //                          (target: ≤ 0.75× the smallest of the three)
@@ -15,7 +17,8 @@
 //                          the same number of bytes (target: ≥ 200 MB/s)
 // A tool that is not installed (scripts/install-deps --bench) is reported as missing.
 //
-// Usage: release_delta_bench [--models cnn,mlp-large] [--data /usr/share/datasets/fashion-mnist]
+// Usage: release_delta_bench [--models cnn,mlp-large,FILE.pt] [--data /usr/share/datasets/fashion-mnist]
+//        release_delta_bench --smoke    (the BatchNorm CNN, three rounds: v1 → v2 and v1 → v3)
 #include <CLI/CLI.hpp>
 #include <zstd.h>
 
@@ -64,7 +67,7 @@ client::Dataset shard(const client::Dataset& data, std::size_t first, std::size_
 // Versions 0 .. rounds of `model_name` under FedAvg with two devices.
 std::vector<weights::Weights> train_versions(const std::string& model_name, const client::Dataset& train_set,
                                              int rounds) {
-  auto model = must(inference::Model::from_zoo(model_name, 7));
+  auto model = must(inference::Model::open(model_name, 7));
   std::vector<weights::Weights> versions{model.get_weights(0)};
   client::TrainingPlan plan;
   plan.learning_rate = 0.05f;
@@ -104,7 +107,7 @@ void print_fraction(const char* name, std::optional<std::uintmax_t> size, double
 }
 
 void compare_pair(const std::string& label, const weights::Weights& base, const weights::Weights& target,
-                  inference::Model& model, const client::Dataset& test_set, const fs::path& dir) {
+                  inference::Model& model, const client::Dataset& test_set, const fs::path& dir, bool smoke) {
   const fs::path base_file = dir / "base.weights", target_file = dir / "target.weights";
   if (!weights::write_weights_file(base_file, base) || !weights::write_weights_file(target_file, target)) {
     die("cannot write weights files in " + dir.string());
@@ -151,7 +154,7 @@ void compare_pair(const std::string& label, const weights::Weights& base, const 
   compressed.resize(ZSTD_compress(compressed.data(), compressed.size(), target_bytes.data(), target_bytes.size(), 3));
   std::vector<std::uint8_t> scratch(target_bytes.size());
   const double weight_bytes = static_cast<double>(target.values().size_bytes());
-  const auto rates = bench::best_rates(weight_bytes / 1e6, 0.5, 3,
+  const auto rates = bench::best_rates(weight_bytes / 1e6, smoke ? 0.05 : 0.5, smoke ? 1 : 3,
                                        {[&] { must(updater::apply_delta(base, delta, "delta")); },
                                         [&] {
                                           ZSTD_decompress(scratch.data(), scratch.size(), compressed.data(),
@@ -164,10 +167,12 @@ void compare_pair(const std::string& label, const weights::Weights& base, const 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> models{"cnn", "mlp-large"};
+  std::vector<std::string> models{"cnn", "mlp-large", SHOAL_FIXTURES "/bn_cnn.pt"};
   fs::path data = "/usr/share/datasets/fashion-mnist";
+  bool smoke = false;
   CLI::App app{"release delta sizes and apply speed on real version pairs"};
-  app.add_option("--models", models, "zoo models")->delimiter(',');
+  app.add_option("--models", models, "zoo models or TorchScript files")->delimiter(',');
+  app.add_flag("--smoke", smoke, "the BatchNorm CNN for three rounds, short timings: a check that it runs");
   app.add_option("--data", data, "directory of the Fashion-MNIST IDX files");
   fs::path keep;
   app.add_option("--keep", keep, "also write each model's versions v1, v2, v11 into this directory");
@@ -179,18 +184,27 @@ int main(int argc, char** argv) {
   char pattern[] = "/tmp/shoal-delta-bench-XXXXXX";
   if (::mkdtemp(pattern) == nullptr) die("mkdtemp");
   const fs::path dir = pattern;
-  for (const auto& name : models) {
+  if (smoke) models = {SHOAL_FIXTURES "/bn_cnn.pt"};
+  const int rounds = smoke ? 3 : 11;
+  for (const auto& path : models) {
     const auto start = Clock::now();
-    const auto versions = train_versions(name, train_set, 11);
-    std::printf("zoo %s: %zu parameters, 11 FedAvg rounds trained in %.0f s\n", name.c_str(),
-                versions[0].values().size(), std::chrono::duration<double>(Clock::now() - start).count());
+    const auto versions = train_versions(path, train_set, rounds);
+    auto model = must(inference::Model::open(path, 7));
+    const auto& name = model.name();
+    const auto& layout = versions[0].layout();
+    std::printf("%s: %ju parameter values, %ju buffer values, %d FedAvg rounds trained in %.0f s\n", name.c_str(),
+                static_cast<std::uintmax_t>(layout.parameter_value_count()),
+                static_cast<std::uintmax_t>(layout.value_count() - layout.parameter_value_count()), rounds,
+                std::chrono::duration<double>(Clock::now() - start).count());
     if (!keep.empty()) {
       fs::create_directories(keep);
-      for (int v : {1, 2, 11}) must(weights::write_weights_file(keep / (name + "-v" + std::to_string(v) + ".weights"), versions[v]));
+      for (int v : {1, 2, rounds}) {
+        must(weights::write_weights_file(keep / (name + "-v" + std::to_string(v) + ".weights"), versions[v]));
+      }
     }
-    auto model = must(inference::Model::from_zoo(name, 7));
-    compare_pair(name + " v1 -> v2 (one round)", versions[1], versions[2], model, test_set, dir);
-    compare_pair(name + " v1 -> v11 (ten rounds)", versions[1], versions[11], model, test_set, dir);
+    compare_pair(name + " v1 -> v2 (one round)", versions[1], versions[2], model, test_set, dir, smoke);
+    compare_pair(name + " v1 -> v" + std::to_string(rounds) + " (" + std::to_string(rounds - 1) + " rounds)",
+                 versions[1], versions[rounds], model, test_set, dir, smoke);
   }
   fs::remove_all(dir);
   return 0;

@@ -5,7 +5,9 @@
 // Both start each epoch from the same weights. The trainer runs with its
 // before/after evaluation off, as that is extra work the bare loop does not do.
 //
-// Usage: training_bench [--quick] [--model cnn] [--samples 1024] [--threads 0]
+// Usage: training_bench [--quick] [--model cnn | --model file.pt] [--samples 1024] [--threads 0]
+//   A TorchScript file must declare its `sample_shape` (see model.h), e.g.
+//   tests/inference/fixtures/mobilenet_v2.pt, MobileNetV2 with BatchNorm.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -49,25 +51,27 @@ int main(int argc, char** argv) {
   int threads = 0;  // one per core
   CLI::App app{"trainer vs a bare libtorch training loop"};
   app.add_flag("--quick", quick, "short runs, for a smoke test");
-  app.add_option("--model", model_name, "zoo model");
+  app.add_option("--model", model_name, "zoo model or TorchScript file");
   app.add_option("--samples", samples, "synthetic samples per epoch")->check(CLI::Range(1, 10'000'000));
   app.add_option("--threads", threads, "libtorch CPU threads (0: one per core)")->check(CLI::Range(0, 1024));
   CLI11_PARSE(app, argc, argv);
   if (!inference::set_cpu_threads(threads)) return 1;
-  client::SyntheticSpec spec;
-  spec.samples = samples;
-  const auto data = client::make_synthetic(spec);
-  const auto inputs = torch::from_blob(const_cast<float*>(data.features.data()),
-                                       {static_cast<std::int64_t>(samples), 1, 28, 28})
-                          .clone();
-  const auto labels = torch::tensor(data.labels, torch::kInt64);
-
-  auto shoal_model = inference::Model::from_zoo(model_name, 1);
-  auto bare_model = inference::Model::from_zoo(model_name, 1);
-  if (!shoal_model || !bare_model) {
-    std::fprintf(stderr, "cannot build model '%s'\n", model_name.c_str());
+  auto shoal_model = inference::Model::open(model_name, 1);
+  auto bare_model = inference::Model::open(model_name, 1);
+  if (!shoal_model || !bare_model || shoal_model->sample_shape().empty()) {
+    std::fprintf(stderr, "cannot build model '%s': %s\n", model_name.c_str(),
+                 shoal_model ? "it declares no sample_shape" : shoal_model.error().message.c_str());
     return 1;
   }
+  client::SyntheticSpec spec;
+  spec.samples = samples;
+  spec.sample_shape = shoal_model->sample_shape();
+  const auto data = client::make_synthetic(spec);
+  std::vector<std::int64_t> shape = {static_cast<std::int64_t>(samples)};
+  shape.insert(shape.end(), spec.sample_shape.begin(), spec.sample_shape.end());
+  const auto inputs = torch::from_blob(const_cast<float*>(data.features.data()), shape).clone();
+  const auto labels = torch::tensor(data.labels, torch::kInt64);
+
   const auto start = shoal_model->get_weights(0);
   client::TrainingPlan plan;
   plan.batch_size = 32;
@@ -75,7 +79,7 @@ int main(int argc, char** argv) {
   plan.momentum = 0.9f;
   plan.evaluate_before_after = false;
 
-  std::printf("%s on cpu, %d libtorch thread(s), %zu samples, batch %zu\n", model_name.c_str(),
+  std::printf("%s on cpu, %d libtorch thread(s), %zu samples, batch %zu\n", shoal_model->name().c_str(),
               torch::get_num_threads(), samples, plan.batch_size);
   std::uint64_t epoch = 0;
   const auto rates = best_rates(static_cast<double>(samples), quick ? 0.1 : 5.0, quick ? 1 : 3,

@@ -42,9 +42,11 @@ std::uint64_t count(const nlohmann::json& index, const char* key) {
   return value.get<std::uint64_t>();
 }
 
-// Moments are stored as weights files in the model's layout.
+// Moments are stored as weights files in the layout of the model's
+// parameters (server optimisers do not step buffers).
 Status write_moment(const fs::path& path, const weights::Weights& global, std::span<const float> values) {
-  auto moment = weights::Weights::from_values(global.layout(), global.version(), {values.begin(), values.end()});
+  auto moment = weights::Weights::from_values(global.layout().parameter_layout(), global.version(),
+                                              {values.begin(), values.end()});
   if (!moment) return moment.error();
   return weights::write_weights_file(path, *moment);
 }
@@ -52,7 +54,7 @@ Status write_moment(const fs::path& path, const weights::Weights& global, std::s
 Result<std::vector<float>> read_moment(const fs::path& path, const weights::Weights& global) {
   auto moment = weights::read_weights_file(path);
   if (!moment) return moment.error();
-  if (moment->layout().hash() != global.layout().hash() || moment->version() != global.version()) {
+  if (moment->layout() != global.layout().parameter_layout() || moment->version() != global.version()) {
     return damaged(path, "does not belong to global model version " + std::to_string(global.version()));
   }
   return std::vector<float>(moment->values().begin(), moment->values().end());

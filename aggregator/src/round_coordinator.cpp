@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "shoal/updater/delta_codec.h"
+#include "shoal/weights/integer_buffers.h"
 
 namespace shoal::aggregator {
 namespace {
@@ -56,6 +57,12 @@ Result<RoundCoordinator> RoundCoordinator::create(const RoundConfig& config, wei
                                                   ServerOptimizer optimizer, std::uint64_t rounds_started,
                                                   crypto::RandomSource& random) {
   if (auto status = config.validate(); !status) return status.error();
+  if (config.privacy.enabled() && global.layout().has_buffers()) {
+    return make_error(ErrorCode::invalid_argument,
+                      "privacy: the model has buffers (e.g. BatchNorm running statistics), which are computed from "
+                      "each device's data outside the clipped update, so differential privacy cannot cover them; "
+                      "use GroupNorm or LayerNorm instead of BatchNorm, or keep the statistics on the devices (FedBN)");
+  }
   return RoundCoordinator(config, std::move(global), std::move(optimizer), rounds_started, random);
 }
 
@@ -140,7 +147,7 @@ std::optional<std::string> RoundCoordinator::check_update(const DeviceKey& devic
     return "update part says " + std::to_string(report.samples) + " samples, its first part said " +
            std::to_string(upload->second.samples);
   }
-  const std::size_t parameters = global_.layout().parameter_count();
+  const std::size_t parameters = global_.layout().value_count();
   const std::size_t values = std::min(protocol::kUpdatePartValues, parameters - std::min(parameters, report.offset));
   if (payload.size() != values * sizeof(float)) {
     return "update part of " + std::to_string(payload.size()) + " bytes at offset " + std::to_string(report.offset) +
@@ -170,7 +177,7 @@ std::optional<std::string> RoundCoordinator::fold_part(const DeviceKey& device, 
     return folded.error().message;
   }
   upload.received += values.size();
-  if (upload.received == global_.layout().parameter_count()) {
+  if (upload.received == global_.layout().value_count()) {
     if (auto finished = round_->combiner->finish_update(upload.number, weight); !finished) {
       return finished.error().message;
     }
@@ -195,7 +202,7 @@ std::optional<std::string> RoundCoordinator::on_update(const DeviceKey& device, 
     close_round_if_all_answered(now);
     return problem;
   }
-  if (round_->uploads.at(device).received < global_.layout().parameter_count()) return std::nullopt;  // more to come
+  if (round_->uploads.at(device).received < global_.layout().value_count()) return std::nullopt;  // more to come
   round_->reported.insert(device);
   if (report.unclipped) ++round_->unclipped;
   round_->samples += report.samples;
@@ -324,7 +331,7 @@ void RoundCoordinator::try_start_round(Clock::time_point now) {
       return;
     }
   } else {
-    auto combiner = make_combiner(config_.combiner, global_.layout().parameter_count(), config_.trim_fraction,
+    auto combiner = make_combiner(config_.combiner, global_.layout().value_count(), config_.trim_fraction,
                                   protocol::kUpdatePartValues);
     if (!combiner) return;  // validated in create(); cannot fail here
     round.combiner = std::move(combiner).value();
@@ -398,7 +405,7 @@ void RoundCoordinator::close_round(Clock::time_point now) {
 
 void RoundCoordinator::apply_mean(std::vector<float> mean, RoundRecord& record) {
   if (config_.privacy.enabled() && !round_->secure) add_central_noise(mean, record.reported);
-  optimizer_.apply(mean, global_.values());
+  apply_to_global(mean);
   global_.set_version(global_.version() + 1);
   record.applied = true;
   const double metric_weight = round_->secure ? static_cast<double>(round_->metrics_from.size())
@@ -407,6 +414,18 @@ void RoundCoordinator::apply_mean(std::vector<float> mean, RoundRecord& record) 
     record.mean_loss_after = round_->loss_sum / metric_weight;
     record.mean_accuracy_after = round_->accuracy_sum / metric_weight;
   }
+}
+
+// Parameters move by the server optimiser; buffers take the mean update
+// as it is (FedAvg of running statistics: no momentum, no adaptivity), and
+// integer buffers are rounded to the nearest whole count.
+void RoundCoordinator::apply_to_global(std::span<const float> mean) {
+  const auto& layout = global_.layout();
+  const std::size_t parameters = layout.parameter_value_count();
+  auto values = global_.values();
+  optimizer_.apply(mean.first(parameters), values.first(parameters));
+  for (std::size_t i = parameters; i < values.size(); ++i) values[i] += mean[i];
+  weights::round_integer_buffers(layout, values);
 }
 
 void RoundCoordinator::start_evaluation(Clock::time_point now) {

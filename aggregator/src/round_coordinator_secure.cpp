@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "shoal/crypto/key_file.h"
+#include "shoal/weights/integer_buffers.h"
 #include "shoal/weights/modular_quantizer.h"
 
 namespace shoal::aggregator {
@@ -62,7 +63,7 @@ std::optional<std::string> RoundCoordinator::start_secure(OpenRound& round, prot
   params.range = range;
   task.secure = params;
   round.secure_params = params;
-  SecureRoundSettings settings{round.id, params, k, rng_(), global_.layout().parameter_count() + 2};
+  SecureRoundSettings settings{round.id, params, k, rng_(), global_.layout().value_count() + 2};
   auto secure = SecureAggregationRound::create(settings, std::move(members));
   if (!secure) return secure.error().message;
   round.secure.emplace(std::move(secure).value());
@@ -137,7 +138,7 @@ Result<std::vector<float>> RoundCoordinator::secure_mean(double& unclipped_fract
   const auto& params = round_->secure_params;
   const weights::ModularQuantizer quantizer{static_cast<unsigned>(params.bits), params.scale, params.range};
   const std::span<const std::uint32_t> sum = secure.sum();
-  const std::size_t parameters = global_.layout().parameter_count();
+  const std::size_t parameters = global_.layout().value_count();
   // The sum is the parameters, then the total weight and the unclipped count.
   double tail[2];
   quantizer.dequantize(sum.subspan(parameters, 2), tail);
@@ -154,6 +155,7 @@ Result<std::vector<float>> RoundCoordinator::secure_mean(double& unclipped_fract
     quantizer.dequantize(sum.subspan(start, count), std::span(decoded).first(count));
     for (std::size_t i = 0; i < count; ++i) mean[start + i] = static_cast<float>(decoded[i] / weight);
   }
+  weights::scale_integer_buffers(global_.layout(), mean, weights::kSecureCountUnit);
   if (!config_.privacy.enabled()) {  // with DP every weight is 1, and the sum of samples stays unknown
     round_->samples = static_cast<std::uint64_t>(std::llround(weight * static_cast<double>(config_.secure.weight_cap)));
   }

@@ -54,7 +54,7 @@ Result<RoundCoordinator> restore_coordinator(const AggregatorConfig& config, std
                             " but the config says " + configured +
                             "; use the same strategy, or start from a fresh state directory");
     }
-    auto optimizer = ServerOptimizer::create(config.strategy, saved.global.values().size());
+    auto optimizer = ServerOptimizer::create(config.strategy, saved.global.layout().parameter_value_count());
     if (!optimizer) return optimizer.error();
     if (auto status = optimizer->restore(std::move(saved.first_moment), std::move(saved.second_moment)); !status) {
       return make_error(ErrorCode::corrupt, config.state_dir.string() + ": " + status.error().message);
@@ -77,10 +77,10 @@ Result<RoundCoordinator> restore_coordinator(const AggregatorConfig& config, std
   }
   auto initial = weights::read_weights_file(config.initial_weights);
   if (!initial) return initial.error();
-  auto optimizer = ServerOptimizer::create(config.strategy, initial->values().size());
+  auto optimizer = ServerOptimizer::create(config.strategy, initial->layout().parameter_value_count());
   if (!optimizer) return optimizer.error();
   log << "starting from " << config.initial_weights.string() << ": model version " << initial->version() << ", "
-      << initial->layout().parameter_count() << " parameters\n";
+      << initial->layout().value_count() << " values\n";
   return RoundCoordinator::create(config.round, std::move(initial).value(), std::move(optimizer).value(), 0, random);
 }
 

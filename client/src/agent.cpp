@@ -146,7 +146,7 @@ void Agent::do_work() {
 Result<TrainingResult> Agent::train_on_global(const TrainRequest& request) {
   if (faults_.zero_update) {
     TrainingResult zeros;
-    zeros.update.assign(model_.layout().parameter_count(), 0.0f);
+    zeros.update.assign(model_.layout().value_count(), 0.0f);
     zeros.samples = train_.size();
     return zeros;
   }

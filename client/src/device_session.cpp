@@ -7,6 +7,7 @@
 
 #include "shoal/client/update_privatizer.h"
 #include "shoal/protocol/messages.h"
+#include "shoal/weights/integer_buffers.h"
 #include "shoal/weights/modular_quantizer.h"
 #include "shoal/weights/weights_file.h"
 
@@ -278,6 +279,7 @@ bool DeviceSession::drops_at(DropPoint point, std::uint64_t round) {
 void DeviceSession::start_secure_round(const protocol::TrainTask& task, TrainingResult& result) {
   const auto& params = *task.secure;
   auto& random = randomness_.for_round(task.round);
+  weights::scale_integer_buffers(layout_, result.update, 1.0f / weights::kSecureCountUnit);
   auto input = secure_input(std::move(result.update), result.samples, task.privacy, random.next_u64());
   std::vector<std::uint32_t> words(input.values.size());
   const weights::ModularQuantizer quantizer{static_cast<unsigned>(params.bits), params.scale, params.range};

@@ -35,6 +35,11 @@ Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::s
 
 Status smoke_test(inference::Model model, const weights::Weights& weights) {
   if (auto status = model.set_weights(weights); !status) return status;
+  if (model.sample_shape().empty()) {
+    return make_error(ErrorCode::invalid_argument,
+                      "model '" + model.name() + "' does not declare the shape of its input, so no probe can be built; "
+                      "give the module a `sample_shape: List[int]` attribute (e.g. [1, 28, 28]) before scripting it");
+  }
   const auto device = model.device();
   auto session = inference::PredictionSession::open(std::move(model), device, {}, /*warmup_batches=*/0);
   if (!session) return session.error();

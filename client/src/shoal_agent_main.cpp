@@ -102,8 +102,7 @@ Result<std::optional<weights::Weights>> read_optional_weights(const fs::path& pa
 
 Result<inference::Model> open_model(const CommonOptions& options, const std::optional<weights::Weights>& weights) {
   if (auto status = inference::set_cpu_threads(options.threads); !status) return status.error();
-  auto model = fs::exists(options.model) ? inference::Model::load_torchscript(options.model)
-                                         : inference::Model::from_zoo(options.model, 0);
+  auto model = inference::Model::open(options.model, 0);
   if (!model) return model.error();
   if (weights) {
     if (auto status = model->set_weights(*weights); !status) return status.error();
@@ -273,11 +272,14 @@ int run_agent(const fs::path& config_path) {
 }
 
 int init_model(const CommonOptions& options, std::uint64_t seed, const fs::path& out) {
-  auto model = inference::Model::from_zoo(options.model, seed);
+  auto model = inference::Model::open(options.model, seed);
   if (!model) return fail(model.error());
   if (auto status = weights::write_weights_file(out, model->get_weights(0)); !status) return fail(status.error());
-  std::cout << "wrote " << out.string() << ": " << options.model << " version 0, "
-            << model->layout().parameter_count() << " parameters, layout " << model->layout().short_hash() << "\n";
+  const auto& layout = model->layout();
+  std::cout << "wrote " << out.string() << ": " << model->name() << " version 0, " << layout.parameter_value_count()
+            << " parameter values";
+  if (layout.has_buffers()) std::cout << " and " << layout.value_count() - layout.parameter_value_count() << " buffer values";
+  std::cout << ", layout " << layout.short_hash() << "\n";
   return 0;
 }
 
@@ -351,9 +353,11 @@ int main(int argc, char** argv) {
   CommonOptions init_options;
   std::uint64_t seed = 0;
   fs::path init_out;
-  auto* init = app.add_subcommand("init-model", "write version 0 of a zoo model");
-  init->add_option("--model", init_options.model, "zoo model: logreg, mlp, cnn, mlp-large")->capture_default_str();
-  init->add_option("--seed", seed, "initialisation seed")->capture_default_str();
+  auto* init = app.add_subcommand("init-model", "write version 0 of a zoo model or a TorchScript file's model");
+  init->add_option("--model", init_options.model, "zoo model (logreg, mlp, cnn, mlp-large) or TorchScript file")
+      ->capture_default_str();
+  init->add_option("--seed", seed, "initialisation seed of a zoo model (a TorchScript file's weights are its own)")
+      ->capture_default_str();
   init->add_option("--out", init_out, "weights file to write")->required();
 
   CommonOptions train_options;

@@ -8,24 +8,37 @@
 namespace shoal::inference {
 namespace {
 
-Result<weights::DType> dtype_of(const torch::Tensor& tensor, const std::string& name) {
+Result<weights::DType> dtype_of(const torch::Tensor& tensor, const std::string& name, weights::TensorKind kind) {
   switch (tensor.scalar_type()) {
     case torch::kFloat32: return weights::DType::float32;
     case torch::kFloat16: return weights::DType::float16;
     case torch::kBFloat16: return weights::DType::bfloat16;
+    case torch::kInt64:
+      if (kind == weights::TensorKind::buffer) return weights::DType::int64;
+      [[fallthrough]];
     default:
       return make_error(ErrorCode::unsupported,
-                        "parameter '" + name + "' has dtype " + std::string(c10::toString(tensor.scalar_type())) +
-                            "; shoal trains float32, float16 and bfloat16 parameters");
+                        std::string(weights::to_string(kind)) + " '" + name + "' has dtype " +
+                            std::string(c10::toString(tensor.scalar_type())) +
+                            "; shoal carries float32, float16 and bfloat16 tensors, and int64 buffers");
   }
+}
+
+// The model's whole state in canonical order: parameters, then buffers.
+std::vector<std::pair<std::string, torch::Tensor>> state_tensors(ModelBackend& backend) {
+  auto tensors = backend.named_parameters();
+  for (auto& buffer : backend.named_buffers()) tensors.push_back(std::move(buffer));
+  return tensors;
 }
 
 Result<weights::Layout> layout_of(ModelBackend& backend) {
   std::vector<weights::TensorSpec> tensors;
-  for (const auto& [name, tensor] : backend.named_parameters()) {
-    auto dtype = dtype_of(tensor, name);
+  const auto parameters = backend.named_parameters().size();
+  for (const auto& [name, tensor] : state_tensors(backend)) {
+    const auto kind = tensors.size() < parameters ? weights::TensorKind::parameter : weights::TensorKind::buffer;
+    auto dtype = dtype_of(tensor, name, kind);
     if (!dtype) return dtype.error();
-    tensors.push_back({name, tensor.sizes().vec(), *dtype});
+    tensors.push_back({name, tensor.sizes().vec(), *dtype, kind});
   }
   return weights::Layout::create(std::move(tensors));
 }
@@ -63,18 +76,24 @@ Result<Model> Model::from_zoo(std::string_view name, std::uint64_t seed) {
 Result<Model> Model::load_torchscript(const std::filesystem::path& path) {
   auto backend = detail::load_torchscript_backend(path);
   if (!backend) return backend.error();
-  Model model(path.filename().string(), std::move(backend).value(), {});
+  auto sample_shape = (*backend)->declared_sample_shape();
+  Model model(path.filename().string(), std::move(backend).value(), std::move(sample_shape));
   auto layout = layout_of(*model.backend_);
   if (!layout) return make_error(layout.error().code, "TorchScript model '" + path.string() + "': " + layout.error().message);
   model.layout_ = std::move(layout).value();
   return model;
 }
 
+Result<Model> Model::open(const std::string& model, std::uint64_t seed) {
+  std::error_code error;
+  return std::filesystem::exists(model, error) ? load_torchscript(model) : from_zoo(model, seed);
+}
+
 weights::Weights Model::get_weights(std::uint64_t version) const {
   weights::Weights out(layout_, version);
   auto values = out.values();
   std::size_t index = 0;
-  for (const auto& [name, tensor] : backend_->named_parameters()) {
+  for (const auto& [name, tensor] : state_tensors(*backend_)) {
     const auto cpu = tensor.detach().to(torch::kCPU, torch::kFloat32).contiguous();
     std::memcpy(values.data() + layout_.offset(index), cpu.data_ptr<float>(), cpu.numel() * sizeof(float));
     ++index;
@@ -86,10 +105,13 @@ Status Model::set_weights(const weights::Weights& weights) {
   if (!(weights.layout() == layout_)) return weights::layout_mismatch("weights for model '" + name_ + "'", layout_, weights.layout());
   torch::NoGradGuard no_grad;
   std::size_t index = 0;
-  for (auto& [name, tensor] : backend_->named_parameters()) {
+  for (auto& [name, tensor] : state_tensors(*backend_)) {
     const auto values = weights.tensor(index);
-    const auto source = torch::from_blob(const_cast<float*>(values.data()), tensor.sizes(), torch::kFloat32);
-    tensor.copy_(source);  // converts dtype and moves to the parameter's device
+    auto source = torch::from_blob(const_cast<float*>(values.data()), tensor.sizes(), torch::kFloat32);
+    // An integer buffer's values are whole in the flat vector; rounding
+    // guards the conversion against a float that is not.
+    if (!tensor.is_floating_point()) source = source.round();
+    tensor.copy_(source);  // converts dtype and moves to the tensor's device
     ++index;
   }
   return ok_status();

@@ -18,6 +18,11 @@ class SequentialBackend final : public ModelBackend {
     for (const auto& item : net_->named_parameters()) out.emplace_back(item.key(), item.value());
     return out;
   }
+  std::vector<std::pair<std::string, torch::Tensor>> named_buffers() override {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& item : net_->named_buffers()) out.emplace_back(item.key(), item.value());
+    return out;
+  }
   void train(bool on) override { net_->train(on); }
   void to(const torch::Device& device) override { net_->to(device); }
 
@@ -73,6 +78,16 @@ class TorchScriptBackend final : public ModelBackend {
     std::vector<std::pair<std::string, torch::Tensor>> out;
     for (const auto& item : module_.named_parameters(/*recurse=*/true)) out.emplace_back(item.name, item.value);
     return out;
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> named_buffers() override {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& item : module_.named_buffers(/*recurse=*/true)) out.emplace_back(item.name, item.value);
+    return out;
+  }
+  std::vector<std::int64_t> declared_sample_shape() override {
+    if (!module_.hasattr("sample_shape")) return {};
+    const auto value = module_.attr("sample_shape");
+    return value.isIntList() ? value.toIntVector() : std::vector<std::int64_t>{};
   }
   void train(bool on) override { module_.train(on); }
   void to(const torch::Device& device) override { module_.to(device); }

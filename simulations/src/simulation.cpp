@@ -29,8 +29,7 @@ Result<client::Dataset> load_slice(const fs::path& images, const fs::path& label
 }
 
 Result<inference::Model> make_model(const SimulationConfig& config) {
-  return fs::exists(config.model) ? inference::Model::load_torchscript(config.model)
-                                  : inference::Model::from_zoo(config.model, config.model_seed);
+  return inference::Model::open(config.model, config.model_seed);
 }
 
 fs::path default_work_dir() { return fs::temp_directory_path() / ("shoal-sim-" + std::to_string(::getpid())); }
@@ -188,7 +187,7 @@ Result<SimulationResult> run_simulation(const SimulationConfig& config, std::ost
   if (!test) return test.error();
   auto evaluator = make_model(config);
   if (!evaluator) return evaluator.error();
-  const auto parameters = evaluator->layout().parameter_count();
+  const auto parameters = evaluator->layout().value_count();
   if (config.transport == Transport::engine) {
     if (auto status = check_memory(config, parameters, train->features.size() + test->features.size(), train->size());
         !status) {

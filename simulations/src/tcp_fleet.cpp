@@ -99,8 +99,7 @@ Status run_tcp_fleet(const SimulationConfig& config, aggregator::AggregatorConfi
   for (const auto& key : device_keys) peers.insert(key.public_identity().ed25519());
   std::vector<std::unique_ptr<client::Agent>> agents;
   for (std::size_t i = 0; i < partition.size(); ++i) {
-    auto model = std::filesystem::exists(config.model) ? inference::Model::load_torchscript(config.model)
-                                                       : inference::Model::from_zoo(config.model, config.model_seed);
+    auto model = inference::Model::open(config.model, config.model_seed);
     if (!model) return model.error();
     client::AgentOptions options;
     options.name = "device-" + std::to_string(i);

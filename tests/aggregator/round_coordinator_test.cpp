@@ -526,3 +526,46 @@ TEST_CASE("with DP in plain mode, an update part past the clip norm is refused b
   CHECK(c.global().values()[0] == Approx(0.5e-3).margin(1e-4));
   CHECK(c.global().values()[protocol::kUpdatePartValues] == Approx(0.6).margin(1e-4));  // b's alone
 }
+
+namespace {
+
+// One parameter, a running mean of two values and a batch counter.
+weights::Weights batchnorm_global() {
+  auto layout = *weights::Layout::create({{"w", {1}},
+                                          {"bn.running_mean", {2}, weights::DType::float32, weights::TensorKind::buffer},
+                                          {"bn.num_batches_tracked", {}, weights::DType::int64, weights::TensorKind::buffer}});
+  return *weights::Weights::from_values(layout, 5, {1.0f, 0.0f, 0.0f, 10.0f});
+}
+
+}  // namespace
+
+TEST_CASE("buffers take the devices' sample-weighted mean, counters rounded, while the optimiser steps parameters") {
+  StrategyConfig momentum;
+  momentum.kind = StrategyKind::fedavgm;
+  momentum.server_learning_rate = 2.0f;
+  const auto global = batchnorm_global();
+  auto c = *RoundCoordinator::create(small_config(), global,
+                                     *ServerOptimizer::create(momentum, global.layout().parameter_value_count()), 0);
+  connect_and_start(c, {"a", "b"});
+  // a's running mean became {1, 2} over 3 batches; b's {5, -2} over 4; weights 100 and 300.
+  REQUIRE_FALSE(c.on_update("a", report(1, 100), bytes({1.0f, 1.0f, 2.0f, 3.0f}), t0 + 1s));
+  REQUIRE_FALSE(c.on_update("b", report(1, 300), bytes({1.0f, 5.0f, -2.0f, 4.0f}), t0 + 1s));
+  REQUIRE(c.take_finished().at(0).applied);
+  const auto values = c.global().values();
+  CHECK(values[0] == Approx(1.0 + 2.0 * 1.0));         // the parameter moved by η m = 2
+  CHECK(values[1] == Approx((100 * 1.0 + 300 * 5.0) / 400));  // 4: the weighted mean, no η, no momentum
+  CHECK(values[2] == Approx((100 * 2.0 - 300 * 2.0) / 400));  // -1
+  CHECK(values[3] == 14.0f);  // 10 + 3.75, rounded to a whole count
+}
+
+TEST_CASE("differential privacy refuses a model with shared buffers and says what to use instead") {
+  auto config = small_config();
+  config.privacy.noise_multiplier = 1.0;
+  config.privacy.clip_norm = 1.0;
+  const auto global = batchnorm_global();
+  auto refused = RoundCoordinator::create(config, global, *ServerOptimizer::create({}, 1), 0);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("BatchNorm running statistics") != std::string::npos);
+  CHECK(refused.error().message.find("GroupNorm") != std::string::npos);
+  CHECK(refused.error().message.find("FedBN") != std::string::npos);
+}

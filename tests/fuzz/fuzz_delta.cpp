@@ -9,7 +9,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const auto base = [] {
     auto layout = *shoal::weights::Layout::create({{"w", {128, 128}}, {"b", {128}}});
-    std::vector<float> values(layout.parameter_count());
+    std::vector<float> values(layout.value_count());
     for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i % 97) * 1e-3f;
     return *shoal::weights::Weights::from_values(layout, 1, std::move(values));
   }();

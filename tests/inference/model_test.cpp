@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "shoal/inference/torch_model.h"
 
 using namespace shoal;
@@ -12,7 +14,7 @@ TEST_CASE("zoo models have the documented parameter counts and named layers") {
   for (auto [name, count] : expected) {
     auto model = Model::from_zoo(name, 1);
     REQUIRE(model);
-    CHECK(model->layout().parameter_count() == count);
+    CHECK(model->layout().value_count() == count);
   }
   auto cnn = Model::from_zoo("cnn", 1);
   CHECK(cnn->layout().tensors().front().name == "conv1.weight");
@@ -74,7 +76,7 @@ TEST_CASE("a TorchScript model loads with its parameters as the layout, and take
   REQUIRE(tensors.size() == 4);
   CHECK(tensors[0].name == "hidden.weight");
   CHECK(tensors[0].shape == std::vector<std::int64_t>{8, 16});
-  CHECK(model->layout().parameter_count() == 16 * 8 + 8 + 8 * 3 + 3);
+  CHECK(model->layout().value_count() == 16 * 8 + 8 + 8 * 3 + 3);
   CHECK(model->sample_shape().empty());
 
   auto weights = model->get_weights(1);
@@ -87,4 +89,48 @@ TEST_CASE("a TorchScript model loads with its parameters as the layout, and take
   // out = 8 * 0.5 * 8.5 + 0.5 = 34.5.
   CHECK(output.sizes() == torch::IntArrayRef({2, 3}));
   CHECK(torch::allclose(output, torch::full({2, 3}, 34.5f)));
+}
+
+TEST_CASE("a BatchNorm model's layout holds its buffers after its parameters, the counter as int64") {
+  auto model = Model::load_torchscript(SHOAL_TEST_FIXTURES "/bn_cnn.pt");
+  REQUIRE(model);
+  const auto& layout = model->layout();
+  CHECK(model->sample_shape() == std::vector<std::int64_t>{1, 28, 28});
+  std::vector<std::string> buffers;
+  for (const auto& tensor : layout.tensors()) {
+    if (tensor.kind == weights::TensorKind::buffer) buffers.push_back(tensor.name);
+  }
+  CHECK(buffers == std::vector<std::string>{"bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
+                                            "bn2.running_mean", "bn2.running_var", "bn2.num_batches_tracked"});
+  const auto counter = *layout.find("bn1.num_batches_tracked");
+  CHECK(layout.tensors()[counter].dtype == weights::DType::int64);
+  CHECK(layout.value_count() - layout.parameter_value_count() == (16 + 16 + 1) + (32 + 32 + 1));
+
+  // Every buffer value, the int64 counters to 2^24, survives a trip through the flat vector.
+  auto weights = model->get_weights(3);
+  auto values = weights.values();
+  for (std::size_t i = layout.parameter_value_count(); i < values.size(); ++i) values[i] = 0.25f * static_cast<float>(i % 7);
+  values[layout.offset(counter)] = 16777216.0f;
+  values[layout.offset(*layout.find("bn2.num_batches_tracked"))] = 3.0f;
+  REQUIRE(model->set_weights(weights));
+  const auto again = model->get_weights(3);
+  CHECK(std::equal(again.values().begin(), again.values().end(), weights.values().begin()));
+  for (auto& [name, tensor] : model->backend().named_buffers()) {
+    if (name == "bn1.num_batches_tracked") CHECK(tensor.item<std::int64_t>() == 16777216);
+  }
+}
+
+TEST_CASE("weights without the buffers are refused by a BatchNorm model, saying so") {
+  auto model = Model::load_torchscript(SHOAL_TEST_FIXTURES "/bn_cnn.pt");
+  REQUIRE(model);
+  const auto parameters_only = weights::Weights(model->layout().parameter_layout(), 1);
+  auto status = model->set_weights(parameters_only);
+  REQUIRE_FALSE(status);
+  CHECK(status.error().message.find("the buffers are missing") != std::string::npos);
+}
+
+TEST_CASE("Model::open takes a TorchScript path or a zoo name") {
+  CHECK(Model::open(SHOAL_TEST_FIXTURES "/bn_cnn.pt", 0)->layout().has_buffers());
+  CHECK(Model::open("logreg", 0)->layout().value_count() == 7850);
+  CHECK(Model::open("no-such-model", 0).error().message.find("no zoo model") != std::string::npos);
 }

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -99,6 +100,34 @@ TEST_CASE("a fleet on the engine trains the global model round by round, checkpo
   CHECK(text_of(dir.path() / "report.svg").rfind("<svg", 0) == 0);
   const auto tests = text_of(dir.path() / "test_set.jsonl");
   CHECK(std::count(tests.begin(), tests.end(), '\n') == 3);
+}
+
+TEST_CASE("a BatchNorm model's running statistics and counters are federated, in plain and secure rounds") {
+  shoal::testing::TempDir dir;
+  auto config = small_fleet(dir.path());
+  config.split.split = simulations::SplitKind::iid;  // 1,000 samples each: 32 batches of 32 an epoch
+  config.model = SHOAL_TEST_FIXTURES "/bn_cnn.pt";
+  config.round.final_version = 2;
+  config.round.plan.learning_rate = 0.05;
+  config.round.secure.enabled = GENERATE(true, false);
+  std::ostringstream out;
+  auto result = simulations::run_simulation(config, out);
+  INFO(out.str());
+  REQUIRE(result);
+  auto checkpoint = aggregator::read_checkpoint(dir.path() / "aggregator");
+  REQUIRE(checkpoint);
+  REQUIRE(*checkpoint);
+  const auto& global = (*checkpoint)->global;
+  const auto& layout = global.layout();
+  // Every device counted 32 batches a round, so the mean of the counts is 64 after two rounds;
+  // a secure round's clamp to its range would have left at most 2.
+  CHECK(global.tensor(*layout.find("bn1.num_batches_tracked"))[0] == 64.0f);
+  CHECK(global.tensor(*layout.find("bn2.num_batches_tracked"))[0] == 64.0f);
+  // The running variance left its initial 1s for the data's statistics.
+  const auto variance = global.tensor(*layout.find("bn1.running_var"));
+  CHECK(std::none_of(variance.begin(), variance.end(), [](float v) { return v == 1.0f; }));
+  // The global model evaluates with those statistics, so it predicts well.
+  CHECK(result->final_accuracy > 0.6);
 }
 
 TEST_CASE("the same seed gives a byte-identical metrics log for one worker and two, dropouts and secure rounds included") {

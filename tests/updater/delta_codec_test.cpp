@@ -23,7 +23,7 @@ std::pair<weights::Weights, weights::Weights> version_pair() {
   std::mt19937 rng(7);
   std::normal_distribution<float> init(0.0f, 0.1f);
   std::normal_distribution<float> step(0.0f, 1e-4f);
-  std::vector<float> v1(layout.parameter_count());
+  std::vector<float> v1(layout.value_count());
   for (auto& v : v1) v = init(rng);
   auto v2 = v1;
   for (std::size_t i = 0; i < 5000; ++i) v2[i] += step(rng);
@@ -141,6 +141,26 @@ TEST_CASE("a lossy version stays within its bound and its delta is small integer
   CHECK(bit_identical(*apply_delta(base, *not_quantized, "x"), target));
 }
 
+TEST_CASE("a lossy version keeps buffers exact: running statistics and counters are not quantised") {
+  using weights::DType, weights::TensorKind;
+  const auto layout = *weights::Layout::create({{"w", {100}},
+                                                {"bn.running_var", {100}, DType::float32, TensorKind::buffer},
+                                                {"bn.num_batches_tracked", {}, DType::int64, TensorKind::buffer}});
+  std::vector<float> v1(layout.value_count(), 0.5f), v2(layout.value_count());
+  for (std::size_t i = 0; i < v2.size(); ++i) v2[i] = 0.5f + 1e-5f * static_cast<float>(i);
+  v2.back() = 1234.0f;
+  const auto base = *weights::Weights::from_values(layout, 1, v1);
+  const auto target = *weights::Weights::from_values(layout, 2, v2);
+  auto quantized = quantize_towards(base, target, 1e-3f);
+  REQUIRE(quantized);
+  const auto values = quantized->weights.values();
+  CHECK(values[1] != target.values()[1]);  // a parameter moved by less than the bound is quantised
+  CHECK(std::memcmp(values.data() + 100, target.values().data() + 100, 101 * sizeof(float)) == 0);
+  auto delta = encode_delta(base, quantized->weights, 3, quantized->step);
+  REQUIRE(delta);
+  CHECK(bit_identical(*apply_delta(base, *delta, "bn.delta"), quantized->weights));
+}
+
 TEST_CASE("a lossy error bound must be a positive number") {
   const auto [base, target] = version_pair();
   for (float bad : {0.0f, -1.0f, std::numeric_limits<float>::infinity()}) {
@@ -159,7 +179,7 @@ TEST_CASE("a trained matrix is sorted by its rows' and columns' step sizes, and 
   std::vector<float> row(256), col(128);
   for (auto& r : row) r = std::exp2(log_scale(rng));
   for (auto& c : col) c = std::exp2(log_scale(rng));
-  std::vector<float> v1(layout.parameter_count());
+  std::vector<float> v1(layout.value_count());
   for (auto& v : v1) v = init(rng);
   auto v2 = v1;
   for (std::size_t i = 0; i < 256 * 128; ++i) v2[i] += 1e-4f * row[i / 128] * col[i % 128] * noise(rng);

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <functional>
 #include <random>
 
@@ -56,16 +57,26 @@ class ReleaseFixture {
     for (const auto* key : root_signers) REQUIRE(repository->sign(RoleName::root, *key).ok());
     return std::move(repository).value();
   }
-  // Version `version` of a small model: every version moves each weight a little.
+  // Version `version` of a small model with BatchNorm-like buffers: every
+  // version moves each weight and running variance a little, and counts
+  // 100 more batches.
   static weights::Weights model_version(std::uint64_t version) {
-    auto layout = *weights::Layout::create({{"conv", {4000}}, {"fc", {1000}}, {"bias", {10}}});
+    using weights::DType, weights::TensorKind;
+    auto layout = *weights::Layout::create({{"conv", {4000}},
+                                            {"fc", {1000}},
+                                            {"bias", {10}},
+                                            {"bn.running_var", {10}, DType::float32, TensorKind::buffer},
+                                            {"bn.num_batches_tracked", {}, DType::int64, TensorKind::buffer}});
     std::mt19937 rng(11);
     std::normal_distribution<float> init(0.0f, 0.1f), step(0.0f, 1e-4f);
-    std::vector<float> values(layout.parameter_count());
+    std::vector<float> values(layout.value_count());
     for (auto& v : values) v = init(rng);
     for (std::uint64_t v = 1; v < version; ++v) {
       for (auto& value : values) value += step(rng);
     }
+    const auto variance = *layout.find("bn.running_var");
+    for (std::size_t i = 0; i < 10; ++i) values[layout.offset(variance) + i] = 1.0f + std::abs(values[i]);
+    values.back() = static_cast<float>(100 * version);
     return *weights::Weights::from_values(layout, version, std::move(values));
   }
 

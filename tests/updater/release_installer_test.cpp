@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <limits>
 
 #include "release_fixture.h"
@@ -48,6 +49,25 @@ TEST_CASE("a device takes the full file first, then the delta from the model it 
   auto active = store->load_active();
   REQUIRE(active.ok());
   CHECK(values_hash(**active) == values_hash(ReleaseFixture::model_version(2)));
+}
+
+TEST_CASE("a release and its delta install the model's buffers bit for bit") {
+  PublishedFixture fixture;
+  REQUIRE(fixture.install().ok());
+  fixture.release(fixture.repository, 2);
+  auto outcome = fixture.install();
+  REQUIRE(outcome.ok());
+  REQUIRE(outcome->file->kind == ReleaseFileKind::delta);
+  auto active = ModelStore::open(fixture.models_dir)->load_active();
+  REQUIRE(active.ok());
+  const auto& installed = **active;
+  const auto expected = ReleaseFixture::model_version(2);
+  REQUIRE(installed.layout() == expected.layout());
+  REQUIRE(installed.layout().has_buffers());
+  const auto buffers = installed.values().subspan(installed.layout().parameter_value_count());
+  const auto expected_buffers = expected.values().subspan(expected.layout().parameter_value_count());
+  CHECK(std::memcmp(buffers.data(), expected_buffers.data(), buffers.size_bytes()) == 0);
+  CHECK(buffers.back() == 200.0f);  // the batch counter, whole
 }
 
 TEST_CASE("a device behind the repository's deltas takes the full file, an up-to-date one downloads nothing") {

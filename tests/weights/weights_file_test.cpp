@@ -5,7 +5,9 @@
 #include <cstring>
 #include <random>
 
+#include "shoal/crypto/byte_io.h"
 #include "shoal/crypto/durable_file.h"
+#include "shoal/crypto/hash.h"
 #include "temp_dir.h"
 
 using namespace shoal;
@@ -14,14 +16,46 @@ using shoal::testing::TempDir;
 
 namespace {
 
+// Parameters and buffers, an int64 counter among them.
 Weights sample_weights(std::uint64_t version) {
-  auto layout = *Layout::create({{"fc.weight", {3, 4}, DType::float32}, {"fc.bias", {3}, DType::bfloat16}});
-  std::vector<float> values(layout.parameter_count());
+  auto layout = *Layout::create({{"fc.weight", {3, 4}, DType::float32},
+                                 {"fc.bias", {3}, DType::bfloat16},
+                                 {"bn.running_var", {3}, DType::float32, TensorKind::buffer},
+                                 {"bn.num_batches_tracked", {}, DType::int64, TensorKind::buffer}});
+  std::vector<float> values(layout.value_count());
   std::mt19937 rng(static_cast<unsigned>(version));
   std::normal_distribution<float> normal;
   for (auto& v : values) v = normal(rng);
   values[0] = -0.0f;  // bit patterns must survive, not just values
+  values.back() = 16777216.0f;  // 2^24: the largest count float32 holds with every smaller one
   return *Weights::from_values(std::move(layout), version, std::move(values));
+}
+
+void append_u32(std::string& out, std::uint32_t value) { out.append(reinterpret_cast<const char*>(&value), 4); }
+
+// A file as format 1 wrote it: no tensor kinds, every tensor a parameter.
+std::string format1_file(std::uint64_t version, const std::vector<float>& values) {
+  std::string header(reinterpret_cast<const char*>(&version), 8);
+  append_u32(header, 1);  // one tensor
+  const std::string name = "fc.weight";
+  const std::uint16_t name_length = static_cast<std::uint16_t>(name.size());
+  header.append(reinterpret_cast<const char*>(&name_length), 2);
+  header += name;
+  header += '\x01';  // float32
+  header += '\x01';  // rank 1
+  const std::int64_t dim = static_cast<std::int64_t>(values.size());
+  header.append(reinterpret_cast<const char*>(&dim), 8);
+  const std::string payload(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  const auto payload_hash = crypto::blake2b256(crypto::text_bytes(payload));
+  header.append(reinterpret_cast<const char*>(payload_hash.data()), payload_hash.size());
+  std::string file = "SHOALWTS";
+  append_u32(file, 1);
+  append_u32(file, static_cast<std::uint32_t>(header.size()));
+  file += header;
+  const auto header_hash = crypto::blake2b256(crypto::text_bytes(file));
+  file.append(reinterpret_cast<const char*>(header_hash.data()), header_hash.size());
+  file.resize((file.size() + 63) / 64 * 64, '\0');
+  return file + payload;
 }
 
 std::string file_bytes(const std::filesystem::path& path) { return *crypto::read_file(path, 1 << 20); }
@@ -103,9 +137,24 @@ TEST_CASE("damage is reported by kind: payload, header, foreign file, newer form
   CHECK(error_for(header).message.find("header checksum mismatch") != std::string::npos);
   CHECK(error_for("PK\x03\x04 a zip file, not weights").message.find("not a shoal weights file") != std::string::npos);
   auto newer = bytes;
-  newer[8] = 2;
+  newer[8] = 3;
   CHECK(error_for(newer).code == ErrorCode::unsupported);
   CHECK(error_for(bytes + "extra").message.find("needs exactly") != std::string::npos);
+}
+
+TEST_CASE("a format-1 file, written before buffers were stored, is read as parameters only") {
+  TempDir dir;
+  put_bytes(dir / "old.weights", format1_file(5, {1.5f, -2.0f, 0.25f}));
+  auto loaded = read_weights_file(dir / "old.weights");
+  REQUIRE(loaded);
+  CHECK(loaded->version() == 5);
+  REQUIRE(loaded->layout().tensors().size() == 1);
+  CHECK(loaded->layout().tensors()[0].kind == TensorKind::parameter);
+  CHECK_FALSE(loaded->layout().has_buffers());
+  CHECK(std::vector<float>(loaded->values().begin(), loaded->values().end()) == std::vector<float>{1.5f, -2.0f, 0.25f});
+  // Written again, it is format 2.
+  REQUIRE(write_weights_file(dir / "new.weights", *loaded));
+  CHECK(file_bytes(dir / "new.weights")[8] == 2);
 }
 
 TEST_CASE("a missing weights file says so") {

@@ -486,7 +486,9 @@ Result<QuantizedVersion> quantize_towards(const weights::Weights& base, const we
   for (std::size_t t = 0; t < base.layout().tensors().size(); ++t) {
     const auto b = base.tensor(t), x = target.tensor(t);
     auto y = out.weights.values().subspan(base.layout().offset(t), x.size());
-    bool representable = true;
+    // Buffers ship exact: a running variance moved by the bound could turn
+    // negative, and a counter must stay whole.
+    bool representable = base.layout().tensors()[t].kind == weights::TensorKind::parameter;
     for (std::size_t i = 0; i < x.size() && representable; ++i) {
       const float steps = std::nearbyint((x[i] - b[i]) / out.step);
       representable = std::fabs(steps) <= kMaxQuantizedStep;

@@ -7,13 +7,14 @@ void append_layout(std::vector<std::uint8_t>& out, const std::vector<TensorSpec>
   for (const auto& tensor : tensors) {
     append_le(out, static_cast<std::uint16_t>(tensor.name.size()));
     out.insert(out.end(), tensor.name.begin(), tensor.name.end());
+    append_u8(out, static_cast<std::uint8_t>(tensor.kind));
     append_u8(out, static_cast<std::uint8_t>(tensor.dtype));
     append_u8(out, static_cast<std::uint8_t>(tensor.shape.size()));
     for (std::int64_t dim : tensor.shape) append_le(out, dim);
   }
 }
 
-Result<std::vector<TensorSpec>> read_layout(ByteReader& reader) {
+Result<std::vector<TensorSpec>> read_layout(ByteReader& reader, LayoutEncoding encoding) {
   auto count = reader.read_le<std::uint32_t>("the tensor count");
   if (!count) return count.error();
   // Every tensor takes at least 4 bytes, so a count beyond that is a lie.
@@ -29,6 +30,13 @@ Result<std::vector<TensorSpec>> read_layout(ByteReader& reader) {
     auto name = reader.read_string(*name_length, "a tensor name");
     if (!name) return name.error();
     tensor.name = std::move(name).value();
+    if (encoding == LayoutEncoding::with_kinds) {
+      auto kind_code = reader.read_le<std::uint8_t>("a tensor kind");
+      if (!kind_code) return kind_code.error();
+      auto kind = parse_tensor_kind(*kind_code);
+      if (!kind) return make_error(ErrorCode::corrupt, where + " '" + tensor.name + "': " + kind.error().message);
+      tensor.kind = *kind;
+    }
     auto dtype_code = reader.read_le<std::uint8_t>("a dtype");
     if (!dtype_code) return dtype_code.error();
     auto dtype = parse_dtype(*dtype_code);

@@ -15,10 +15,15 @@ using crypto::append_le;
 using crypto::append_u8;
 using crypto::ByteReader;
 
-// tensor count u32, then per tensor: name length u16, name, dtype u8, rank u8, dims i64.
+// tensor count u32, then per tensor: name length u16, name, kind u8,
+// dtype u8, rank u8, dims i64.
 void append_layout(std::vector<std::uint8_t>& out, const std::vector<TensorSpec>& tensors);
 
+// Which encoding a header holds: weights format 1 had no kind byte (every
+// tensor was a parameter).
+enum class LayoutEncoding { without_kinds, with_kinds };
+
 // Parses what append_layout wrote; error messages name the tensor.
-Result<std::vector<TensorSpec>> read_layout(ByteReader& reader);
+Result<std::vector<TensorSpec>> read_layout(ByteReader& reader, LayoutEncoding encoding = LayoutEncoding::with_kinds);
 
 }  // namespace shoal::weights::detail

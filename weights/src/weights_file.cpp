@@ -54,9 +54,14 @@ std::vector<std::uint8_t> encode_head(const Weights& weights) {
   return head;
 }
 
-// The 16-byte prefix: magic, format version, header length. Returns the
-// header length once it fits in `total_size` bytes.
-Result<std::uint32_t> read_prefix(std::span<const std::uint8_t> prefix, std::uint64_t total_size,
+struct Prefix {
+  std::uint32_t format;
+  std::uint32_t header_bytes;
+};
+
+// The 16-byte prefix: magic, format version, header length. Returns them
+// once the header fits in `total_size` bytes.
+Result<Prefix> read_prefix(std::span<const std::uint8_t> prefix, std::uint64_t total_size,
                                   std::string_view source) {
   if (prefix.size() < kPrefixBytes) {
     return source_error(source, ErrorCode::corrupt,
@@ -68,9 +73,9 @@ Result<std::uint32_t> read_prefix(std::span<const std::uint8_t> prefix, std::uin
   detail::ByteReader reader(prefix.data() + sizeof kMagic, kPrefixBytes - sizeof kMagic);
   const std::uint32_t format = *reader.read_le<std::uint32_t>("the format version");
   const std::uint32_t header_bytes = *reader.read_le<std::uint32_t>("the header length");
-  if (format != kWeightsFormatVersion) {
+  if (format != 1 && format != kWeightsFormatVersion) {
     return source_error(source, ErrorCode::unsupported,
-                        "format version " + std::to_string(format) + ", this build reads version " +
+                        "format version " + std::to_string(format) + ", this build reads versions 1 and " +
                             std::to_string(kWeightsFormatVersion));
   }
   if (header_bytes > kMaxHeaderBytes || kPrefixBytes + header_bytes + crypto::kBlake2b256Bytes > total_size) {
@@ -78,7 +83,7 @@ Result<std::uint32_t> read_prefix(std::span<const std::uint8_t> prefix, std::uin
                         "header of " + std::to_string(header_bytes) + " bytes does not fit in the " +
                             std::to_string(total_size) + "-byte file (truncated?)");
   }
-  return header_bytes;
+  return Prefix{format, header_bytes};
 }
 
 struct Head {
@@ -90,8 +95,9 @@ struct Head {
 
 // Checks and parses the head (prefix, header, header hash), and that the
 // whole is exactly as long as the layout says.
-Result<Head> read_head(std::span<const std::uint8_t> head, std::uint32_t header_bytes, std::uint64_t total_size,
+Result<Head> read_head(std::span<const std::uint8_t> head, Prefix prefix, std::uint64_t total_size,
                        std::string_view source) {
+  const std::uint32_t header_bytes = prefix.header_bytes;
   const auto header_hash = crypto::blake2b256(head.first(kPrefixBytes + header_bytes));
   if (!std::equal(header_hash.begin(), header_hash.end(), head.end() - crypto::kBlake2b256Bytes)) {
     return source_error(source, ErrorCode::corrupt, "header checksum mismatch (the header was damaged)");
@@ -99,7 +105,8 @@ Result<Head> read_head(std::span<const std::uint8_t> head, std::uint32_t header_
   detail::ByteReader reader(head.data() + kPrefixBytes, header_bytes);
   auto version = reader.read_le<std::uint64_t>("the model version");
   if (!version) return source_error(source, ErrorCode::corrupt, version.error().message);
-  auto tensors = detail::read_layout(reader);
+  auto tensors = detail::read_layout(
+      reader, prefix.format == 1 ? detail::LayoutEncoding::without_kinds : detail::LayoutEncoding::with_kinds);
   if (!tensors) return source_error(source, ErrorCode::corrupt, tensors.error().message);
   auto layout = Layout::create(std::move(tensors).value());
   if (!layout) return source_error(source, ErrorCode::corrupt, layout.error().message);
@@ -110,11 +117,11 @@ Result<Head> read_head(std::span<const std::uint8_t> head, std::uint32_t header_
                         std::to_string(reader.remaining()) + " unexpected bytes in the header");
   }
   const std::uint64_t offset = payload_offset(header_bytes);
-  const std::uint64_t expected_size = offset + layout->parameter_count() * sizeof(float);
+  const std::uint64_t expected_size = offset + layout->value_count() * sizeof(float);
   if (total_size != expected_size) {
     return source_error(source, ErrorCode::corrupt,
                         std::to_string(total_size) + " bytes, but its layout of " +
-                            std::to_string(layout->parameter_count()) + " parameters needs exactly " +
+                            std::to_string(layout->value_count()) + " values needs exactly " +
                             std::to_string(expected_size) + (total_size < expected_size ? " (truncated)" : ""));
   }
   return Head{*version, std::move(layout).value(), std::move(payload_hash).value(), offset};
@@ -123,7 +130,7 @@ Result<Head> read_head(std::span<const std::uint8_t> head, std::uint32_t header_
 Result<Weights> finish(Head head, std::vector<float> values, std::string_view source) {
   const auto actual_hash = crypto::blake2b256(bytes_of(values));
   if (std::memcmp(actual_hash.data(), head.payload_hash.data(), actual_hash.size()) != 0) {
-    return source_error(source, ErrorCode::corrupt, "payload checksum mismatch (the parameters were damaged)");
+    return source_error(source, ErrorCode::corrupt, "payload checksum mismatch (the values were damaged)");
   }
   return Weights::from_values(std::move(head.layout), head.version, std::move(values));
 }
@@ -138,12 +145,12 @@ std::vector<std::uint8_t> encode_weights(const Weights& weights) {
 }
 
 Result<Weights> decode_weights(std::span<const std::uint8_t> bytes, std::string_view source) {
-  auto header_bytes = read_prefix(bytes.first(std::min(bytes.size(), kPrefixBytes)), bytes.size(), source);
-  if (!header_bytes) return header_bytes.error();
-  auto head = read_head(bytes.first(kPrefixBytes + *header_bytes + crypto::kBlake2b256Bytes), *header_bytes,
+  auto prefix = read_prefix(bytes.first(std::min(bytes.size(), kPrefixBytes)), bytes.size(), source);
+  if (!prefix) return prefix.error();
+  auto head = read_head(bytes.first(kPrefixBytes + prefix->header_bytes + crypto::kBlake2b256Bytes), *prefix,
                         bytes.size(), source);
   if (!head) return head.error();
-  std::vector<float> values(head->layout.parameter_count());
+  std::vector<float> values(head->layout.value_count());
   std::memcpy(values.data(), bytes.data() + head->payload_offset, values.size() * sizeof(float));
   return finish(std::move(head).value(), std::move(values), source);
 }
@@ -175,17 +182,17 @@ Result<Weights> read_weights_file(const std::filesystem::path& path) {
   if (!file.read(reinterpret_cast<char*>(prefix.data()), static_cast<std::streamsize>(prefix_size))) {
     return source_error(source, ErrorCode::io, "read of the header failed");
   }
-  auto header_bytes = read_prefix(std::span(prefix).first(prefix_size), file_size, source);
-  if (!header_bytes) return header_bytes.error();
-  std::vector<std::uint8_t> head(kPrefixBytes + *header_bytes + crypto::kBlake2b256Bytes);
+  auto parsed_prefix = read_prefix(std::span(prefix).first(prefix_size), file_size, source);
+  if (!parsed_prefix) return parsed_prefix.error();
+  std::vector<std::uint8_t> head(kPrefixBytes + parsed_prefix->header_bytes + crypto::kBlake2b256Bytes);
   std::copy(prefix.begin(), prefix.end(), head.begin());
   if (!file.read(reinterpret_cast<char*>(head.data() + kPrefixBytes),
                  static_cast<std::streamsize>(head.size() - kPrefixBytes))) {
     return source_error(source, ErrorCode::io, "read of the header failed");
   }
-  auto parsed = read_head(head, *header_bytes, file_size, source);
+  auto parsed = read_head(head, *parsed_prefix, file_size, source);
   if (!parsed) return parsed.error();
-  std::vector<float> values(parsed->layout.parameter_count());
+  std::vector<float> values(parsed->layout.value_count());
   file.seekg(static_cast<std::streamoff>(parsed->payload_offset));
   if (!file.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(values.size() * sizeof(float)))) {
     return source_error(source, ErrorCode::io, "read of the payload failed");

@@ -299,6 +299,7 @@ class RoundCoordinator {
   std::optional<std::string> add_to_norm(Upload& upload, std::span<const float> part) const;
   void add_central_noise(std::vector<float>& mean, std::size_t reports);
   void adapt_clip(double unclipped_fraction);
+  void apply_to_global(std::span<const float> mean);
   void apply_mean(std::vector<float> mean, RoundRecord& record);
 
   RoundConfig config_;

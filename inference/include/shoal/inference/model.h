@@ -2,10 +2,10 @@
 // seen from outside as its Layout and its Weights. Both sources train and
 // predict through the same interface (see torch_model.h for the torch side).
 //
-// The canonical parameter order is the module's registration order; Weights
-// of another layout are refused with both layout hashes in the message.
-// Buffers that are not parameters (e.g. batch-norm statistics) are not part
-// of the flat vector.
+// The canonical order is the module's parameters in registration order, then
+// its buffers (batch-norm statistics and counters) in registration order, so
+// the flat vector is the model's whole state; Weights of another layout are
+// refused with both layout hashes in the message.
 #pragma once
 
 #include <cstdint>
@@ -36,8 +36,11 @@ class Model {
   // Initialisation is deterministic for a given seed.
   static Result<Model> from_zoo(std::string_view name, std::uint64_t seed);
   static std::vector<std::string> zoo_names();
-  // A module saved with torch.jit.save; its parameters define the layout.
+  // A module saved with torch.jit.save; its parameters and buffers define the layout.
   static Result<Model> load_torchscript(const std::filesystem::path& path);
+  // A TorchScript file when `model` names one that exists, else the zoo
+  // model of that name initialised from `seed` (what every --model takes).
+  static Result<Model> open(const std::string& model, std::uint64_t seed);
 
   Model(Model&&) noexcept;
   Model& operator=(Model&&) noexcept;
@@ -45,13 +48,14 @@ class Model {
 
   const std::string& name() const { return name_; }
   const weights::Layout& layout() const { return layout_; }
-  // Shape of one input sample, e.g. {1, 28, 28}; empty when unknown (TorchScript).
+  // Shape of one input sample, e.g. {1, 28, 28}; for TorchScript, the
+  // module's `sample_shape: List[int]` attribute, empty when it has none.
   const std::vector<std::int64_t>& sample_shape() const { return sample_shape_; }
   const Device& device() const { return device_; }
 
-  // The current parameters as a flat vector tagged with `version`.
+  // The current parameters and buffers as a flat vector tagged with `version`.
   weights::Weights get_weights(std::uint64_t version) const;
-  // Loads `weights` into the parameters; refuses another layout.
+  // Loads `weights` into the parameters and buffers; refuses another layout.
   Status set_weights(const weights::Weights& weights);
   Status to(const Device& device);
 

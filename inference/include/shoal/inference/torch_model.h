@@ -20,6 +20,11 @@ class ModelBackend {
   virtual torch::Tensor forward(const torch::Tensor& input) = 0;
   // Trainable parameters in canonical order.
   virtual std::vector<std::pair<std::string, torch::Tensor>> named_parameters() = 0;
+  // Buffers (running statistics, counters) in canonical order.
+  virtual std::vector<std::pair<std::string, torch::Tensor>> named_buffers() = 0;
+  // The shape of one input sample when the module declares it (a TorchScript
+  // module's `sample_shape: List[int]` attribute), else empty.
+  virtual std::vector<std::int64_t> declared_sample_shape() { return {}; }
   virtual void train(bool on) = 0;
   virtual void to(const torch::Device& device) = 0;
 };

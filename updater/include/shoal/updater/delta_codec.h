@@ -24,7 +24,8 @@
 // the same float arithmetic apply_delta uses, so the quantised version is
 // what every device rebuilds bit for bit. It is that version which is
 // released, hashed and signed; its delta from the base is the small
-// integers q. The codec itself stays lossless.
+// integers q. Buffers (running statistics, counters) are kept exact. The
+// codec itself stays lossless.
 //
 // A delta names the layout, the base's version and BLAKE2b-256 of its
 // values, and the target's. Applying it to any other base, or applying a

@@ -1,5 +1,5 @@
-// Weights: a model version's parameters as one contiguous float32 vector in
-// the canonical order of its Layout. This is the currency of shoal: training
+// Weights: a model version's whole state (parameters, then buffers) as one
+// contiguous float32 vector in the canonical order of its Layout. This is the currency of shoal: training
 // produces it, updates are differences of it, the aggregator sums it,
 // releases ship it.
 #pragma once
@@ -17,7 +17,7 @@ class Weights {
  public:
   // All-zero weights for `layout`.
   Weights(Layout layout, std::uint64_t version);
-  // Fails unless values.size() == layout.parameter_count().
+  // Fails unless values.size() == layout.value_count().
   static Result<Weights> from_values(Layout layout, std::uint64_t version, std::vector<float> values);
 
   const Layout& layout() const { return layout_; }

@@ -1,16 +1,23 @@
 // The weights file: how a model version is stored on disk and shipped.
 //
 //   offset 0   "SHOALWTS"                 magic, 8 bytes
-//          8   format version             u32 LE (1)
+//          8   format version             u32 LE (2)
 //         12   header length H            u32 LE
 //         16   header, H bytes:           model version u64 LE,
 //                                         tensor count u32 LE, then per tensor:
-//                                         name length u16 LE, name, dtype u8,
+//                                         name length u16 LE, name, kind u8
+//                                         (0 parameter, 1 buffer), dtype u8,
 //                                         rank u8, dims i64 LE each,
 //                                         payload BLAKE2b-256 (32 bytes)
 //       16+H   header BLAKE2b-256         over bytes [0, 16+H)
 //       48+H   zero padding to a multiple of 64
-//          P   payload: parameter_count float32 LE values, then end of file
+//          P   payload: value_count float32 LE values (parameters, then
+//              buffers; an int64 buffer as exact float32 integers), then
+//              end of file
+//
+// Format 1, written before buffers were stored, had no kind byte: it is
+// still read, as a layout of parameters only. Loading one into a model that
+// has buffers is refused by the layout check, with a message saying so.
 //
 // Files are written atomically. Reading checks the magic, version, both
 // hashes, the layout and the exact length, and reports the first problem
@@ -28,7 +35,7 @@
 
 namespace shoal::weights {
 
-inline constexpr std::uint32_t kWeightsFormatVersion = 1;
+inline constexpr std::uint32_t kWeightsFormatVersion = 2;
 
 Status write_weights_file(const std::filesystem::path& path, const Weights& weights);
 Result<Weights> read_weights_file(const std::filesystem::path& path);
