@@ -57,13 +57,21 @@ Result<RoundCoordinator> RoundCoordinator::create(const RoundConfig& config, wei
                                                   ServerOptimizer optimizer, std::uint64_t rounds_started,
                                                   crypto::RandomSource& random) {
   if (auto status = config.validate(); !status) return status.error();
-  if (config.privacy.enabled() && global.layout().has_buffers()) {
+  auto local = weights::match_tensors(global.layout(), config.local_tensors);
+  if (!local) return make_error(ErrorCode::invalid_argument, "aggregation.local_tensors: " + local.error().message);
+  const auto& tensors = global.layout().tensors();
+  for (std::size_t i = 0; i < tensors.size() && config.privacy.enabled(); ++i) {
+    if (tensors[i].kind != weights::TensorKind::buffer || std::binary_search(local->begin(), local->end(), i)) continue;
     return make_error(ErrorCode::invalid_argument,
-                      "privacy: the model has buffers (e.g. BatchNorm running statistics), which are computed from "
-                      "each device's data outside the clipped update, so differential privacy cannot cover them; "
-                      "use GroupNorm or LayerNorm instead of BatchNorm, or keep the statistics on the devices (FedBN)");
+                      "privacy: the model's buffer '" + tensors[i].name +
+                          "' (e.g. BatchNorm running statistics) is computed from each device's data outside the "
+                          "clipped update, so differential privacy cannot cover it; use GroupNorm or LayerNorm "
+                          "instead of BatchNorm, or keep the statistics on the devices (FedBN: "
+                          "aggregation.local_tensors)");
   }
-  return RoundCoordinator(config, std::move(global), std::move(optimizer), rounds_started, random);
+  RoundCoordinator coordinator(config, std::move(global), std::move(optimizer), rounds_started, random);
+  coordinator.local_tensors_ = std::move(local).value();
+  return coordinator;
 }
 
 RoundCoordinator::RoundCoordinator(const RoundConfig& config, weights::Weights global, ServerOptimizer optimizer,
@@ -321,6 +329,7 @@ void RoundCoordinator::try_start_round(Clock::time_point now) {
   protocol::TrainTask task{round.id, global_.version(), static_cast<std::uint64_t>(config_.train_deadline.count()),
                            config_.plan};
   task.model_hash = updater::values_hash(global_);
+  task.local_tensors = local_tensors_;
   if (auto refused = plan_privacy(round, task, candidates.size())) {
     stopped_ = *refused;
     return;
@@ -418,9 +427,14 @@ void RoundCoordinator::apply_mean(std::vector<float> mean, RoundRecord& record) 
 
 // Parameters move by the server optimiser; buffers take the mean update
 // as it is (FedAvg of running statistics: no momentum, no adaptivity), and
-// integer buffers are rounded to the nearest whole count.
-void RoundCoordinator::apply_to_global(std::span<const float> mean) {
+// integer buffers are rounded to the nearest whole count. Tensors local to
+// the devices keep the global model's values, whatever a device sent.
+void RoundCoordinator::apply_to_global(std::span<float> mean) {
   const auto& layout = global_.layout();
+  for (const auto t : local_tensors_) {
+    const auto range = mean.subspan(layout.offset(t), layout.tensors()[t].element_count());
+    std::fill(range.begin(), range.end(), 0.0f);
+  }
   const std::size_t parameters = layout.parameter_value_count();
   auto values = global_.values();
   optimizer_.apply(mean.first(parameters), values.first(parameters));

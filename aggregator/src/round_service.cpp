@@ -91,6 +91,11 @@ Result<std::unique_ptr<RoundService>> RoundService::open(const AggregatorConfig&
                                                          crypto::RandomSource& random) {
   auto coordinator = restore_coordinator(config, log, random);
   if (!coordinator) return coordinator.error();
+  if (const auto& local = coordinator->local_tensors(); !local.empty()) {
+    log << "the layout keeps " << local.size() << " tensors local to the devices (FedBN):";
+    for (const auto t : local) log << " " << coordinator->global().layout().tensors()[t].name;
+    log << "\n";
+  }
   auto metrics = MetricsLog::open(config.metrics_path(), std::move(metrics_options));
   if (!metrics) return metrics.error();
   return std::unique_ptr<RoundService>(

@@ -31,6 +31,11 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentOptions options, const crypto:
     std::filesystem::create_directories(state_dir, error);
     if (error) return make_error(ErrorCode::io, "cannot create state directory " + state_dir.string() + ": " + error.message());
     if (auto loaded = agent->holder_.load(agent->model_.layout())) agent->log_(*loaded);
+    if (auto local = read_local_values(local_tensors_path(state_dir), agent->model_.layout())) {
+      agent->local_ = std::move(local).value();
+    } else {
+      agent->log_("starting without local tensors: " + local.error().message);
+    }
   }
   auto socket = protocol::connect_client_socket(agent->context_, identity, *agent->options_.server,
                                                 agent->options_.endpoint, agent->limits_);
@@ -150,17 +155,28 @@ Result<TrainingResult> Agent::train_on_global(const TrainRequest& request) {
     zeros.samples = train_.size();
     return zeros;
   }
-  if (auto status = model_.set_weights(*holder_.model()); !status) {
-    return make_error(status.error().code, "cannot load the global model: " + status.error().message);
+  if (auto status = load_global(request.local_tensors); !status) return status.error();
+  auto result = train(model_, train_, request.plan);
+  if (result && !request.local_tensors.empty()) {
+    local_ = take_local(request.local_tensors, model_.get_weights(0));
+    if (!options_.state_dir.empty()) {
+      if (auto kept = write_local_values(local_tensors_path(options_.state_dir), model_.layout(), local_); !kept) {
+        log_("could not keep the local tensors: " + kept.error().message);
+      }
+    }
   }
-  return train(model_, train_, request.plan);
+  return result;
 }
 
 Result<Evaluation> Agent::evaluate_global() {
-  if (auto status = model_.set_weights(*holder_.model()); !status) {
-    return make_error(status.error().code, "cannot load the global model: " + status.error().message);
-  }
+  if (auto status = load_global(local_.tensors); !status) return status.error();
   return evaluate(model_, held_out_.size() > 0 ? held_out_ : train_);
+}
+
+Status Agent::load_global(std::span<const std::uint64_t> local_tensors) {
+  auto status = load_personalised(model_, *holder_.model(), local_, local_tensors);
+  if (!status) return make_error(status.error().code, "cannot load the global model: " + status.error().message);
+  return ok_status();
 }
 
 void Agent::keep_update(std::uint64_t round, const std::vector<float>& update) {

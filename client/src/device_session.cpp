@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <span>
 
+#include "shoal/client/local_tensors.h"
 #include "shoal/client/update_privatizer.h"
 #include "shoal/protocol/messages.h"
 #include "shoal/weights/integer_buffers.h"
@@ -223,10 +224,15 @@ void DeviceSession::on_train_task(const protocol::TrainTask& task) {
   }
   auto plan = training_plan_from_wire(task.plan);
   if (!plan) return drop(plan.error().message);
+  if (!task.local_tensors.empty() && task.local_tensors.back() >= layout_.tensors().size()) {
+    return drop("train task for round " + std::to_string(task.round) + " keeps tensor " +
+                std::to_string(task.local_tensors.back()) + " local, but the model has " +
+                std::to_string(layout_.tensors().size()) + " tensors");
+  }
   last_round_ = task.round;
   secure_.reset();  // a new round ends any older one
   training_ = task;
-  work_.push_back(TrainRequest{task.round, *plan});
+  work_.push_back(TrainRequest{task.round, *plan, task.local_tensors});
 }
 
 void DeviceSession::on_trained(std::uint64_t round, Result<TrainingResult> result, double seconds, Clock::time_point) {
@@ -241,6 +247,11 @@ void DeviceSession::on_trained(std::uint64_t round, Result<TrainingResult> resul
     ++counters_.rounds_diverged;
     return log_("round " + std::to_string(round) + ": training diverged, not taking part: " + *problem);
   }
+  if (result->update.size() != layout_.value_count()) {
+    return log_("round " + std::to_string(round) + ": training gave " + std::to_string(result->update.size()) +
+                " values for a layout of " + std::to_string(layout_.value_count()) + ", not taking part");
+  }
+  zero_local(layout_, task.local_tensors, result->update);  // what stays on the device never leaves it
   drop_point_ = faults_.drop_out ? faults_.drop_out(round) : DropPoint::none;
   if (drops_at(DropPoint::before_report, round)) return;
   if (task.secure) return start_secure_round(task, *result);

@@ -318,6 +318,16 @@ int predict(const CommonOptions& options, const DataOptions& data_options, fs::p
   if (!data) return fail(data.error());
   auto start_weights = read_optional_weights(weights_path);
   if (!start_weights) return fail(start_weights.error());
+  if (!state_dir.empty() && *start_weights) {
+    // FedBN: this device's own values of the tensors its federation keeps local.
+    auto& global = **start_weights;
+    auto local = client::read_local_values(client::Agent::local_tensors_path(state_dir), global.layout());
+    if (!local) return fail(local.error());
+    if (!local->empty()) {
+      client::overlay_local(*local, local->tensors, global);
+      std::printf("with this device's own values of %zu local tensors\n", local->tensors.size());
+    }
+  }
   auto model = open_model(options, *start_weights);
   if (!model) return fail(model.error());
   const auto device = model->device();  // open_model resolved it and moved the model there

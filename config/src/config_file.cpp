@@ -78,6 +78,21 @@ void ConfigFile::read(std::string_view key, std::string& out) {
   if (auto value = value_of<std::string>(key, "a string")) out = *value;
 }
 
+void ConfigFile::read(std::string_view key, std::vector<std::string>& out) {
+  read_keys_.emplace(key);
+  const auto node = table_->root.at_path(key);
+  if (!node) return;
+  const auto* array = node.as_array();
+  std::vector<std::string> strings;
+  for (std::size_t i = 0; array != nullptr && i < array->size(); ++i) {
+    const auto value = (*array)[i].value_exact<std::string>();
+    if (!value) break;
+    strings.push_back(*value);
+  }
+  if (array == nullptr || strings.size() != array->size()) return fail(key, "expected an array of strings");
+  out = std::move(strings);
+}
+
 void ConfigFile::read(std::string_view key, bool& out) {
   if (auto value = value_of<bool>(key, "true or false")) out = *value;
 }

@@ -1,5 +1,6 @@
 #include "shoal/protocol/round_messages.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "assign_field.h"
@@ -79,6 +80,7 @@ void TrainTask::write(HeaderWriter& header) const {
         .put("range", secure->range);
     header.put_map("secure", secure_map);
   }
+  if (!local_tensors.empty()) header.put("local_tensors", std::span<const std::uint64_t>(local_tensors));
 }
 
 Decoded<TrainTask> TrainTask::read(const Envelope& envelope) {
@@ -120,6 +122,17 @@ Decoded<TrainTask> TrainTask::read(const Envelope& envelope) {
     if (auto e = assign(params.range, secure->get_double("range"))) return *e;
     if (auto e = params.check()) return *e;
     task.secure = params;
+  }
+  if (fields.has("local_tensors")) {
+    auto local = fields.get_uint_array("local_tensors");
+    if (!local) return local.error();
+    task.local_tensors = std::move(local).value();
+    if (auto e = check(std::is_sorted(task.local_tensors.begin(), task.local_tensors.end()) &&
+                           std::adjacent_find(task.local_tensors.begin(), task.local_tensors.end()) ==
+                               task.local_tensors.end(),
+                       "local_tensors", "must be ascending, each index once")) {
+      return *e;
+    }
   }
   if (auto e = check(task.deadline_ms > 0, "deadline_ms", "must be positive")) return *e;
   if (auto e = plan.check()) return *e;

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "shoal/client/local_tensors.h"
 #include "shoal/crypto/hash.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/messages.h"
@@ -152,6 +153,12 @@ class DeviceRandomness final : public client::RoundRandomness {
   std::optional<crypto::DeterministicRandom> source_;
 };
 
+// What a device holds of the tensors kept local before it first trains them: nothing.
+const std::shared_ptr<const client::LocalValues>& no_local_values() {
+  static const auto none = std::make_shared<const client::LocalValues>();
+  return none;
+}
+
 // Training or evaluation under way for a device; its pool job writes the result.
 struct Work {
   client::EvaluateRequest evaluation;  // for an evaluation
@@ -159,6 +166,7 @@ struct Work {
   double seconds = 0;                  // virtual
   std::optional<Result<client::TrainingResult>> trained;
   std::optional<Result<client::Evaluation>> evaluated;
+  std::optional<client::LocalValues> kept_local;  // FedBN: what training made of the device's local tensors
 };
 
 }  // namespace
@@ -190,6 +198,9 @@ struct FleetEngine::Device {
   Clock::time_point wake = Clock::time_point::max();  // what the session last asked for
   VirtualTime wake_event{-1};                          // when its pending wake event is
   DropPhase drop = DropPhase::none;  // where it vanishes from its current round
+  // FedBN: its own values of the tensors kept local; replaced, never changed,
+  // so a job under way reads the values it started with.
+  std::shared_ptr<const client::LocalValues> local = no_local_values();
 };
 
 struct FleetEngine::Event {
@@ -627,12 +638,17 @@ void FleetEngine::after_session(Device& device, Effects& out) {
         plan.evaluate_before_after = false;  // the last epoch's running figures stand in: two passes saved
         out.trained.push_back(device.number);
         ticket = pool_.submit({to_seconds(due), device.number},
-                              [&data = train_, &samples, plan, model, work](inference::Model& local) {
-                                if (auto status = local.set_weights(model->weights); !status) {
+                              [&data = train_, &samples, plan, model, work, own = device.local,
+                               tensors = train->local_tensors](inference::Model& local) {
+                                if (auto status = client::load_personalised(local, model->weights, *own, tensors);
+                                    !status) {
                                   work->trained = status.error();
                                   return;
                                 }
                                 work->trained = client::train(local, data, samples, plan);
+                                if (*work->trained && !tensors.empty()) {
+                                  work->kept_local = client::take_local(tensors, local.get_weights(0));
+                                }
                               });
       }
       out.schedule({due, 0, Event::Kind::trained, device.number, device.epoch, {}, std::move(work), std::move(ticket)});
@@ -641,8 +657,9 @@ void FleetEngine::after_session(Device& device, Effects& out) {
       // Evaluation is a forward pass: about a third of a training epoch.
       work->seconds = per_sample * static_cast<double>(samples.size()) / 3;
       const auto due = out.now + from_seconds(work->seconds);
-      ticket = pool_.submit({to_seconds(due), device.number}, [&data = train_, &samples, model, work](inference::Model& local) {
-        if (auto status = local.set_weights(model->weights); !status) {
+      ticket = pool_.submit({to_seconds(due), device.number}, [&data = train_, &samples, model, work,
+                                                               own = device.local](inference::Model& local) {
+        if (auto status = client::load_personalised(local, model->weights, *own, own->tensors); !status) {
           work->evaluated = status.error();
           return;
         }
@@ -670,6 +687,7 @@ void FleetEngine::on_trained(Device& device, Event& event, Effects& out) {
   }
   {
     Stopwatch watch(settings_.server.round.secure.enabled ? out.wall.secure_device : out.wall.coordination);
+    if (work.kept_local) device.local = std::make_shared<const client::LocalValues>(std::move(*work.kept_local));
     device.session->on_trained(work.round, std::move(*work.trained), work.seconds, out.clock());
   }
   after_session(device, out);

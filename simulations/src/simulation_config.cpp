@@ -97,6 +97,12 @@ Result<SimulationConfig> load_simulation_config(const std::filesystem::path& pat
   file->read("devices.rejoin_s", fleet.rejoin_s);
   for (std::size_t phase = 0; phase < kDropPhases; ++phase) file->read(kDropoutKeys[phase], fleet.dropout[phase]);
   file->read("model.name", config.model);
+  // A TorchScript file is named relative to the config file, as every path is.
+  if (config.model.find('/') != std::string::npos || config.model.ends_with(".pt")) {
+    std::filesystem::path model_path;
+    file->read_path("model.name", model_path);
+    config.model = model_path.string();
+  }
   file->read("model.seed", config.model_seed);
   file->read("model.threads", config.threads);
   file->read_path("data.train_images", config.train_images);

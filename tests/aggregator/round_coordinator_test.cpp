@@ -569,3 +569,36 @@ TEST_CASE("differential privacy refuses a model with shared buffers and says wha
   CHECK(refused.error().message.find("GroupNorm") != std::string::npos);
   CHECK(refused.error().message.find("FedBN") != std::string::npos);
 }
+
+TEST_CASE("tensors kept local (FedBN) are named in every task and keep the global values whatever devices send") {
+  auto config = small_config();
+  config.local_tensors = {"bn.*"};
+  auto c = *RoundCoordinator::create(config, batchnorm_global(), *ServerOptimizer::create({}, 1), 0);
+  CHECK(c.local_tensors() == std::vector<std::uint64_t>{1, 2});
+  connect_and_start(c, {"a", "b"});
+  for (const auto& o : c.take_outgoing()) {
+    if (const auto* task = std::get_if<protocol::TrainTask>(&o.message)) {
+      CHECK(task->local_tensors == std::vector<std::uint64_t>{1, 2});
+    }
+  }
+  // b does not zero what it should keep: the server keeps its own values all the same.
+  REQUIRE_FALSE(c.on_update("a", report(1, 100), bytes({1.0f, 0.0f, 0.0f, 0.0f}), t0 + 1s));
+  REQUIRE_FALSE(c.on_update("b", report(1, 100), bytes({3.0f, 7.0f, 7.0f, 9.0f}), t0 + 1s));
+  REQUIRE(c.take_finished().at(0).applied);
+  const auto values = c.global().values();
+  CHECK(values[0] == Approx(3.0));
+  CHECK(values[1] == 0.0f);
+  CHECK(values[2] == 0.0f);
+  CHECK(values[3] == 10.0f);
+
+  // With every buffer local, differential privacy has nothing it cannot cover.
+  config.privacy.noise_multiplier = 1.0;
+  config.privacy.clip_norm = 1.0;
+  CHECK(RoundCoordinator::create(config, batchnorm_global(), *ServerOptimizer::create({}, 1), 0));
+  config.local_tensors = {"bn.running_*"};  // the counter stays shared
+  CHECK(RoundCoordinator::create(config, batchnorm_global(), *ServerOptimizer::create({}, 1), 0).error().message.find(
+            "'bn.num_batches_tracked'") != std::string::npos);
+  config.local_tensors = {"bm.*"};
+  CHECK(RoundCoordinator::create(config, batchnorm_global(), *ServerOptimizer::create({}, 1), 0).error().message.find(
+            "aggregation.local_tensors: pattern 'bm.*' matches no tensor") == 0);
+}

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "shoal/protocol/messages.h"
@@ -64,8 +65,9 @@ protocol::KeyRoster roster_for(std::uint64_t round) {
 }
 
 struct Device {
-  explicit Device(client::SessionFaults faults = {}, client::SessionSettings settings = {})
-      : session(std::move(settings), identity, small_layout(), holder, randomness,
+  explicit Device(client::SessionFaults faults = {}, client::SessionSettings settings = {},
+                  const weights::Layout& layout = small_layout())
+      : session(std::move(settings), identity, layout, holder, randomness,
                 [this](const std::string& line) { log.push_back(line); }, std::move(faults)) {}
 
   // The messages sent since the last call, decoded.
@@ -368,4 +370,37 @@ TEST_CASE("hold_updates_from_round trains but keeps the update") {
   device.train(2, {0, 0, 0}, t0 + 1s);
   CHECK(device.sent().empty());
   CHECK(device.logged("round 2: trained; holding the update (debug.hold_updates_from_round)"));
+}
+
+TEST_CASE("tensors a train task keeps local never leave the device: their update values go out as zeros") {
+  const auto layout = *weights::Layout::create(
+      {{"w", {2}}, {"bn.running_mean", {2}, weights::DType::float32, weights::TensorKind::buffer}});
+  Device device({}, {}, layout);
+  device.session.start(t0);
+  device.welcome(t0);
+  const auto global = *weights::Weights::from_values(layout, 4, {0.5f, 0.5f, 0.0f, 0.0f});
+  auto task = task_for(1, global);
+  task.local_tensors = {1};
+  device.session.on_message(received(with_model(task, global)), t0);
+  auto work = device.session.take_work();
+  REQUIRE(work.size() == 1);
+  CHECK(std::get<client::TrainRequest>(work[0]).local_tensors == std::vector<std::uint64_t>{1});
+  client::TrainingResult result;
+  result.update = {0.1f, 0.2f, 3.0f, -4.0f};
+  result.samples = 40;
+  device.session.on_trained(1, std::move(result), 1.0, t0 + 1s);
+  const auto sent = device.sent();
+  REQUIRE(sent.size() == 1);
+  REQUIRE(sent[0].type() == protocol::MessageType::update_report);
+  const auto payload = sent[0].payload(0);
+  std::vector<float> values(payload.size() / sizeof(float));
+  std::memcpy(values.data(), payload.data(), payload.size());
+  CHECK(values == std::vector<float>{0.1f, 0.2f, 0.0f, 0.0f});
+
+  // An index beyond the model's tensors is a task to drop, not to train.
+  auto beyond = task_for(2, global);
+  beyond.local_tensors = {1, 2};
+  device.session.on_message(received(protocol::encode(beyond)), t0 + 2s);
+  CHECK(device.session.take_work().empty());
+  CHECK(device.logged("keeps tensor 2 local, but the model has 2 tensors"));
 }

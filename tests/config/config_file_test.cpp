@@ -73,6 +73,21 @@ TEST_CASE("config errors name the file and the key") {
         "/etc/shoal/test.toml: unknown key 'round.min_device' (misspelt, or not a setting of this command)");
 }
 
+TEST_CASE("an array of strings is read whole, and anything else in its place is refused") {
+  std::vector<std::string> patterns{"default"};
+  auto file = parse("[aggregation]\nlocal_tensors = [\"bn1.*\", \"*.running_var\"]\n");
+  file.read("aggregation.local_tensors", patterns);
+  REQUIRE(file.finish());
+  CHECK(patterns == std::vector<std::string>{"bn1.*", "*.running_var"});
+  for (const char* bad : {"local_tensors = \"bn1.*\"\n", "local_tensors = [\"bn1.*\", 3]\n"}) {
+    auto refused = parse(std::string("[aggregation]\n") + bad);
+    refused.read("aggregation.local_tensors", patterns);
+    CHECK(refused.finish().error().message ==
+          "/etc/shoal/test.toml: key 'aggregation.local_tensors': expected an array of strings");
+  }
+  CHECK(patterns == std::vector<std::string>{"bn1.*", "*.running_var"});  // left as it was
+}
+
 TEST_CASE("a file that is not TOML is refused with its line") {
   auto broken = config::ConfigFile::parse("[round]\nmin_devices = = 3\n", "broken.toml");
   REQUIRE_FALSE(broken);

@@ -135,6 +135,16 @@ TEST_CASE("a train task's secure parameters and privacy plan round-trip and are 
   auto plain = task;
   plain.secure.reset();
   CHECK_FALSE(round_trip(plain)->secure);
+  CHECK(round_trip(plain)->local_tensors.empty());
+
+  auto fedbn = task;
+  fedbn.local_tensors = {2, 3, 9};
+  CHECK(round_trip(fedbn)->local_tensors == std::vector<std::uint64_t>{2, 3, 9});
+  for (const std::vector<std::uint64_t>& bad : {std::vector<std::uint64_t>{3, 2}, std::vector<std::uint64_t>{4, 4}}) {
+    auto unordered = task;
+    unordered.local_tensors = bad;
+    CHECK(round_trip(unordered).error().field == "local_tensors");
+  }
 
   auto bits = task;
   bits.secure->bits = 40;

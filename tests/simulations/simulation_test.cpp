@@ -14,6 +14,7 @@
 
 #include "shoal/aggregator/checkpoint.h"
 #include "shoal/crypto/durable_file.h"
+#include "shoal/inference/model.h"
 #include "temp_dir.h"
 
 using namespace shoal;
@@ -128,6 +129,42 @@ TEST_CASE("a BatchNorm model's running statistics and counters are federated, in
   CHECK(std::none_of(variance.begin(), variance.end(), [](float v) { return v == 1.0f; }));
   // The global model evaluates with those statistics, so it predicts well.
   CHECK(result->final_accuracy > 0.6);
+}
+
+TEST_CASE("with FedBN the statistics stay on the devices: the global model keeps its own, the devices train theirs") {
+  shoal::testing::TempDir dir;
+  auto config = small_fleet(dir.path());
+  config.model = SHOAL_TEST_FIXTURES "/bn_cnn.pt";
+  config.round.final_version = 2;
+  config.round.plan.learning_rate = 0.05;
+  config.round.local_tensors = {"bn*.running_*", "bn*.num_batches_tracked"};
+  config.round.evaluate_every = 2;  // the devices evaluate with their own statistics
+  // On the engine, and with real agents over CurveZMQ.
+  config.transport = GENERATE(simulations::Transport::engine, simulations::Transport::tcp);
+  std::ostringstream out;
+  auto result = simulations::run_simulation(config, out);
+  INFO(out.str());
+  REQUIRE(result);
+  CHECK(text_of(dir.path() / "aggregator.log").find("keeps 6 tensors local to the devices (FedBN): bn1.running_mean") !=
+        std::string::npos);
+  const auto global = (*aggregator::read_checkpoint(dir.path() / "aggregator"))->global;
+  const auto initial = (*inference::Model::load_torchscript(config.model)).get_weights(0);
+  const auto& layout = global.layout();
+  for (const char* name : {"bn1.running_mean", "bn1.running_var", "bn2.num_batches_tracked"}) {
+    const auto t = *layout.find(name);
+    CHECK(std::ranges::equal(global.tensor(t), initial.tensor(t)));  // never left the devices
+  }
+  const auto weight = *layout.find("conv1.weight");
+  CHECK_FALSE(std::ranges::equal(global.tensor(weight), initial.tensor(weight)));  // the parameters are federated
+  // Evaluated on the devices with their own statistics, the model has learnt.
+  std::istringstream metrics(text_of(dir.path() / "aggregator" / "metrics.jsonl"));
+  std::optional<double> evaluated;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto record = nlohmann::json::parse(line);
+    if (record.value("event", "") == "evaluation") evaluated = record.at("accuracy").get<double>();
+  }
+  REQUIRE(evaluated);
+  CHECK(*evaluated > 0.6);
 }
 
 TEST_CASE("the same seed gives a byte-identical metrics log for one worker and two, dropouts and secure rounds included") {

@@ -1,5 +1,7 @@
 #include "shoal/weights/layout.h"
 
+#include <fnmatch.h>
+
 #include <set>
 
 #include "layout_encoding.h"
@@ -102,6 +104,24 @@ Layout Layout::parameter_layout() const {
 }
 
 std::string Layout::short_hash() const { return crypto::to_hex(std::span(hash_).first(8)); }
+
+Result<std::vector<std::uint64_t>> match_tensors(const Layout& layout, const std::vector<std::string>& patterns) {
+  std::set<std::uint64_t> matched;
+  for (const auto& pattern : patterns) {
+    bool any = false;
+    for (std::size_t i = 0; i < layout.tensors().size(); ++i) {
+      if (::fnmatch(pattern.c_str(), layout.tensors()[i].name.c_str(), 0) != 0) continue;
+      matched.insert(i);
+      any = true;
+    }
+    if (!any) {
+      return make_error(ErrorCode::invalid_argument, "pattern '" + pattern + "' matches no tensor of layout " +
+                                                         layout.short_hash() + " (its first tensor is '" +
+                                                         (layout.tensors().empty() ? "" : layout.tensors()[0].name) + "')");
+    }
+  }
+  return std::vector<std::uint64_t>(matched.begin(), matched.end());
+}
 
 namespace {
 

@@ -92,6 +92,10 @@ struct RoundConfig {
   std::uint64_t final_version = 0;  // no round starts once the model has this version; 0: no end
   SecureAggregationConfig secure;
   PrivacyConfig privacy;
+  // FedBN (Li et al. 2021): glob patterns naming tensors that stay on each
+  // device, e.g. ["bn*"]. Devices train with their own values of them and
+  // send zeros in their place; the global model keeps its values of them.
+  std::vector<std::string> local_tensors;
 
   Status validate() const;
 };
@@ -201,6 +205,8 @@ class RoundCoordinator {
   std::vector<EvaluationRecord> take_evaluations();
 
   const weights::Weights& global() const { return global_; }
+  // The layout indices of the tensors that stay on the devices (FedBN).
+  const std::vector<std::uint64_t>& local_tensors() const { return local_tensors_; }
   const ServerOptimizer& optimizer() const { return optimizer_; }
   std::uint64_t rounds_started() const { return rounds_started_; }
   bool round_open() const { return round_.has_value(); }
@@ -299,11 +305,12 @@ class RoundCoordinator {
   std::optional<std::string> add_to_norm(Upload& upload, std::span<const float> part) const;
   void add_central_noise(std::vector<float>& mean, std::size_t reports);
   void adapt_clip(double unclipped_fraction);
-  void apply_to_global(std::span<const float> mean);
+  void apply_to_global(std::span<float> mean);
   void apply_mean(std::vector<float> mean, RoundRecord& record);
 
   RoundConfig config_;
   weights::Weights global_;
+  std::vector<std::uint64_t> local_tensors_;
   ServerOptimizer optimizer_;
   std::uint64_t rounds_started_;
   std::mt19937_64 rng_;

@@ -27,6 +27,7 @@
 #include "shoal/client/fault_injection.h"
 #include "shoal/client/model_holder.h"
 #include "shoal/crypto/identity.h"
+#include "shoal/client/local_tensors.h"
 #include "shoal/inference/model.h"
 #include "shoal/protocol/limits.h"
 
@@ -72,6 +73,11 @@ class Agent {
   static std::filesystem::path model_path(const std::filesystem::path& state_dir) {
     return state_dir / "model.weights";
   }
+  // The file in `state_dir` that holds the device's own values of the
+  // tensors its federation keeps local (FedBN; local_tensors.h).
+  static std::filesystem::path local_tensors_path(const std::filesystem::path& state_dir) {
+    return state_dir / "local-tensors.weights";
+  }
 
  private:
   Agent(AgentOptions options, const crypto::IdentityKeyPair& identity, inference::Model model, Dataset train,
@@ -81,6 +87,8 @@ class Agent {
   void do_work();
   Result<TrainingResult> train_on_global(const TrainRequest& request);
   Result<Evaluation> evaluate_global();
+  // Loads the global model, with this device's own values of its local tensors.
+  Status load_global(std::span<const std::uint64_t> local_tensors);
   void send_outgoing();
   void keep_update(std::uint64_t round, const std::vector<float>& update);
 
@@ -92,6 +100,7 @@ class Agent {
   LogSink log_;
   AgentFaults faults_;
   FileModelHolder holder_;
+  LocalValues local_;
   SystemRoundRandomness randomness_;
   std::unique_ptr<DeviceSession> session_;
   protocol::Limits limits_;

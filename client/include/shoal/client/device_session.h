@@ -72,6 +72,9 @@ class SystemRoundRandomness final : public RoundRandomness {
 struct TrainRequest {
   std::uint64_t round = 0;
   TrainingPlan plan;
+  // FedBN: the tensors to train with the device's own values (local_tensors.h);
+  // the session zeroes them in the update.
+  std::vector<std::uint64_t> local_tensors;
 };
 struct EvaluateRequest {
   std::uint64_t round = 0;

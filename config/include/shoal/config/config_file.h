@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "shoal/crypto/result.h"
 
@@ -33,6 +34,8 @@ class ConfigFile {
   ~ConfigFile();
 
   void read(std::string_view key, std::string& out);
+  // An array of strings, e.g. ["bn1.*", "*.running_var"].
+  void read(std::string_view key, std::vector<std::string>& out);
   void read(std::string_view key, bool& out);
   void read(std::string_view key, double& out);
   void read(std::string_view key, float& out);

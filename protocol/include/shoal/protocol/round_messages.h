@@ -63,6 +63,10 @@ struct TrainTask {
   std::array<std::uint8_t, 32> model_hash{};
   PrivacyPlan privacy{};
   std::optional<SecureParams> secure{};
+  // FedBN: indices (ascending) of the layout's tensors that stay on each
+  // device. The device trains with its own values of them and sends zeros
+  // in their place. Absent from the header when empty.
+  std::vector<std::uint64_t> local_tensors{};
 
   void write(HeaderWriter& header) const;
   static Decoded<TrainTask> read(const Envelope& envelope);

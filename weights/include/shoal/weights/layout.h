@@ -85,6 +85,11 @@ class Layout {
   LayoutHash hash_{};
 };
 
+// The indices (ascending) of the tensors whose names match any of the glob
+// patterns (fnmatch: `*` and `?` match dots too, e.g. "bn*.running_*"). A
+// pattern that matches no tensor is an error naming it: it is a typo.
+Result<std::vector<std::uint64_t>> match_tensors(const Layout& layout, const std::vector<std::string>& patterns);
+
 // An error naming both layout hashes, for every place that finds a mismatch.
 Error layout_mismatch(std::string_view what, const Layout& expected, const Layout& actual);
 
