@@ -232,7 +232,7 @@ void DeviceSession::on_train_task(const protocol::TrainTask& task) {
   last_round_ = task.round;
   secure_.reset();  // a new round ends any older one
   training_ = task;
-  work_.push_back(TrainRequest{task.round, *plan, task.local_tensors});
+  work_.emplace_back(std::in_place_type<TrainRequest>, task.round, *plan, task.local_tensors);
 }
 
 void DeviceSession::on_trained(std::uint64_t round, Result<TrainingResult> result, double seconds, Clock::time_point) {
@@ -358,7 +358,9 @@ void DeviceSession::on_evaluate_task(const protocol::EvaluateTask& task) {
   }
   if (!holds_version(task.model_version, "evaluate task")) return;
   last_evaluation_ = task.round;
-  work_.push_back(EvaluateRequest{task.round, task.model_version});
+  // Built in place: a temporary variant holding a TrainRequest's vector trips
+  // GCC 12's maybe-uninitialized warning under ASan.
+  work_.emplace_back(std::in_place_type<EvaluateRequest>, task.round, task.model_version);
 }
 
 void DeviceSession::on_evaluated(const EvaluateRequest& request, Result<Evaluation> evaluation, Clock::time_point) {
