@@ -25,9 +25,9 @@
 #include "shoal/client/device_session.h"
 #include "shoal/client/eligibility.h"
 #include "shoal/client/fault_injection.h"
+#include "shoal/client/local_tensors.h"
 #include "shoal/client/model_holder.h"
 #include "shoal/crypto/identity.h"
-#include "shoal/client/local_tensors.h"
 #include "shoal/inference/model.h"
 #include "shoal/protocol/limits.h"
 

@@ -37,7 +37,7 @@ LocalValues take_local(std::span<const std::uint64_t> tensors, const weights::We
 void zero_local(const weights::Layout& layout, std::span<const std::uint64_t> tensors, std::span<float> update);
 
 // Kept as a weights file of the local tensors alone (atomically written);
-// reading maps its tensors back into `layout` by name, shape and kind, and
+// reading maps its tensors back into `layout` by name, shape and dtype, and
 // an absent file is an empty LocalValues.
 Status write_local_values(const std::filesystem::path& path, const weights::Layout& layout, const LocalValues& local);
 Result<LocalValues> read_local_values(const std::filesystem::path& path, const weights::Layout& layout);

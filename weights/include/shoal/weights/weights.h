@@ -1,7 +1,7 @@
 // Weights: a model version's whole state (parameters, then buffers) as one
-// contiguous float32 vector in the canonical order of its Layout. This is the currency of shoal: training
-// produces it, updates are differences of it, the aggregator sums it,
-// releases ship it.
+// contiguous float32 vector in the canonical order of its Layout. This is
+// the currency of shoal: training produces it, updates are differences of
+// it, the aggregator sums it, releases ship it.
 #pragma once
 
 #include <cstdint>
