@@ -28,6 +28,7 @@ void read_round_settings(config::ConfigFile& file, RoundConfig& round, StrategyC
   file.read_choice("aggregation.combiner", round.combiner, parse_combiner);
   file.read("aggregation.trim_fraction", round.trim_fraction);
   file.read("aggregation.local_tensors", round.local_tensors);
+  file.read("aggregation.max_update_norm", round.max_update_norm);
 
   file.read("evaluation.every", round.evaluate_every);
   file.read_seconds("evaluation.deadline_s", round.evaluation_deadline);

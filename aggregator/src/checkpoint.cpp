@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "shoal/crypto/durable_file.h"
@@ -42,13 +43,26 @@ std::uint64_t count(const nlohmann::json& index, const char* key) {
   return value.get<std::uint64_t>();
 }
 
+// Writes `weights` and reads the file back: a checkpoint names only files
+// known to hold what was meant, so the one before it is never pruned for a
+// successor that cannot be loaded.
+Status write_verified(const fs::path& path, const weights::Weights& weights) {
+  if (auto status = weights::write_weights_file(path, weights); !status) return status;
+  auto back = weights::read_weights_file(path);
+  if (!back) return make_error(back.error().code, "checkpoint file did not read back: " + back.error().message);
+  const bool same = back->version() == weights.version() && back->layout() == weights.layout() &&
+                    std::memcmp(back->values().data(), weights.values().data(), weights.values().size_bytes()) == 0;
+  if (!same) return make_error(ErrorCode::io, path.string() + " did not read back as written");
+  return ok_status();
+}
+
 // Moments are stored as weights files in the layout of the model's
 // parameters (server optimisers do not step buffers).
 Status write_moment(const fs::path& path, const weights::Weights& global, std::span<const float> values) {
   auto moment = weights::Weights::from_values(global.layout().parameter_layout(), global.version(),
                                               {values.begin(), values.end()});
   if (!moment) return moment.error();
-  return weights::write_weights_file(path, *moment);
+  return write_verified(path, *moment);
 }
 
 Result<std::vector<float>> read_moment(const fs::path& path, const weights::Weights& global) {
@@ -106,7 +120,7 @@ Status write_checkpoint(const fs::path& state_dir, const CheckpointView& checkpo
                           {"strategy", checkpoint.strategy},
                           {"global", versioned("global", version)}};
   std::vector<std::string> keep = {versioned("global", version)};
-  if (auto status = weights::write_weights_file(state_dir / keep.back(), checkpoint.global); !status) return status;
+  if (auto status = write_verified(state_dir / keep.back(), checkpoint.global); !status) return status;
   const std::pair<const char*, std::span<const float>> moments[] = {{"first", checkpoint.first_moment},
                                                                     {"second", checkpoint.second_moment}};
   for (const auto& [which, values] : moments) {
@@ -119,7 +133,7 @@ Status write_checkpoint(const fs::path& state_dir, const CheckpointView& checkpo
   if (auto status = crypto::write_file_durably(state_dir / "checkpoint.json", index.dump(2) + "\n"); !status) {
     return status;
   }
-  remove_stale(state_dir, keep);
+  remove_stale(state_dir, keep);  // only now: the index names verified files
   return ok_status();
 }
 

@@ -28,6 +28,11 @@ Status RoundConfig::validate() const {
   if (device_timeout.count() <= 0) return invalid("device_timeout", "must be positive");
   if (auto e = plan.check()) return invalid("plan." + e->field, e->detail);
   if (!(trim_fraction >= 0.0 && trim_fraction < 0.5)) return invalid("trim_fraction", "must be in [0, 0.5)");
+  if (!(max_update_norm >= 0) || !std::isfinite(max_update_norm)) return invalid("max_update_norm", "must be >= 0");
+  if (secure.enabled && max_update_norm > 0) {
+    return invalid("max_update_norm",
+                   "needs plain mode: in secure mode the server never sees an update (secure.range clamps each value)");
+  }
   if (evaluation_deadline.count() <= 0) return invalid("evaluation_deadline", "must be positive");
   if (secure.bits < 8 || secure.bits > 32) return invalid("secure.bits", "must be in [8, 32]");
   if (!(secure.range > 0) || !std::isfinite(secure.range)) return invalid("secure.range", "must be positive");
@@ -114,10 +119,20 @@ bool RoundCoordinator::touch(const DeviceKey& device, Clock::time_point now) {
   return true;
 }
 
-void RoundCoordinator::on_heartbeat(const DeviceKey& device, Clock::time_point now) {
-  if (!touch(device, now)) {
-    refuse(device, "unknown device", "this aggregator has no session for the device (it may have restarted); say hello");
+void RoundCoordinator::on_heartbeat(const DeviceKey& device, std::uint64_t sequence, Clock::time_point now) {
+  const auto found = devices_.find(device);
+  if (found == devices_.end()) {
+    return refuse(device, "unknown device",
+                  "this aggregator has no session for the device (it may have restarted); say hello");
   }
+  auto& state = found->second;
+  if (sequence <= state.last_heartbeat) {
+    return refuse(device, "heartbeat refused",
+                  "sequence " + std::to_string(sequence) + " does not follow " + std::to_string(state.last_heartbeat) +
+                      " (replayed or out of order)");
+  }
+  state.last_heartbeat = sequence;
+  state.last_seen = now;
 }
 
 void RoundCoordinator::refuse(const DeviceKey& device, const std::string& fault, const std::string& detail) {
@@ -150,6 +165,10 @@ std::optional<std::string> RoundCoordinator::check_update(const DeviceKey& devic
   if (report.offset != expected_offset) {
     return "update part at offset " + std::to_string(report.offset) + " out of order: the next is at " +
            std::to_string(expected_offset);
+  }
+  if (report.samples > kMaxDeviceSamples) {
+    return "update says " + std::to_string(report.samples) + " samples, above the cap of " +
+           std::to_string(kMaxDeviceSamples) + " a device may claim";
   }
   if (upload != round_->uploads.end() && report.samples != upload->second.samples) {
     return "update part says " + std::to_string(report.samples) + " samples, its first part said " +
@@ -234,6 +253,9 @@ std::optional<std::string> RoundCoordinator::on_evaluation(const DeviceKey& devi
     problem = "not asked to evaluate round " + std::to_string(report.round);
   } else if (evaluation_->reported.contains(device)) {
     problem = "duplicate evaluation for round " + std::to_string(report.round);
+  } else if (report.samples > kMaxDeviceSamples) {
+    problem = "evaluation says " + std::to_string(report.samples) + " samples, above the cap of " +
+              std::to_string(kMaxDeviceSamples) + " a device may claim";
   }
   if (problem) {
     refuse(device, "evaluation refused", *problem);
@@ -389,10 +411,15 @@ void RoundCoordinator::close_round(Clock::time_point now) {
                             static_cast<double>(record.reported);
     }
     auto mean = record.secure ? secure_mean(unclipped_fraction) : Result<std::vector<float>>(round_->combiner->take_result());
+    std::optional<std::string> problem;
     if (!mean) {
-      record.abandon_reason = mean.error().message;
+      problem = mean.error().message;
     } else {
-      apply_mean(std::move(mean).value(), record);
+      problem = apply_mean(std::move(mean).value(), record);
+    }
+    if (problem) {
+      record.abandon_reason = *problem;
+    } else {
       if (config_.privacy.adaptive_clipping) adapt_clip(unclipped_fraction);
       record.apply_seconds = std::chrono::duration<double>(Clock::now() - apply_start).count();
     }
@@ -412,9 +439,34 @@ void RoundCoordinator::close_round(Clock::time_point now) {
   if (evaluate) start_evaluation(now);
 }
 
-void RoundCoordinator::apply_mean(std::vector<float> mean, RoundRecord& record) {
+namespace {
+
+// The first value that is not finite, named by tensor: "value 12 (fc.bias[2]) is infinite".
+std::optional<std::string> first_non_finite(const weights::Layout& layout, std::span<const float> values) {
+  const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+  if (bad == values.end()) return std::nullopt;
+  const auto index = static_cast<std::size_t>(bad - values.begin());
+  std::size_t t = 0;
+  while (t + 1 < layout.tensors().size() && layout.offset(t + 1) <= index) ++t;
+  return "value " + std::to_string(index) + " (" + layout.tensors()[t].name + "[" +
+         std::to_string(index - layout.offset(t)) + "]) is " + (std::isnan(*bad) ? "NaN" : "infinite");
+}
+
+}  // namespace
+
+std::optional<std::string> RoundCoordinator::apply_mean(std::vector<float> mean, RoundRecord& record) {
   if (config_.privacy.enabled() && !round_->secure) add_central_noise(mean, record.reported);
-  apply_to_global(mean);
+  const auto& layout = global_.layout();
+  if (auto bad = first_non_finite(layout, mean)) return "the round's mean update is not finite: " + *bad;
+  // Into copies, so a step that overflows leaves the global model and the optimiser's moments as they were.
+  auto next = global_;
+  auto optimizer = optimizer_;
+  apply_to(next, optimizer, mean);
+  if (auto bad = first_non_finite(layout, next.values())) {
+    return "applying the round's mean would make the global model non-finite: " + *bad;
+  }
+  global_ = std::move(next);
+  optimizer_ = std::move(optimizer);
   global_.set_version(global_.version() + 1);
   record.applied = true;
   const double metric_weight = round_->secure ? static_cast<double>(round_->metrics_from.size())
@@ -423,21 +475,22 @@ void RoundCoordinator::apply_mean(std::vector<float> mean, RoundRecord& record) 
     record.mean_loss_after = round_->loss_sum / metric_weight;
     record.mean_accuracy_after = round_->accuracy_sum / metric_weight;
   }
+  return std::nullopt;
 }
 
 // Parameters move by the server optimiser; buffers take the mean update
 // as it is (FedAvg of running statistics: no momentum, no adaptivity), and
 // integer buffers are rounded to the nearest whole count. Tensors local to
 // the devices keep the global model's values, whatever a device sent.
-void RoundCoordinator::apply_to_global(std::span<float> mean) {
-  const auto& layout = global_.layout();
+void RoundCoordinator::apply_to(weights::Weights& target, ServerOptimizer& optimizer, std::span<float> mean) const {
+  const auto& layout = target.layout();
   for (const auto t : local_tensors_) {
     const auto range = mean.subspan(layout.offset(t), layout.tensors()[t].element_count());
     std::fill(range.begin(), range.end(), 0.0f);
   }
   const std::size_t parameters = layout.parameter_value_count();
-  auto values = global_.values();
-  optimizer_.apply(mean.first(parameters), values.first(parameters));
+  auto values = target.values();
+  optimizer.apply(mean.first(parameters), values.first(parameters));
   for (std::size_t i = parameters; i < values.size(); ++i) values[i] += mean[i];
   weights::round_integer_buffers(layout, values);
 }

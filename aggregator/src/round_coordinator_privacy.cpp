@@ -55,17 +55,23 @@ std::optional<std::string> RoundCoordinator::plan_privacy(OpenRound& round, prot
 }
 
 std::optional<std::string> RoundCoordinator::add_to_norm(Upload& upload, std::span<const float> part) const {
-  // The noise is calibrated to updates of norm C: one device that did not
-  // clip would break the guarantee for everyone. Parts are checked before
-  // they are folded, so what is folded of a refused update stays within C.
-  // The slack covers the device's float32 arithmetic.
-  if (!config_.privacy.enabled() || clip_norm_ <= 0) return std::nullopt;
+  // DP: the noise is calibrated to updates of norm C, so one device that did
+  // not clip would break the guarantee for everyone; the slack covers the
+  // device's float32 arithmetic. Plain mode's max_update_norm guards against
+  // poisoning. Parts are checked before they are folded, so what is folded
+  // of a refused update stays within the bound.
+  const bool clipping = config_.privacy.enabled() && clip_norm_ > 0;
+  if (!clipping && config_.max_update_norm <= 0) return std::nullopt;
   double squared_norm = upload.squared_norm;
   for (const float value : part) squared_norm += static_cast<double>(value) * value;
-  const double bound = clip_norm_ * (1 + kClipSlack);
-  if (squared_norm > bound * bound) {
+  if (clipping && squared_norm > std::pow(clip_norm_ * (1 + kClipSlack), 2)) {
     return "the update's L2 norm reaches " + fixed(std::sqrt(squared_norm)) + " by value " +
            std::to_string(upload.received + part.size()) + ", above the round's clip norm " + fixed(clip_norm_);
+  }
+  if (config_.max_update_norm > 0 && !(squared_norm <= config_.max_update_norm * config_.max_update_norm)) {
+    return "the update's L2 norm reaches " + fixed(std::sqrt(squared_norm)) + " by value " +
+           std::to_string(upload.received + part.size()) + ", above aggregation.max_update_norm " +
+           fixed(config_.max_update_norm);
   }
   upload.squared_norm = squared_norm;
   return std::nullopt;

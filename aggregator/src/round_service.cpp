@@ -148,7 +148,7 @@ void RoundService::on_message(const DeviceKey& device, const protocol::Decoded<p
     case protocol::MessageType::heartbeat: {
       auto heartbeat = protocol::decode<protocol::Heartbeat>(envelope);
       if (!heartbeat) return refuse_undecodable(device, heartbeat.error());
-      return coordinator_.on_heartbeat(device, now);
+      return coordinator_.on_heartbeat(device, heartbeat->sequence, now);
     }
     case protocol::MessageType::update_report: {
       auto report = protocol::decode<protocol::UpdateReport>(envelope);

@@ -206,7 +206,7 @@ TEST_CASE("a round with fewer reports than the minimum at its deadline is abando
   CHECK(c.global().version() == 5);
   CHECK(c.global().values()[0] == 1.0f);
   // The next round gets a new number.
-  c.on_heartbeat("c", t0 + 10s);
+  c.on_heartbeat("c", 1, t0 + 10s);
   c.on_tick(t0 + 10s);
   REQUIRE(c.round_open());
   CHECK(c.rounds_started() == 2);
@@ -262,7 +262,7 @@ TEST_CASE("cohort members that go silent count as dropped, those still alive as 
   auto c = coordinator(config);
   connect_and_start(c, {"a", "b", "c"});
   REQUIRE_FALSE(c.on_update("a", report(1, 10), bytes({1.0f, 1.0f, 1.0f}), t0 + 1s));
-  c.on_heartbeat("b", t0 + 18s);  // "c" says nothing after the task
+  c.on_heartbeat("b", 1, t0 + 18s);  // "c" says nothing after the task
   c.on_tick(t0 + 19s);
   CHECK(c.round_open());  // a silent cohort member is kept until the round closes
   c.on_tick(t0 + 20s);
@@ -275,7 +275,7 @@ TEST_CASE("cohort members that go silent count as dropped, those still alive as 
 
 TEST_CASE("a heartbeat from a device without a session asks it to say hello") {
   auto c = coordinator();
-  c.on_heartbeat("stranger", t0);
+  c.on_heartbeat("stranger", 1, t0);
   const auto sent = c.take_outgoing();
   REQUIRE(sent.size() == 1);
   const auto* refusal = std::get_if<protocol::Refusal>(&sent[0].message);
@@ -601,4 +601,86 @@ TEST_CASE("tensors kept local (FedBN) are named in every task and keep the globa
   config.local_tensors = {"bm.*"};
   CHECK(RoundCoordinator::create(config, batchnorm_global(), *ServerOptimizer::create({}, 1), 0).error().message.find(
             "aggregation.local_tensors: pattern 'bm.*' matches no tensor") == 0);
+}
+
+TEST_CASE("a round whose mean or whose step is not finite is abandoned with the reason, and the model stays") {
+  // One device's finite but huge update, weighted 2, overflows the float sum.
+  auto c = coordinator();
+  connect_and_start(c, {"a", "b"});
+  REQUIRE_FALSE(c.on_update("a", report(1, 2), bytes({3e38f, 3e38f, 3e38f}), t0 + 1s));
+  REQUIRE_FALSE(c.on_update("b", report(1, 100), bytes({0.1f, 0.1f, 0.1f}), t0 + 1s));
+  auto finished = c.take_finished();
+  REQUIRE(finished.size() == 1);
+  CHECK_FALSE(finished[0].applied);
+  CHECK(finished[0].abandon_reason == "the round's mean update is not finite: value 0 (w[0]) is infinite");
+  CHECK(c.global().version() == 5);
+  CHECK(std::vector<float>(c.global().values().begin(), c.global().values().end()) == std::vector<float>{1, 2, 3});
+
+  // A finite mean that the server step carries past float's range.
+  StrategyConfig steep;
+  steep.server_learning_rate = 4.0f;
+  auto d = *RoundCoordinator::create(small_config(), global_model(), *ServerOptimizer::create(steep, 3), 0);
+  connect_and_start(d, {"a", "b"});
+  REQUIRE_FALSE(d.on_update("a", report(1, 1), bytes({0.0f, 1e38f, 0.0f}), t0 + 1s));
+  REQUIRE_FALSE(d.on_update("b", report(1, 1), bytes({0.0f, 1e38f, 0.0f}), t0 + 1s));
+  finished = d.take_finished();
+  CHECK(finished.at(0).abandon_reason ==
+        "applying the round's mean would make the global model non-finite: value 1 (w[1]) is infinite");
+  CHECK(d.global().values()[1] == 2.0f);
+  // The next round applies as if the bad one had never been.
+  d.on_tick(t0 + 2s);
+  REQUIRE(d.round_open());
+  d.take_outgoing();
+  REQUIRE_FALSE(d.on_update("a", report(2, 10), bytes({0.5f, 0.5f, 0.5f}), t0 + 3s));
+  REQUIRE_FALSE(d.on_update("b", report(2, 10), bytes({0.5f, 0.5f, 0.5f}), t0 + 3s));
+  CHECK(d.take_finished().at(0).applied);
+  CHECK(d.global().values()[1] == 4.0f);
+}
+
+TEST_CASE("sample counts above the cap are refused, so no round total can wrap") {
+  auto c = coordinator();
+  connect_and_start(c, {"a", "b"});
+  auto refused = c.on_update("a", report(1, std::numeric_limits<std::uint64_t>::max()), bytes({0.1f, 0.1f, 0.1f}), t0 + 1s);
+  REQUIRE(refused);
+  CHECK(*refused == "update says 18446744073709551615 samples, above the cap of 4294967296 a device may claim");
+}
+
+TEST_CASE("in plain mode aggregation.max_update_norm refuses a larger update, and secure mode refuses the setting") {
+  auto config = small_config();
+  config.max_update_norm = 1.0;
+  auto c = coordinator(config);
+  connect_and_start(c, {"a", "b", "c"});
+  REQUIRE_FALSE(c.on_update("a", report(1, 10), bytes({0.6f, 0.0f, 0.79f}), t0 + 1s));
+  auto poisoned = c.on_update("b", report(1, 10), bytes({3e38f, 0.0f, 0.0f}), t0 + 1s);
+  REQUIRE(poisoned);
+  CHECK(poisoned->find("above aggregation.max_update_norm 1") != std::string::npos);
+  REQUIRE_FALSE(c.on_update("c", report(1, 10), bytes({0.0f, 0.0f, 0.0f}), t0 + 1s));
+  const auto finished = c.take_finished();
+  REQUIRE(finished.at(0).applied);
+  CHECK(finished[0].rejected == 1);
+  CHECK(c.global().values()[0] == Approx(1.3));  // a and c only: (0.6 + 0) / 2
+
+  config.secure.enabled = true;
+  auto secure = RoundCoordinator::create(config, global_model(), *ServerOptimizer::create({}, 3), 0);
+  REQUIRE_FALSE(secure);
+  CHECK(secure.error().message.find("max_update_norm needs plain mode") != std::string::npos);
+}
+
+TEST_CASE("a heartbeat whose sequence does not follow the last is refused and is no sign of life") {
+  auto c = coordinator();
+  c.on_hello("a", protocol::Hello{"test", 5, true}, t0);
+  c.take_outgoing();
+  c.on_heartbeat("a", 1, t0 + 1s);
+  c.on_heartbeat("a", 2, t0 + 2s);
+  CHECK(refusals(c.take_outgoing()) == 0);
+  c.on_heartbeat("a", 2, t0 + 3s);  // replayed
+  c.on_heartbeat("a", 1, t0 + 3s);  // older
+  const auto out = c.take_outgoing();
+  REQUIRE(refusals(out) == 2);
+  CHECK(std::get<protocol::Refusal>(out[0].message).detail == "sequence 2 does not follow 2 (replayed or out of order)");
+  // A new hello starts the count again (an agent that restarted counts from 1).
+  c.on_hello("a", protocol::Hello{"test", 5, true}, t0 + 4s);
+  c.take_outgoing();
+  c.on_heartbeat("a", 1, t0 + 5s);
+  CHECK(refusals(c.take_outgoing()) == 0);
 }

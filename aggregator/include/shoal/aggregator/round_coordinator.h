@@ -75,6 +75,10 @@ struct PrivacyConfig {
   bool enabled() const { return noise_multiplier > 0; }
 };
 
+// The most samples one device may claim for an update or an evaluation:
+// with at most 2^31 reports a round, no total can wrap.
+inline constexpr std::uint64_t kMaxDeviceSamples = std::uint64_t{1} << 32;
+
 struct RoundConfig {
   std::size_t min_devices = 2;  // fewer reports than this abandons the round
   std::size_t max_devices = 100;
@@ -86,6 +90,10 @@ struct RoundConfig {
   protocol::WirePlan plan;
   CombinerKind combiner = CombinerKind::mean;
   double trim_fraction = 0.1;
+  // Plain mode's poisoning guard: an update whose L2 norm exceeds this is
+  // refused with the reason; 0: no limit. (Secure mode cannot see updates;
+  // its clamp is secure.range.)
+  double max_update_norm = 0;
   std::uint64_t seed = 0;  // cohort sampling
   std::uint64_t evaluate_every = 0;  // applied rounds between evaluation rounds; 0: none
   std::chrono::milliseconds evaluation_deadline{30'000};
@@ -165,7 +173,9 @@ class RoundCoordinator {
   void on_hello(const DeviceKey& device, const protocol::Hello& hello, Clock::time_point now);
   // A heartbeat from a device without a session (the aggregator restarted)
   // is answered with an "unknown device" refusal, asking it to say hello.
-  void on_heartbeat(const DeviceKey& device, Clock::time_point now);
+  // A sequence number that does not exceed the last one from the device
+  // (since its hello) is refused, and does not count as a sign of life.
+  void on_heartbeat(const DeviceKey& device, std::uint64_t sequence, Clock::time_point now);
   // Folds one part of a device's update if it is valid; otherwise returns
   // why not (and queues a Refusal to the device, which then has no further
   // part of that update taken). `payload` is the part's frame bytes. The
@@ -231,6 +241,7 @@ class RoundCoordinator {
     std::uint64_t model_version = 0;
     bool eligible = false;
     Clock::time_point last_seen;
+    std::uint64_t last_heartbeat = 0;  // sequence number; the device counts from 1
   };
   struct Upload {  // one cohort member's update, arriving part by part
     std::size_t number;     // the combiner's number for it
@@ -305,8 +316,11 @@ class RoundCoordinator {
   std::optional<std::string> add_to_norm(Upload& upload, std::span<const float> part) const;
   void add_central_noise(std::vector<float>& mean, std::size_t reports);
   void adapt_clip(double unclipped_fraction);
-  void apply_to_global(std::span<float> mean);
-  void apply_mean(std::vector<float> mean, RoundRecord& record);
+  // Moves `target` (and `optimizer`) one step along `mean`.
+  void apply_to(weights::Weights& target, ServerOptimizer& optimizer, std::span<float> mean) const;
+  // Applies the round's mean, or says why it cannot (a value not finite):
+  // the global model and the optimiser change only when all is finite.
+  std::optional<std::string> apply_mean(std::vector<float> mean, RoundRecord& record);
 
   RoundConfig config_;
   weights::Weights global_;
