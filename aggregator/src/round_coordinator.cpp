@@ -441,15 +441,18 @@ void RoundCoordinator::close_round(Clock::time_point now) {
 
 namespace {
 
-// The first value that is not finite, named by tensor: "value 12 (fc.bias[2]) is infinite".
-std::optional<std::string> first_non_finite(const weights::Layout& layout, std::span<const float> values) {
-  const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
-  if (bad == values.end()) return std::nullopt;
-  const auto index = static_cast<std::size_t>(bad - values.begin());
+// Value `index` named by its tensor: "value 12 (fc.bias[2])".
+std::string value_name(const weights::Layout& layout, std::size_t index) {
   std::size_t t = 0;
   while (t + 1 < layout.tensors().size() && layout.offset(t + 1) <= index) ++t;
   return "value " + std::to_string(index) + " (" + layout.tensors()[t].name + "[" +
-         std::to_string(index - layout.offset(t)) + "]) is " + (std::isnan(*bad) ? "NaN" : "infinite");
+         std::to_string(index - layout.offset(t)) + "])";
+}
+
+std::optional<std::size_t> first_non_finite(std::span<const float> values) {
+  const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+  if (bad == values.end()) return std::nullopt;
+  return static_cast<std::size_t>(bad - values.begin());
 }
 
 }  // namespace
@@ -457,16 +460,14 @@ std::optional<std::string> first_non_finite(const weights::Layout& layout, std::
 std::optional<std::string> RoundCoordinator::apply_mean(std::vector<float> mean, RoundRecord& record) {
   if (config_.privacy.enabled() && !round_->secure) add_central_noise(mean, record.reported);
   const auto& layout = global_.layout();
-  if (auto bad = first_non_finite(layout, mean)) return "the round's mean update is not finite: " + *bad;
-  // Into copies, so a step that overflows leaves the global model and the optimiser's moments as they were.
-  auto next = global_;
-  auto optimizer = optimizer_;
-  apply_to(next, optimizer, mean);
-  if (auto bad = first_non_finite(layout, next.values())) {
-    return "applying the round's mean would make the global model non-finite: " + *bad;
+  if (auto bad = first_non_finite(mean)) {
+    return "the round's mean update is not finite: " + value_name(layout, *bad) + " is " +
+           (std::isnan(mean[*bad]) ? "NaN" : "infinite");
   }
-  global_ = std::move(next);
-  optimizer_ = std::move(optimizer);
+  if (auto bad = first_non_finite_step(mean)) {
+    return "applying the round's mean would make the global model non-finite at " + value_name(layout, *bad);
+  }
+  apply_to(global_, optimizer_, mean);
   global_.set_version(global_.version() + 1);
   record.applied = true;
   const double metric_weight = round_->secure ? static_cast<double>(round_->metrics_from.size())
@@ -478,16 +479,33 @@ std::optional<std::string> RoundCoordinator::apply_mean(std::vector<float> mean,
   return std::nullopt;
 }
 
-// Parameters move by the server optimiser; buffers take the mean update
-// as it is (FedAvg of running statistics: no momentum, no adaptivity), and
-// integer buffers are rounded to the nearest whole count. Tensors local to
-// the devices keep the global model's values, whatever a device sent.
-void RoundCoordinator::apply_to(weights::Weights& target, ServerOptimizer& optimizer, std::span<float> mean) const {
-  const auto& layout = target.layout();
+// Zeroes the mean's local tensors: they keep the global model's values,
+// whatever a device sent.
+void RoundCoordinator::drop_local_tensors(std::span<float> mean) const {
+  const auto& layout = global_.layout();
   for (const auto t : local_tensors_) {
     const auto range = mean.subspan(layout.offset(t), layout.tensors()[t].element_count());
     std::fill(range.begin(), range.end(), 0.0f);
   }
+}
+
+std::optional<std::size_t> RoundCoordinator::first_non_finite_step(std::span<float> mean) const {
+  drop_local_tensors(mean);
+  const auto values = global_.values();
+  const std::size_t parameters = global_.layout().parameter_value_count();
+  if (auto bad = optimizer_.first_non_finite_step(mean.first(parameters), values.first(parameters))) return bad;
+  for (std::size_t i = parameters; i < values.size(); ++i) {
+    if (!std::isfinite(values[i] + mean[i])) return i;
+  }
+  return std::nullopt;
+}
+
+// Parameters move by the server optimiser; buffers take the mean update
+// as it is (FedAvg of running statistics: no momentum, no adaptivity), and
+// integer buffers are rounded to the nearest whole count.
+void RoundCoordinator::apply_to(weights::Weights& target, ServerOptimizer& optimizer, std::span<float> mean) const {
+  drop_local_tensors(mean);
+  const auto& layout = target.layout();
   const std::size_t parameters = layout.parameter_value_count();
   auto values = target.values();
   optimizer.apply(mean.first(parameters), values.first(parameters));

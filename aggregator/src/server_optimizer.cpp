@@ -1,5 +1,6 @@
 #include "shoal/aggregator/server_optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "enum_names.h"
@@ -49,20 +50,25 @@ Result<ServerOptimizer> ServerOptimizer::create(const StrategyConfig& config, st
   return ServerOptimizer(config, parameter_count);
 }
 
-void ServerOptimizer::apply(std::span<const float> delta, std::span<float> x) {
-  const float eta = config_.server_learning_rate;
-  const float b1 = config_.beta1;
-  const float b2 = config_.beta2;
-  const float tau = config_.tau;
+namespace {
+
+// One step of `config`'s strategy over x, with moments m and v (empty when
+// the strategy has none) for the same coordinates.
+void step(const StrategyConfig& config, std::span<const float> delta, std::span<float> x, std::span<float> m,
+          std::span<float> v) {
+  const float eta = config.server_learning_rate;
+  const float b1 = config.beta1;
+  const float b2 = config.beta2;
+  const float tau = config.tau;
   const std::size_t n = x.size();
-  switch (config_.kind) {
+  switch (config.kind) {
     case StrategyKind::fedavg:
       for (std::size_t i = 0; i < n; ++i) x[i] += eta * delta[i];
       return;
     case StrategyKind::fedavgm:
       for (std::size_t i = 0; i < n; ++i) {
-        m_[i] = b1 * m_[i] + delta[i];
-        x[i] += eta * m_[i];
+        m[i] = b1 * m[i] + delta[i];
+        x[i] += eta * m[i];
       }
       return;
     case StrategyKind::fedadagrad:
@@ -73,18 +79,40 @@ void ServerOptimizer::apply(std::span<const float> delta, std::span<float> x) {
   for (std::size_t i = 0; i < n; ++i) {
     const float d = delta[i];
     const float d2 = d * d;
-    m_[i] = b1 * m_[i] + (1.0f - b1) * d;
-    if (config_.kind == StrategyKind::fedadagrad) {
-      v_[i] += d2;
-    } else if (config_.kind == StrategyKind::fedadam) {
-      v_[i] = b2 * v_[i] + (1.0f - b2) * d2;
+    m[i] = b1 * m[i] + (1.0f - b1) * d;
+    if (config.kind == StrategyKind::fedadagrad) {
+      v[i] += d2;
+    } else if (config.kind == StrategyKind::fedadam) {
+      v[i] = b2 * v[i] + (1.0f - b2) * d2;
     } else {
-      const float gap = v_[i] - d2;
+      const float gap = v[i] - d2;
       const float sign = gap > 0.0f ? 1.0f : (gap < 0.0f ? -1.0f : 0.0f);
-      v_[i] -= (1.0f - b2) * d2 * sign;
+      v[i] -= (1.0f - b2) * d2 * sign;
     }
-    x[i] += eta * m_[i] / (std::sqrt(v_[i]) + tau);
+    x[i] += eta * m[i] / (std::sqrt(v[i]) + tau);
   }
+}
+
+}  // namespace
+
+void ServerOptimizer::apply(std::span<const float> delta, std::span<float> x) { step(config_, delta, x, m_, v_); }
+
+std::optional<std::size_t> ServerOptimizer::first_non_finite_step(std::span<const float> delta,
+                                                                  std::span<const float> x) const {
+  // Chunk by chunk on copies, so the check costs no model-sized buffer.
+  constexpr std::size_t kChunk = 4096;
+  std::vector<float> xs, ms, vs;
+  for (std::size_t start = 0; start < x.size(); start += kChunk) {
+    const std::size_t n = std::min(kChunk, x.size() - start);
+    xs.assign(x.begin() + start, x.begin() + start + n);
+    if (!m_.empty()) ms.assign(m_.begin() + start, m_.begin() + start + n);
+    if (!v_.empty()) vs.assign(v_.begin() + start, v_.begin() + start + n);
+    step(config_, delta.subspan(start, n), xs, ms, vs);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!std::isfinite(xs[i])) return start + i;
+    }
+  }
+  return std::nullopt;
 }
 
 Status ServerOptimizer::restore(std::vector<float> first_moment, std::vector<float> second_moment) {

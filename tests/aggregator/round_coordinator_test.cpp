@@ -625,7 +625,7 @@ TEST_CASE("a round whose mean or whose step is not finite is abandoned with the 
   REQUIRE_FALSE(d.on_update("b", report(1, 1), bytes({0.0f, 1e38f, 0.0f}), t0 + 1s));
   finished = d.take_finished();
   CHECK(finished.at(0).abandon_reason ==
-        "applying the round's mean would make the global model non-finite: value 1 (w[1]) is infinite");
+        "applying the round's mean would make the global model non-finite at value 1 (w[1])");
   CHECK(d.global().values()[1] == 2.0f);
   // The next round applies as if the bad one had never been.
   d.on_tick(t0 + 2s);

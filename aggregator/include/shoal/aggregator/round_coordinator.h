@@ -318,6 +318,9 @@ class RoundCoordinator {
   void adapt_clip(double unclipped_fraction);
   // Moves `target` (and `optimizer`) one step along `mean`.
   void apply_to(weights::Weights& target, ServerOptimizer& optimizer, std::span<float> mean) const;
+  void drop_local_tensors(std::span<float> mean) const;
+  // The first value of the global model that the step along `mean` would make non-finite.
+  std::optional<std::size_t> first_non_finite_step(std::span<float> mean) const;
   // Applies the round's mean, or says why it cannot (a value not finite):
   // the global model and the optimiser change only when all is finite.
   std::optional<std::string> apply_mean(std::vector<float> mean, RoundRecord& record);

@@ -51,6 +51,10 @@ class ServerOptimizer {
   // Moves `global` one step along `mean_update`. REQUIRES both to have the
   // optimiser's parameter count.
   void apply(std::span<const float> mean_update, std::span<float> global);
+  // The first coordinate that apply() would make non-finite, if any; changes
+  // nothing (a round checks this before it applies anything).
+  std::optional<std::size_t> first_non_finite_step(std::span<const float> mean_update,
+                                                   std::span<const float> global) const;
 
   const StrategyConfig& config() const { return config_; }
   // State to checkpoint: the first and second moments (empty when the
