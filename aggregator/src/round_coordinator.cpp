@@ -467,7 +467,7 @@ std::optional<std::string> RoundCoordinator::apply_mean(std::vector<float> mean,
   if (auto bad = first_non_finite_step(mean)) {
     return "applying the round's mean would make the global model non-finite at " + value_name(layout, *bad);
   }
-  apply_to(global_, optimizer_, mean);
+  step_global(mean);
   global_.set_version(global_.version() + 1);
   record.applied = true;
   const double metric_weight = round_->secure ? static_cast<double>(round_->metrics_from.size())
@@ -503,12 +503,12 @@ std::optional<std::size_t> RoundCoordinator::first_non_finite_step(std::span<flo
 // Parameters move by the server optimiser; buffers take the mean update
 // as it is (FedAvg of running statistics: no momentum, no adaptivity), and
 // integer buffers are rounded to the nearest whole count.
-void RoundCoordinator::apply_to(weights::Weights& target, ServerOptimizer& optimizer, std::span<float> mean) const {
+void RoundCoordinator::step_global(std::span<float> mean) {
   drop_local_tensors(mean);
-  const auto& layout = target.layout();
+  const auto& layout = global_.layout();
   const std::size_t parameters = layout.parameter_value_count();
-  auto values = target.values();
-  optimizer.apply(mean.first(parameters), values.first(parameters));
+  auto values = global_.values();
+  optimizer_.apply(mean.first(parameters), values.first(parameters));
   for (std::size_t i = parameters; i < values.size(); ++i) values[i] += mean[i];
   weights::round_integer_buffers(layout, values);
 }

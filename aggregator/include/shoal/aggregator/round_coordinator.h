@@ -316,8 +316,8 @@ class RoundCoordinator {
   std::optional<std::string> add_to_norm(Upload& upload, std::span<const float> part) const;
   void add_central_noise(std::vector<float>& mean, std::size_t reports);
   void adapt_clip(double unclipped_fraction);
-  // Moves `target` (and `optimizer`) one step along `mean`.
-  void apply_to(weights::Weights& target, ServerOptimizer& optimizer, std::span<float> mean) const;
+  // Moves the global model (and the optimiser's moments) one step along `mean`.
+  void step_global(std::span<float> mean);
   void drop_local_tensors(std::span<float> mean) const;
   // The first value of the global model that the step along `mean` would make non-finite.
   std::optional<std::size_t> first_non_finite_step(std::span<float> mean) const;
