@@ -69,7 +69,7 @@ double bare_training_seconds(const simulations::SimulationConfig& config, const 
   auto partition = simulations::partition(train->labels, config.partition_spec());
   if (!partition) die(partition.error().describe());
   if (!inference::set_cpu_threads(threads)) die("cannot set libtorch's threads");
-  auto model = inference::Model::from_zoo(config.model, config.model_seed);
+  auto model = inference::Model::open(config.model, config.model_seed);
   if (!model) die(model.error().describe());
   const auto start_weights = model->get_weights(0);
   const auto inputs = torch::from_blob(train->features.data(), {static_cast<std::int64_t>(train->size()), 1, 28, 28});

@@ -64,8 +64,9 @@ void AggregatorServer::check_enrolment(Clock::time_point now) {
   authenticator_->refresh();
   if (authenticator_->generation() == enrolment_generation_) return;
   enrolment_generation_ = authenticator_->generation();
+  enrolled_.clear();
   for (const auto& [device, route] : routes_) {
-    if (authenticator_->is_enrolled(device)) {
+    if (enrolled(device)) {
       revoked_.erase(device);  // enrolled again
     } else if (revoked_.insert(device).second) {
       log_ << "device " << short_key(device) << " is no longer enrolled: refusing its messages\n";
@@ -74,19 +75,25 @@ void AggregatorServer::check_enrolment(Clock::time_point now) {
   }
 }
 
+bool AggregatorServer::enrolled(const DeviceKey& device) {
+  const auto [entry, inserted] = enrolled_.try_emplace(device, false);
+  if (inserted) entry->second = authenticator_->is_enrolled(device);
+  return entry->second;
+}
+
 void AggregatorServer::handle(protocol::FromPeer& message, Clock::time_point now) {
   const DeviceKey& device = message.user_id;
   // Revocation holds on every connection, whatever it has sent: one opened
   // before the device was revoked still carries its key.
-  const bool enrolled = authenticator_->is_enrolled(device);
+  const bool is_enrolled = enrolled(device);
   // Release fetches come on a connection of their own: it must not become the device's round route.
   if (message.message && message.message->type() == protocol::MessageType::fetch_file) {
-    return serve_release_file(message, enrolled);
+    return serve_release_file(message, is_enrolled);
   }
   // A device keeps its routing id until it reconnects; copy it only then.
   auto& route = routes_[device];
   if (route != message.routing_id) route.copy(message.routing_id);
-  if (!enrolled) {
+  if (!is_enrolled) {
     if (revoked_.insert(device).second) {
       log_ << "device " << short_key(device) << " is no longer enrolled: refusing its messages\n";
       service_->on_revoked(device, now);

@@ -460,6 +460,7 @@ std::optional<std::size_t> first_non_finite(std::span<const float> values) {
 std::optional<std::string> RoundCoordinator::apply_mean(std::vector<float> mean, RoundRecord& record) {
   if (config_.privacy.enabled() && !round_->secure) add_central_noise(mean, record.reported);
   const auto& layout = global_.layout();
+  drop_local_tensors(mean);
   if (auto bad = first_non_finite(mean)) {
     return "the round's mean update is not finite: " + value_name(layout, *bad) + " is " +
            (std::isnan(mean[*bad]) ? "NaN" : "infinite");
@@ -489,8 +490,7 @@ void RoundCoordinator::drop_local_tensors(std::span<float> mean) const {
   }
 }
 
-std::optional<std::size_t> RoundCoordinator::first_non_finite_step(std::span<float> mean) const {
-  drop_local_tensors(mean);
+std::optional<std::size_t> RoundCoordinator::first_non_finite_step(std::span<const float> mean) const {
   const auto values = global_.values();
   const std::size_t parameters = global_.layout().parameter_value_count();
   if (auto bad = optimizer_.first_non_finite_step(mean.first(parameters), values.first(parameters))) return bad;
@@ -503,8 +503,7 @@ std::optional<std::size_t> RoundCoordinator::first_non_finite_step(std::span<flo
 // Parameters move by the server optimiser; buffers take the mean update
 // as it is (FedAvg of running statistics: no momentum, no adaptivity), and
 // integer buffers are rounded to the nearest whole count.
-void RoundCoordinator::step_global(std::span<float> mean) {
-  drop_local_tensors(mean);
+void RoundCoordinator::step_global(std::span<const float> mean) {
   const auto& layout = global_.layout();
   const std::size_t parameters = layout.parameter_value_count();
   auto values = global_.values();

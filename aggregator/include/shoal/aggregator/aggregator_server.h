@@ -52,6 +52,9 @@ class AggregatorServer {
   void serve_release_file(const protocol::FromPeer& message, bool enrolled);
   // Now and then: devices whose enrolment was revoked are cut off.
   void check_enrolment(Clock::time_point now);
+  // Whether `device` is on the enrolment list, decided once per list
+  // generation (the key's parsing and conversion stay off the message path).
+  bool enrolled(const DeviceKey& device);
   void send_outgoing();
 
   AggregatorConfig config_;
@@ -65,6 +68,7 @@ class AggregatorServer {
   std::map<DeviceKey, zmq::message_t> routes_;  // the routing id of each device's latest connection
   std::set<DeviceKey> revoked_;  // connected when their enrolment was revoked: every message refused
   std::uint64_t enrolment_generation_ = 0;
+  std::map<DeviceKey, bool> enrolled_;  // for enrolment_generation_; only keys that passed a handshake
   Clock::time_point next_enrolment_check_{};
 };
 

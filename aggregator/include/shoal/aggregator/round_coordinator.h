@@ -317,10 +317,11 @@ class RoundCoordinator {
   void add_central_noise(std::vector<float>& mean, std::size_t reports);
   void adapt_clip(double unclipped_fraction);
   // Moves the global model (and the optimiser's moments) one step along `mean`.
-  void step_global(std::span<float> mean);
+  void step_global(std::span<const float> mean);
+  // Zeroes the mean's local tensors (FedBN), before it is checked and applied.
   void drop_local_tensors(std::span<float> mean) const;
   // The first value of the global model that the step along `mean` would make non-finite.
-  std::optional<std::size_t> first_non_finite_step(std::span<float> mean) const;
+  std::optional<std::size_t> first_non_finite_step(std::span<const float> mean) const;
   // Applies the round's mean, or says why it cannot (a value not finite):
   // the global model and the optimiser change only when all is finite.
   std::optional<std::string> apply_mean(std::vector<float> mean, RoundRecord& record);
