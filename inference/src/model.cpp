@@ -77,11 +77,28 @@ Result<Model> Model::load_torchscript(const std::filesystem::path& path) {
   auto backend = detail::load_torchscript_backend(path);
   if (!backend) return backend.error();
   auto sample_shape = (*backend)->declared_sample_shape();
+  if (auto status = check_sample_shape(sample_shape); !status) {
+    return make_error(ErrorCode::invalid_argument, "TorchScript model '" + path.string() + "': " + status.error().message);
+  }
   Model model(path.filename().string(), std::move(backend).value(), std::move(sample_shape));
   auto layout = layout_of(*model.backend_);
   if (!layout) return make_error(layout.error().code, "TorchScript model '" + path.string() + "': " + layout.error().message);
   model.layout_ = std::move(layout).value();
   return model;
+}
+
+Status check_sample_shape(const std::vector<std::int64_t>& shape) {
+  constexpr std::int64_t kMaxSampleValues = std::int64_t{1} << 28;  // 1 GiB of float32 for one sample
+  std::int64_t values = 1;
+  for (const auto dim : shape) {
+    if (dim < 1 || dim > kMaxSampleValues / values) {
+      return make_error(ErrorCode::invalid_argument, "sample_shape " + format_shape(shape) +
+                                                         " is not a sample's shape (each dimension positive, "
+                                                         "at most 2^28 values in all)");
+    }
+    values *= dim;
+  }
+  return ok_status();
 }
 
 Result<Model> Model::open(const std::string& model, std::uint64_t seed) {

@@ -660,6 +660,10 @@ TEST_CASE("in plain mode aggregation.max_update_norm refuses a larger update, an
   CHECK(finished[0].rejected == 1);
   CHECK(c.global().values()[0] == Approx(1.3));  // a and c only: (0.6 + 0) / 2
 
+  auto negative = config;
+  negative.max_update_norm = -1;
+  CHECK(RoundCoordinator::create(negative, global_model(), *ServerOptimizer::create({}, 3), 0).error().message ==
+        "round config: max_update_norm must be >= 0");
   config.secure.enabled = true;
   auto secure = RoundCoordinator::create(config, global_model(), *ServerOptimizer::create({}, 3), 0);
   REQUIRE_FALSE(secure);

@@ -134,3 +134,14 @@ TEST_CASE("Model::open takes a TorchScript path or a zoo name") {
   CHECK(Model::open("logreg", 0)->layout().value_count() == 7850);
   CHECK(Model::open("no-such-model", 0).error().message.find("no zoo model") != std::string::npos);
 }
+
+TEST_CASE("a declared sample shape that is not one is refused by name") {
+  CHECK(check_sample_shape({1, 28, 28}));
+  CHECK(check_sample_shape({}));  // none declared
+  for (const std::vector<std::int64_t>& bad : {std::vector<std::int64_t>{-1, 4}, std::vector<std::int64_t>{0},
+                                               std::vector<std::int64_t>{1 << 20, 1 << 20}}) {
+    const auto status = check_sample_shape(bad);
+    REQUIRE_FALSE(status);
+    CHECK(status.error().message.find("is not a sample's shape") != std::string::npos);
+  }
+}

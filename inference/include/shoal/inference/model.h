@@ -25,6 +25,9 @@ class ModelBackend;  // torch_model.h
 
 // "[1, 28, 28]": how shapes appear in error messages.
 std::string format_shape(const std::vector<std::int64_t>& shape);
+// Refuses a declared sample shape with a dimension below 1 or more than 2^28
+// values in all (a probe or a batch of it could not be allocated).
+Status check_sample_shape(const std::vector<std::int64_t>& shape);
 
 class Model {
  public:
