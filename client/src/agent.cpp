@@ -102,11 +102,19 @@ void Agent::run(const std::atomic<bool>& stop) {
       send_outgoing();
       // After the task's answer is queued: a durable write is off the round's path.
       if (auto kept = holder_.flush(); !kept) log_("could not keep the model on disk: " + kept.error().message);
+      announce_global_model();
     }
     check_monitor(Clock::now());
     session_->on_tick(Clock::now());
     send_outgoing();
   }
+}
+
+void Agent::announce_global_model() {
+  const auto* model = holder_.model();
+  if (!options_.on_global_model || model == nullptr || model->version() == announced_version_) return;
+  announced_version_ = model->version();
+  options_.on_global_model(*model);
 }
 
 void Agent::check_monitor(Clock::time_point now) {

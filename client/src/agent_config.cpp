@@ -20,7 +20,45 @@ Status check_source(const DataSource& source, const char* name) {
   return ok_status();
 }
 
+Result<ServeSource> parse_serve_source(const std::string& name) {
+  if (name == "release") return ServeSource::release;
+  if (name == "latest-global") return ServeSource::latest_global;
+  return make_error(ErrorCode::invalid_argument, "expected \"release\" or \"latest-global\", got \"" + name + "\"");
+}
+
+void read_serve(config::ConfigFile& file, ServeSettings& serve) {
+  serve.enabled = file.has("serve.port");
+  file.read_choice("serve.model", serve.source, parse_serve_source);
+  file.read("serve.name", serve.name);
+  file.read_path("serve.token_file", serve.token_file);
+  auto& service = serve.service;
+  file.read("serve.host", service.host);
+  file.read("serve.port", service.port);
+  file.read("serve.allow_remote", service.allow_remote);
+  file.read("serve.max_body_bytes", service.max_body_bytes);
+  file.read("serve.max_request_samples", service.max_request_samples);
+  file.read("serve.http_threads", service.http_threads);
+  file.read("serve.max_batch", service.batching.max_batch);
+  int delay_us = static_cast<int>(service.batching.max_delay.count());
+  file.read("serve.max_delay_us", delay_us);
+  service.batching.max_delay = std::chrono::microseconds(delay_us);
+  file.read("serve.max_queued_samples", service.batching.max_queued_samples);
+}
+
 }  // namespace
+
+Status AgentConfig::validate_for_serving() const {
+  if (state_dir.empty()) {
+    return make_error(ErrorCode::invalid_argument, "agent config: agent.state_dir is required to serve its models");
+  }
+  if (!serve.enabled) {
+    return make_error(ErrorCode::invalid_argument, "agent config: serve.port is required to serve (0: any free port)");
+  }
+  if (auto status = serving::validate(serve.service); !status) {
+    return make_error(status.error().code, "agent config: " + status.error().message);
+  }
+  return ok_status();
+}
 
 Status AgentConfig::validate() const {
   auto missing = [](const char* key) {
@@ -44,10 +82,11 @@ Status AgentConfig::validate() const {
   if (!release.repository.empty() && state_dir.empty()) {
     return make_error(ErrorCode::invalid_argument, "agent config: release.repository needs agent.state_dir");
   }
+  if (serve.enabled) return validate_for_serving();
   return ok_status();
 }
 
-Result<AgentConfig> load_agent_config(const std::filesystem::path& path) {
+Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentUse use) {
   auto file = config::ConfigFile::load(path);
   if (!file) return file.error();
   AgentConfig config;
@@ -75,11 +114,12 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path) {
   file->read_path("release.trusted_root", config.release.trusted_root);
   file->read("release.model", config.release.model);
   file->read("release.check_every_s", config.release.check_every_s);
+  read_serve(*file, config.serve);
   file->read("debug.keep_updates", config.debug.keep_updates);
   file->read("debug.hold_updates_from_round", config.debug.session.hold_updates_from_round);
   file->read("debug.zero_update", config.debug.zero_update);
   if (auto status = file->finish(); !status) return status.error();
-  if (auto status = config.validate(); !status) {
+  if (auto status = use == AgentUse::run ? config.validate() : config.validate_for_serving(); !status) {
     return make_error(status.error().code, path.string() + ": " + status.error().message);
   }
   return config;

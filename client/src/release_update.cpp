@@ -124,6 +124,17 @@ Result<std::string> describe_release_state(const fs::path& state_dir) {
   return text;
 }
 
+std::string describe_install(const updater::InstallOutcome& outcome) {
+  if (outcome.held_back) {
+    return "version " + std::to_string(outcome.version) +
+           " stays active: the newest release is one this device rolled back from";
+  }
+  if (!outcome.installed) return "up to date: version " + std::to_string(outcome.version) + " is active";
+  std::string text = "installed " + outcome.file->describe() + "; version " + std::to_string(outcome.version) + " is active";
+  if (outcome.previous_version) text += ", version " + std::to_string(*outcome.previous_version) + " kept for rollback";
+  return text;
+}
+
 std::optional<fs::path> active_release_model(const fs::path& state_dir) {
   if (!fs::exists(updater::release_models_dir(state_dir) / "CURRENT")) return std::nullopt;
   auto store = updater::ModelStore::open(updater::release_models_dir(state_dir));

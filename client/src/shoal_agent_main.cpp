@@ -9,6 +9,8 @@
 //   shoal-agent update  --config configs/agent-1.toml    # its [release] settings, e.g. the aggregator's repository
 //   shoal-agent rollback --state-dir D
 //   shoal-agent release-status --state-dir D
+//   shoal-agent serve --config configs/agent-1.toml      # serve its models to apps ([serve])
+//   shoal-agent serve --model mlp --weights v1.weights --listen 127.0.0.1:8500
 //
 // --model is a zoo name or a TorchScript file; data is IDX (--images, --labels), CSV
 // (--csv) or synthetic (--synthetic N). Every command takes --device and --threads.
@@ -18,7 +20,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +29,7 @@
 #include <thread>
 
 #include "shoal/client/agent.h"
+#include "shoal/client/device_runtime.h"
 #include "shoal/client/agent_config.h"
 #include "shoal/client/dataset.h"
 #include "shoal/client/release_update.h"
@@ -147,7 +149,7 @@ std::function<void(updater::InstallStep)> crash_hook() {
   };
 }
 
-Result<updater::InstallOutcome> update_once(const CommonOptions& common, const ReleaseOptions& release) {
+client::ReleaseUpdateOptions update_options(const CommonOptions& common, const ReleaseOptions& release) {
   client::ReleaseUpdateOptions options;
   options.state_dir = release.state_dir;
   options.repository = release.repository;
@@ -156,18 +158,7 @@ Result<updater::InstallOutcome> update_once(const CommonOptions& common, const R
   options.release_model = release.release_model.empty() ? fs::path(common.model).stem().string() : release.release_model;
   options.make_model = [common]() { return open_model(common, std::nullopt); };
   options.after_step = crash_hook();
-  return client::update_from_release(options);
-}
-
-std::string describe_outcome(const updater::InstallOutcome& outcome) {
-  if (outcome.held_back) {
-    return "version " + std::to_string(outcome.version) +
-           " stays active: the newest release is one this device rolled back from";
-  }
-  if (!outcome.installed) return "up to date: version " + std::to_string(outcome.version) + " is active";
-  std::string text = "installed " + outcome.file->describe() + "; version " + std::to_string(outcome.version) + " is active";
-  if (outcome.previous_version) text += ", version " + std::to_string(*outcome.previous_version) + " kept for rollback";
-  return text;
+  return options;
 }
 
 int update(CommonOptions common, ReleaseOptions release, const fs::path& config_path) {
@@ -186,9 +177,9 @@ int update(CommonOptions common, ReleaseOptions release, const fs::path& config_
   if (release.state_dir.empty() || release.repository.empty()) {
     return fail(make_error(ErrorCode::invalid_argument, "update needs --state-dir and --repository, or --config"));
   }
-  auto outcome = update_once(common, release);
+  auto outcome = client::update_from_release(update_options(common, release));
   if (!outcome) return fail(outcome.error());
-  std::cout << describe_outcome(*outcome) << "\n";
+  std::cout << client::describe_install(*outcome) << "\n";
   return 0;
 }
 
@@ -197,6 +188,30 @@ int rollback(const fs::path& state_dir) {
   if (!version) return fail(version.error());
   std::cout << "rolled back: version " << *version << " is active\n";
   return 0;
+}
+
+// The release checks of an agent config's [release] section, for the runtime; none without a repository.
+Result<std::optional<client::ReleaseUpdateOptions>> scheduled_releases(const client::AgentConfig& config) {
+  if (config.release.repository.empty() || config.release.check_every_s <= 0) {
+    return std::optional<client::ReleaseUpdateOptions>();
+  }
+  auto configured = release_options(config);
+  if (!configured) return configured.error();
+  // The smoke test runs on the CPU, off the training device, with the configured threads.
+  return std::optional(update_options(CommonOptions{config.model, "cpu", config.threads}, *configured));
+}
+
+std::function<void(const std::string&)> stdout_log() {
+  auto mutex = std::make_shared<std::mutex>();
+  return [mutex](const std::string& line) {
+    std::lock_guard lock(*mutex);
+    std::cout << line << std::endl;
+  };
+}
+
+void stop_on_signals() {
+  std::signal(SIGINT, [](int) { stop_requested = true; });
+  std::signal(SIGTERM, [](int) { stop_requested = true; });
 }
 
 int run_agent(const fs::path& config_path) {
@@ -216,6 +231,17 @@ int run_agent(const fs::path& config_path) {
   }
   auto model = open_model(CommonOptions{config->model, config->device, config->threads}, std::nullopt);
   if (!model) return fail(model.error());
+  auto releases = scheduled_releases(*config);
+  if (!releases) return fail(releases.error());
+  const auto log = stdout_log();
+
+  // The runtime owns the device's models: it serves apps (with [serve]), checks for releases, and takes
+  // each new global model from the agent.
+  client::RuntimeOptions runtime_options{config->state_dir, config->model, config->serve, std::move(releases).value(),
+                                         config->release.check_every_s,
+                                         [log, name = config->name](const std::string& line) { log(name + ": " + line); }};
+  auto runtime = client::DeviceRuntime::start(std::move(runtime_options));
+  if (!runtime) return fail(runtime.error());
 
   const std::string device_name = model->device().name();
   client::AgentOptions options;
@@ -224,50 +250,81 @@ int run_agent(const fs::path& config_path) {
   options.server = server->identity;
   options.state_dir = config->state_dir;
   options.eligibility = config->eligibility;
-  std::mutex log_mutex;
-  auto log = [&](const std::string& line) {
-    std::lock_guard lock(log_mutex);
-    std::cout << line << std::endl;
-  };
+  options.on_global_model = [&runtime](const weights::Weights& global) { (*runtime)->on_global_model(global); };
   auto agent = client::Agent::create(options, key->keys, std::move(model).value(),
                                      client::take_shard(*train_data, config->shard, config->shards),
                                      std::move(held_out), log, config->debug);
   if (!agent) return fail(agent.error());
   log(config->name + ": device " + crypto::format_ed25519_public(key->keys.public_identity().ed25519()) + ", " +
       config->model + " on " + device_name + ", connecting to " + config->endpoint);
-  std::signal(SIGINT, [](int) { stop_requested = true; });
-  std::signal(SIGTERM, [](int) { stop_requested = true; });
+  stop_on_signals();
+  (*runtime)->run(stop_requested, agent->get());
+  return 0;
+}
 
-  // Release checks on their own thread, so a download never holds up a round.
-  std::mutex release_mutex;
-  std::condition_variable release_wake;
-  std::thread release_checks;
-  if (!config->release.repository.empty() && config->release.check_every_s > 0) {
-    auto configured = release_options(*config);
-    if (!configured) return fail(configured.error());
-    const ReleaseOptions release = *configured;
-    // The smoke test runs on the CPU, off the training device, with the configured threads.
-    const CommonOptions common{config->model, "cpu", config->threads};
-    release_checks = std::thread([&, release, common] {
-      std::unique_lock lock(release_mutex);
-      do {
-        lock.unlock();
-        auto outcome = update_once(common, release);
-        log(config->name + ": release check: " + (outcome ? describe_outcome(*outcome) : outcome.error().describe()));
-        lock.lock();
-      } while (!release_wake.wait_for(lock, std::chrono::seconds(config->release.check_every_s),
-                                      [] { return stop_requested.load(); }));
-    });
+// `serve --config`: the agent's models served to apps, with its release checks, outside rounds.
+int serve_config(const fs::path& config_path) {
+  auto config = client::load_agent_config(config_path, client::AgentUse::serve);
+  if (!config) return fail(config.error());
+  if (auto status = inference::set_cpu_threads(config->threads); !status) return fail(status.error());
+  auto releases = scheduled_releases(*config);
+  if (!releases) return fail(releases.error());
+  client::RuntimeOptions options{config->state_dir, config->model, config->serve, std::move(releases).value(),
+                                 config->release.check_every_s, stdout_log()};
+  auto runtime = client::DeviceRuntime::start(std::move(options));
+  if (!runtime) return fail(runtime.error());
+  stop_on_signals();
+  (*runtime)->run(stop_requested);
+  return 0;
+}
+
+struct ServeOptions {
+  CommonOptions common;
+  fs::path weights;
+  std::string listen = "127.0.0.1:8500";
+  fs::path token_file;
+  bool allow_remote = false;
+  serving::BatcherOptions batching;
+};
+
+// `serve --model --weights`: one local model, served under its name.
+int serve_model(ServeOptions options) {
+  if (auto status = inference::set_cpu_threads(options.common.threads); !status) return fail(status.error());
+  const auto colon = options.listen.rfind(':');
+  serving::ServiceOptions service;
+  try {
+    if (colon == std::string::npos) throw std::invalid_argument("no port");
+    service.host = options.listen.substr(0, colon);
+    if (service.host.size() > 2 && service.host.front() == '[') service.host = service.host.substr(1, service.host.size() - 2);
+    service.port = std::stoi(options.listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    return fail(make_error(ErrorCode::invalid_argument, "--listen '" + options.listen + "' is not HOST:PORT"));
   }
-  (*agent)->run(stop_requested);
-  if (release_checks.joinable()) {
-    {
-      std::lock_guard lock(release_mutex);
-      stop_requested = true;
-    }
-    release_wake.notify_all();
-    release_checks.join();
+  service.allow_remote = options.allow_remote;
+  service.batching = options.batching;
+  if (!options.token_file.empty()) {
+    auto token = serving::read_bearer_token(options.token_file);
+    if (!token) return fail(token.error());
+    service.bearer_token = *token;
   }
+  auto weights = read_optional_weights(options.weights);
+  if (!weights) return fail(weights.error());
+  auto model = inference::Model::open(options.common.model, 0);
+  if (!model) return fail(model.error());
+  const auto initial = *weights ? **weights : model->get_weights(0);
+  auto device = inference::resolve_device(options.common.device);
+  if (!device) return fail(device.error());
+  const std::string name = fs::path(options.common.model).extension() == ".pt"
+                               ? fs::path(options.common.model).stem().string() : model->name();
+  auto served = serving::ServedModel::load(std::move(model).value(), initial, "file", name, *device);
+  if (!served) return fail(served.error());
+  auto started = serving::InferenceService::start(service);
+  if (!started) return fail(started.error());
+  (*started)->serve(*served, serving::SwapCause::load);
+  std::cout << "serving " << name << " version " << initial.version() << " on " << device->name() << " at "
+            << (*started)->url() << " (Open Inference Protocol v2)" << std::endl;
+  stop_on_signals();
+  while (!stop_requested.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return 0;
 }
 
@@ -431,7 +488,39 @@ int main(int argc, char** argv) {
   auto* status_command = app.add_subcommand("release-status", "show the installed release models and trusted metadata");
   status_command->add_option("--state-dir", status_state_dir, "the agent's state directory")->required();
 
+  ServeOptions serve_options;
+  serve_options.common.model.clear();  // serve takes --config or --model
+  fs::path serve_config_path;
+  auto* serve_command = app.add_subcommand("serve", "serve predictions to apps over HTTP (Open Inference Protocol v2)");
+  auto* serve_config_option = serve_command->add_option(
+      "--config", serve_config_path, "agent TOML file: serve its state directory's models ([serve] settings)");
+  serve_config_option->check(CLI::ExistingFile);
+  serve_command->add_option("--model", serve_options.common.model, "zoo name or TorchScript file, served under its name")
+      ->excludes(serve_config_option);
+  serve_command->add_option("--weights", serve_options.weights, "weights file (default: the model's own)")
+      ->excludes(serve_config_option);
+  serve_command->add_option("--device", serve_options.common.device, "cpu, cuda, cuda:N, mps or auto")
+      ->capture_default_str();
+  serve_command->add_option("--threads", serve_options.common.threads, "CPU threads for libtorch (0: one per core)");
+  serve_command->add_option("--listen", serve_options.listen, "HOST:PORT (loopback unless --allow-remote)")
+      ->capture_default_str();
+  serve_command->add_flag("--allow-remote", serve_options.allow_remote, "listen on an address beyond this device");
+  serve_command->add_option("--token-file", serve_options.token_file, "bearer token apps must send (mode 0600)");
+  serve_command->add_option("--max-batch", serve_options.batching.max_batch, "samples per batch")->capture_default_str();
+  std::int64_t max_delay_us = 0;
+  serve_command->add_option("--max-delay-us", max_delay_us, "how long a request may wait for a fuller batch")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1'000'000));
+
   CLI11_PARSE(app, argc, argv);
+  if (*serve_command) {
+    if (!serve_config_path.empty()) return serve_config(serve_config_path);
+    if (serve_options.common.model.empty()) {
+      return fail(make_error(ErrorCode::invalid_argument, "serve needs --config FILE or --model NAME_OR_FILE"));
+    }
+    serve_options.batching.max_delay = std::chrono::microseconds(max_delay_us);
+    return serve_model(serve_options);
+  }
   if (*status_command) {
     auto text = client::describe_release_state(status_state_dir);
     if (!text) return fail(text.error());

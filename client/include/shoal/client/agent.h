@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,8 @@ struct AgentOptions {
   // Identity keys a secure round's neighbours may have (the fleet's
   // enrolment list, distributed to devices); unset: any key the server relays.
   std::optional<TrustedPeers> trusted_peers;
+  // Called on the agent's thread with each new global model, once it is on disk.
+  std::function<void(const weights::Weights&)> on_global_model;
 };
 
 struct AgentCounters {
@@ -90,6 +93,7 @@ class Agent {
   // Loads the global model, with this device's own values of its local tensors.
   Status load_global(std::span<const std::uint64_t> local_tensors);
   void send_outgoing();
+  void announce_global_model();
   void keep_update(std::uint64_t round, const std::vector<float>& update);
 
   AgentOptions options_;
@@ -108,6 +112,7 @@ class Agent {
   std::optional<zmq::socket_t> socket_;
   std::optional<zmq::socket_t> monitor_;  // handshake events of socket_
   std::uint64_t refused_handshakes_ = 0;
+  std::uint64_t announced_version_ = 0;  // the last version given to on_global_model
 };
 
 }  // namespace shoal::client

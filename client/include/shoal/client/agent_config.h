@@ -8,6 +8,7 @@
 #include "shoal/client/agent.h"
 #include "shoal/client/dataset.h"
 #include "shoal/config/config_file.h"
+#include "shoal/serving/inference_service.h"
 
 namespace shoal::client {
 
@@ -23,6 +24,21 @@ struct ReleaseSettings {
   std::filesystem::path trusted_root;   // the operator's root.json, trusted on the first update
   std::string model;                    // the model's name in the repository; empty: model.name
   int check_every_s = 3600;             // how often `run` checks; 0: only `shoal-agent update`
+};
+
+// Which of the device's models the local inference service answers from.
+enum class ServeSource {
+  release,        // the active release: signed, verified and smoke-tested (the default)
+  latest_global,  // the latest global model from rounds (<state_dir>/model.weights)
+};
+
+// [serve]: the local inference service (serving/). On when the section sets a port.
+struct ServeSettings {
+  bool enabled = false;
+  ServeSource source = ServeSource::release;
+  std::string name;                  // the model's name in requests; empty: the zoo name or the file's stem
+  std::filesystem::path token_file;  // a bearer token apps must send (mode 0600); empty: none
+  serving::ServiceOptions service;   // host, port, limits and batching
 };
 
 struct AgentConfig {
@@ -42,12 +58,17 @@ struct AgentConfig {
   std::size_t shards = 1;
   EligibilityRules eligibility;
   ReleaseSettings release;
+  ServeSettings serve;
   AgentFaults debug;  // [debug]: fault injection for tests and benchmarks (fault_injection.h)
 
+  // What `shoal-agent run` needs.
   Status validate() const;
+  // What `shoal-agent serve --config` needs: a state directory and a [serve] section.
+  Status validate_for_serving() const;
 };
 
-Result<AgentConfig> load_agent_config(const std::filesystem::path& path);
+enum class AgentUse { run, serve };
+Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentUse use = AgentUse::run);
 
 // Loads a data source; errors name the files.
 Result<Dataset> load_data_source(const DataSource& source);

@@ -55,6 +55,9 @@ Status smoke_test(inference::Model model, const weights::Weights& weights);
 // Installs the newest release if there is one; the active model is kept on any failure.
 Result<updater::InstallOutcome> update_from_release(const ReleaseUpdateOptions& options);
 
+// An install's outcome in words, for logs: "installed ...; version 3 is active, ...".
+std::string describe_install(const updater::InstallOutcome& outcome);
+
 // Makes the previous release model active again; returns its version.
 Result<std::uint64_t> roll_back_release(const std::filesystem::path& state_dir);
 

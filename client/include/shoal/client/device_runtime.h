@@ -1,0 +1,85 @@
+// DeviceRuntime: the one owner of a device's models.
+//
+//  - the release store (<state_dir>/release/models: the active and the
+//    previous verified release), changed by install_release() and
+//    roll_back(), or by another process (`shoal-agent update` against the
+//    same state directory), which refresh() notices;
+//  - the latest global model from rounds (<state_dir>/model.weights), which
+//    the Agent hands over through on_global_model();
+//  - the local inference service, which answers from one of the two:
+//    [serve] model = "release" (the default: signed, verified releases
+//    only) or "latest-global";
+//  - the Agent, whose DeviceSession takes part in rounds, when run() is
+//    given one.
+//
+// Each event that changes the model served loads it into a fresh model
+// instance, probes it, and only then swaps it into the service, so a
+// failed load leaves the previous version serving.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "shoal/client/agent.h"
+#include "shoal/client/agent_config.h"
+#include "shoal/client/release_update.h"
+#include "shoal/crypto/result.h"
+#include "shoal/serving/inference_service.h"
+
+namespace shoal::client {
+
+struct RuntimeOptions {
+  std::filesystem::path state_dir;
+  std::string model;  // zoo name or TorchScript file, as [model] name
+  ServeSettings serve;  // serve.enabled false: no inference service
+  // Release checks that run() makes every check_every_s (empty repository: none).
+  std::optional<ReleaseUpdateOptions> releases;
+  int check_every_s = 0;
+  LogSink log;
+};
+
+class DeviceRuntime {
+ public:
+  // Starts the inference service (if enabled) and serves what the state
+  // directory holds now, if anything.
+  static Result<std::unique_ptr<DeviceRuntime>> start(RuntimeOptions options);
+  ~DeviceRuntime();
+
+  // Installs the newest release (release_update.h); a new active release is served at once.
+  Result<updater::InstallOutcome> install_release(const ReleaseUpdateOptions& options);
+  // Makes the previous release active again and serves it; returns its version.
+  Result<std::uint64_t> roll_back();
+  // A new global model from a round (the Agent's on_global_model).
+  void on_global_model(const weights::Weights& model);
+  // Serves what the state directory names now, if it changed since the last look.
+  Status refresh();
+
+  // Runs until `stop`: the agent's rounds on this thread (when `agent` is
+  // given), release checks every check_every_s, and a look at the state
+  // directory every second.
+  void run(const std::atomic<bool>& stop, Agent* agent = nullptr);
+
+  // Null when serving is off.
+  serving::InferenceService* service() { return service_.get(); }
+  // The release (or global model) version served; nullopt when none.
+  std::optional<std::uint64_t> served_version() const;
+
+ private:
+  explicit DeviceRuntime(RuntimeOptions options) : options_(std::move(options)) {}
+  // Serves the active release if it is not the one served already.
+  Status serve_active_release();
+  Status serve_weights(const weights::Weights& weights, serving::SwapCause cause, const std::string& key);
+
+  RuntimeOptions options_;
+  std::unique_ptr<serving::InferenceService> service_;
+  mutable std::mutex swap_mutex_;  // one load and swap at a time
+  std::string served_key_;    // the file (and version) served, to tell a change
+  std::optional<std::uint64_t> served_version_;
+  std::optional<std::string> previous_release_;  // what the store named as previous when it was last served
+};
+
+}  // namespace shoal::client

@@ -1,0 +1,185 @@
+#include "shoal/client/device_runtime.h"
+
+#include <thread>
+
+#include "shoal/updater/model_store.h"
+#include "shoal/updater/release_installer.h"
+#include "shoal/weights/weights_file.h"
+
+namespace shoal::client {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Sleeps `duration` in short steps, returning early once `stop` is set.
+void sleep_unless_stopped(const std::atomic<bool>& stop, std::chrono::milliseconds duration) {
+  const auto until = std::chrono::steady_clock::now() + duration;
+  while (!stop.load() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::min(duration, std::chrono::milliseconds(100)));
+  }
+}
+
+// What tells a change of the global model's file without reading it.
+std::string file_key(const fs::path& file) {
+  std::error_code error;
+  const auto size = fs::file_size(file, error);
+  if (error) return {};
+  const auto written = fs::last_write_time(file, error);
+  if (error) return {};
+  return "global:" + std::to_string(size) + ":" + std::to_string(written.time_since_epoch().count());
+}
+
+const char* cause_words(serving::SwapCause cause) {
+  switch (cause) {
+    case serving::SwapCause::install: return "installed";
+    case serving::SwapCause::rollback: return "rolled back to";
+    case serving::SwapCause::global_model: return "new global model";
+    case serving::SwapCause::load: return "loaded";
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DeviceRuntime>> DeviceRuntime::start(RuntimeOptions options) {
+  std::unique_ptr<DeviceRuntime> runtime(new DeviceRuntime(std::move(options)));
+  auto& serve = runtime->options_.serve;
+  if (serve.enabled) {
+    auto service_options = serve.service;
+    if (!serve.token_file.empty()) {
+      auto token = serving::read_bearer_token(serve.token_file);
+      if (!token) return make_error(token.error().code, "serve.token_file: " + token.error().message);
+      service_options.bearer_token = std::move(token).value();
+    }
+    auto service = serving::InferenceService::start(std::move(service_options));
+    if (!service) return make_error(service.error().code, "serve: " + service.error().message);
+    runtime->service_ = std::move(service).value();
+    if (runtime->options_.log) {
+      runtime->options_.log("serving apps at " + runtime->service_->url() + " (Open Inference Protocol v2) from " +
+                            (serve.source == ServeSource::release ? "the active release" : "the latest global model"));
+    }
+  }
+  if (auto status = runtime->refresh(); !status && runtime->options_.log) {
+    runtime->options_.log("nothing served yet: " + status.error().message);
+  }
+  return runtime;
+}
+
+DeviceRuntime::~DeviceRuntime() = default;
+
+std::optional<std::uint64_t> DeviceRuntime::served_version() const {
+  std::lock_guard lock(swap_mutex_);
+  return served_version_;
+}
+
+Status DeviceRuntime::serve_weights(const weights::Weights& weights, serving::SwapCause cause, const std::string& key) {
+  auto model = inference::Model::open(options_.model, 0);
+  if (!model) return model.error();
+  const std::string source = options_.serve.source == ServeSource::release ? "release" : "latest-global";
+  auto served = serving::ServedModel::load(std::move(model).value(), weights, source, options_.serve.name);
+  if (!served) return served.error();
+  const std::string name = (*served)->info().name;
+  service_->serve(std::move(served).value(), cause);
+  served_key_ = key;
+  served_version_ = weights.version();
+  if (options_.log) {
+    options_.log("serving " + name + " version " + std::to_string(weights.version()) + " (" + cause_words(cause) + ")");
+  }
+  return ok_status();
+}
+
+Status DeviceRuntime::serve_active_release() {
+  const auto dir = updater::release_models_dir(options_.state_dir);
+  if (!fs::exists(dir / "CURRENT")) return ok_status();
+  auto store = updater::ModelStore::open(dir);
+  if (!store) return store.error();
+  if (!store->active()) return ok_status();
+  const std::string key = "release:" + *store->active();
+  if (key == served_key_) return ok_status();
+  auto weights = store->load_active();
+  if (!weights) return weights.error();
+  if (!*weights) return ok_status();
+  // Back to a version this device turned away from the one served: a rollback.
+  const bool rollback = served_version_ && store->rolled_back() && *store->rolled_back() == *served_version_;
+  const auto cause = served_key_.empty() ? serving::SwapCause::load
+                     : rollback          ? serving::SwapCause::rollback
+                                         : serving::SwapCause::install;
+  return serve_weights(**weights, cause, key);
+}
+
+Status DeviceRuntime::refresh() {
+  if (!service_) return ok_status();
+  std::lock_guard lock(swap_mutex_);
+  if (options_.serve.source == ServeSource::release) return serve_active_release();
+  const auto file = Agent::model_path(options_.state_dir);
+  const std::string key = file_key(file);
+  if (key.empty() || key == served_key_) return ok_status();
+  auto weights = weights::read_weights_file(file);
+  if (!weights) return weights.error();
+  return serve_weights(*weights, served_key_.empty() ? serving::SwapCause::load : serving::SwapCause::global_model,
+                       key);
+}
+
+Result<updater::InstallOutcome> DeviceRuntime::install_release(const ReleaseUpdateOptions& options) {
+  auto outcome = update_from_release(options);
+  if (outcome && outcome->installed) {
+    if (auto status = refresh(); !status) return make_error(status.error().code, "serving: " + status.error().message);
+  }
+  return outcome;
+}
+
+Result<std::uint64_t> DeviceRuntime::roll_back() {
+  auto version = roll_back_release(options_.state_dir);
+  if (!version) return version;
+  if (auto status = refresh(); !status) return make_error(status.error().code, "serving: " + status.error().message);
+  return version;
+}
+
+void DeviceRuntime::on_global_model(const weights::Weights& model) {
+  if (!service_ || options_.serve.source != ServeSource::latest_global) return;
+  std::lock_guard lock(swap_mutex_);
+  const std::string key = file_key(Agent::model_path(options_.state_dir));
+  if (auto status = serve_weights(model, served_key_.empty() ? serving::SwapCause::load : serving::SwapCause::global_model,
+                                  key.empty() ? "global:v" + std::to_string(model.version()) : key);
+      !status && options_.log) {
+    options_.log("serving: the global model version " + std::to_string(model.version()) +
+                 " was not served: " + status.error().message);
+  }
+}
+
+void DeviceRuntime::run(const std::atomic<bool>& stop, Agent* agent) {
+  std::thread release_checks;
+  if (options_.releases && options_.check_every_s > 0) {
+    release_checks = std::thread([this, &stop] {
+      while (!stop.load()) {
+        auto outcome = install_release(*options_.releases);
+        if (options_.log) {
+          options_.log("release check: " + (outcome ? describe_install(*outcome) : outcome.error().describe()));
+        }
+        sleep_unless_stopped(stop, std::chrono::seconds(options_.check_every_s));
+      }
+    });
+  }
+  std::thread watcher;
+  if (service_) {
+    watcher = std::thread([this, &stop] {
+      std::string last_error;
+      while (!stop.load()) {
+        sleep_unless_stopped(stop, std::chrono::seconds(1));
+        auto status = refresh();
+        const std::string error = status ? "" : status.error().describe();
+        if (!error.empty() && error != last_error && options_.log) options_.log("serving: " + error);
+        last_error = error;
+      }
+    });
+  }
+  if (agent) {
+    agent->run(stop);
+  } else {
+    while (!stop.load()) sleep_unless_stopped(stop, std::chrono::seconds(1));
+  }
+  if (release_checks.joinable()) release_checks.join();
+  if (watcher.joinable()) watcher.join();
+}
+
+}  // namespace shoal::client

@@ -1,0 +1,85 @@
+// InferenceService: the device's local inference service. It answers apps
+// over HTTP/1.1 in the Open Inference Protocol v2's REST form
+// (open_inference.h), batches their requests (batcher.h) and swaps the
+// served model between batches (served_model.h). It knows nothing of
+// rounds or releases: whoever owns the device's models calls serve().
+//
+//   GET  /v2/health/live, /v2/health/ready      (no token needed)
+//   GET  /v2                                    server metadata
+//   GET  /v2/models/{name}[/versions/{v}]       model metadata
+//   GET  /v2/models/{name}[/versions/{v}]/ready
+//   POST /v2/models/{name}[/versions/{v}]/infer
+//   GET  /metrics                               Prometheus text
+//
+// Errors are JSON, {"error": "..."}, naming the field: 400 a bad request
+// (shape, datatype, tensor name), 401 a missing or wrong bearer token, 404
+// an unknown model, version or path, 413 a body over the limit (refused
+// from its Content-Length, before it is read), 415 a body that is not
+// application/json, 503 with Retry-After when the queue is full or no
+// model is loaded yet. The service keeps serving after each.
+//
+// It binds to loopback unless `allow_remote` is set. HTTP is served by
+// cpp-httplib, one thread per open connection up to `http_threads`.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "shoal/crypto/result.h"
+#include "shoal/serving/batcher.h"
+#include "shoal/serving/service_metrics.h"
+#include "shoal/serving/served_model.h"
+
+namespace shoal::serving {
+
+struct ServiceOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;                         // 0: a free port, see InferenceService::port()
+  bool allow_remote = false;            // a host other than loopback is refused without it
+  std::string bearer_token;             // empty: none needed
+  std::size_t max_body_bytes = 8u << 20;
+  std::size_t max_request_samples = 256;
+  int http_threads = 64;                // connections served at once
+  std::chrono::seconds retry_after{1};  // what a 503 asks the client to wait
+  BatcherOptions batching;
+};
+
+// Checks the options; errors name the setting.
+Status validate(const ServiceOptions& options);
+
+// The token in `file`: refused unless the file is a regular file of mode
+// 0600 or stricter and holds one non-empty line of printable characters.
+Result<std::string> read_bearer_token(const std::filesystem::path& file);
+
+class InferenceService {
+ public:
+  // Binds and starts serving on threads of its own. Until serve() is
+  // called, ready answers 503 and infer requests 503.
+  static Result<std::unique_ptr<InferenceService>> start(ServiceOptions options);
+  ~InferenceService();  // stops serving; running batches finish
+
+  // From the next batch on, requests are answered by `model`.
+  void serve(std::shared_ptr<ServedModel> model, SwapCause cause);
+  // The model answering now; null before the first serve().
+  std::shared_ptr<ServedModel> serving() const { return slot_.current(); }
+
+  int port() const { return port_; }
+  // "http://127.0.0.1:PORT"
+  std::string url() const;
+  const ServiceMetrics& metrics() const { return metrics_; }
+
+ private:
+  class Http;  // the cpp-httplib server and its routes (inference_service.cpp)
+  explicit InferenceService(ServiceOptions options);
+
+  ServiceOptions options_;
+  ModelSlot slot_;
+  ServiceMetrics metrics_;
+  DynamicBatcher batcher_;
+  std::unique_ptr<Http> http_;
+  int port_ = 0;
+};
+
+}  // namespace shoal::serving

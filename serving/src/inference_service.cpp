@@ -1,0 +1,273 @@
+#include "shoal/serving/inference_service.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <thread>
+
+#include <httplib.h>
+
+#include "shoal/crypto/secret.h"
+#include "shoal/serving/open_inference.h"
+
+namespace shoal::serving {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr const char* kJson = "application/json";
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+void answer_error(httplib::Response& response, int status, std::string_view message) {
+  response.status = status;
+  response.set_content(encode_error(message), kJson);
+}
+
+// The endpoint a path belongs to, for the request counters.
+std::string endpoint_of(const std::string& path) {
+  if (path.rfind("/v2/health/", 0) == 0) return "health";
+  if (path == "/metrics") return "metrics";
+  if (path.size() >= 6 && path.compare(path.size() - 6, 6, "/infer") == 0) return "infer";
+  if (path.rfind("/v2", 0) == 0) return "metadata";
+  return "other";
+}
+
+}  // namespace
+
+class InferenceService::Http {
+ public:
+  httplib::Server server;
+  std::thread listener;
+};
+
+Status validate(const ServiceOptions& options) {
+  if (!options.allow_remote && !is_loopback(options.host)) {
+    return make_error(ErrorCode::invalid_argument,
+                      "serve.host '" + options.host + "' is not a loopback address; set allow_remote to serve beyond this device");
+  }
+  if (options.port < 0 || options.port > 65535) {
+    return make_error(ErrorCode::invalid_argument, "serve.port " + std::to_string(options.port) + " is not 0 to 65535");
+  }
+  if (options.max_body_bytes < 1024) return make_error(ErrorCode::invalid_argument, "serve.max_body_bytes is below 1024");
+  if (options.max_request_samples < 1) {
+    return make_error(ErrorCode::invalid_argument, "serve.max_request_samples must be at least 1");
+  }
+  if (options.http_threads < 1 || options.http_threads > 4096) {
+    return make_error(ErrorCode::invalid_argument, "serve.http_threads must be 1 to 4096");
+  }
+  if (options.batching.max_batch < 1) return make_error(ErrorCode::invalid_argument, "serve.max_batch must be at least 1");
+  if (options.batching.max_delay.count() < 0 || options.batching.max_delay > std::chrono::seconds(1)) {
+    return make_error(ErrorCode::invalid_argument, "serve.max_delay_us must be 0 to 1000000");
+  }
+  if (options.batching.max_queued_samples < options.batching.max_batch) {
+    return make_error(ErrorCode::invalid_argument, "serve.max_queued_samples is below serve.max_batch");
+  }
+  return ok_status();
+}
+
+Result<std::string> read_bearer_token(const std::filesystem::path& file) {
+  struct stat info {};
+  if (::stat(file.c_str(), &info) != 0) {
+    return make_error(ErrorCode::not_found, "token file '" + file.string() + "' cannot be read");
+  }
+  if (!S_ISREG(info.st_mode)) return make_error(ErrorCode::invalid_argument, "token file '" + file.string() + "' is not a file");
+  if ((info.st_mode & 077) != 0) {
+    return make_error(ErrorCode::permission, "token file '" + file.string() +
+                                                 "' may be read by other users; make it mode 0600 (chmod 600)");
+  }
+  std::ifstream in(file);
+  std::string token;
+  std::getline(in, token);
+  if (!token.empty() && token.back() == '\r') token.pop_back();
+  if (token.empty() || token.size() > 4096) {
+    return make_error(ErrorCode::invalid_argument, "token file '" + file.string() + "' holds no token on its first line");
+  }
+  for (char c : token) {
+    if (c <= ' ' || c > '~') {
+      return make_error(ErrorCode::invalid_argument,
+                        "token file '" + file.string() + "': the token has a space or a non-printable character");
+    }
+  }
+  return token;
+}
+
+InferenceService::InferenceService(ServiceOptions options)
+    : options_(std::move(options)),
+      batcher_(slot_, options_.batching, [this](std::size_t samples) { metrics_.observe_batch(samples); }),
+      http_(std::make_unique<Http>()) {}
+
+InferenceService::~InferenceService() {
+  http_->server.stop();
+  if (http_->listener.joinable()) http_->listener.join();
+}
+
+void InferenceService::serve(std::shared_ptr<ServedModel> model, SwapCause cause) {
+  const auto info = model->shared_info();
+  slot_.set(std::move(model));
+  metrics_.count_swap(cause, *info);
+}
+
+std::string InferenceService::url() const {
+  const bool v6 = options_.host.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + options_.host + "]" : options_.host) + ":" + std::to_string(port_);
+}
+
+Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions options) {
+  if (auto status = validate(options); !status) return status.error();
+  std::unique_ptr<InferenceService> service(new InferenceService(std::move(options)));
+  InferenceService& self = *service;
+  httplib::Server& server = self.http_->server;
+  const ServiceOptions& config = self.options_;
+
+  const int threads = config.http_threads;
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, which would let a second process of the same
+  // user bind this port too and take a share of the apps' requests.
+  server.set_socket_options([](int socket) {
+    int yes = 1;
+    ::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  server.set_tcp_nodelay(true);
+  server.set_keep_alive_max_count(100000);
+  server.set_keep_alive_timeout(2);
+  server.set_read_timeout(10);
+  server.set_write_timeout(10);
+  server.set_payload_max_length(config.max_body_bytes);
+  // A client that waits for "100 Continue" is refused before it sends a body over the limit.
+  server.set_expect_100_continue_handler([&config](const httplib::Request& request, httplib::Response& response) {
+    if (request.get_header_value<std::uint64_t>("Content-Length") > config.max_body_bytes) {
+      answer_error(response, 413, "the body is over the limit of " + std::to_string(config.max_body_bytes) + " bytes");
+      return 413;
+    }
+    return 100;
+  });
+  server.set_error_handler([&config](const httplib::Request& request, httplib::Response& response) {
+    if (!response.body.empty()) return;
+    if (response.status == 413) {
+      answer_error(response, 413, "the body is over the limit of " + std::to_string(config.max_body_bytes) + " bytes");
+    } else if (response.status == 404) {
+      answer_error(response, 404, "no endpoint " + request.method + " " + request.path.substr(0, 128));
+    } else {
+      answer_error(response, response.status, "the request could not be read");
+    }
+  });
+  // Counted before the answer is written, so a client that has its answer sees it counted.
+  server.set_post_routing_handler([&self](const httplib::Request& request, httplib::Response& response) {
+    self.metrics_.count_request(endpoint_of(request.path), response.status);
+  });
+  if (!config.bearer_token.empty()) {
+    server.set_pre_routing_handler([&config](const httplib::Request& request, httplib::Response& response) {
+      if (request.path.rfind("/v2/health/", 0) == 0) return httplib::Server::HandlerResponse::Unhandled;
+      const std::string given = request.get_header_value("Authorization");
+      const std::string expected = "Bearer " + config.bearer_token;
+      const bool same = given.size() == expected.size() &&
+                        crypto::equal_in_constant_time(
+                            std::span(reinterpret_cast<const std::uint8_t*>(given.data()), given.size()),
+                            std::span(reinterpret_cast<const std::uint8_t*>(expected.data()), expected.size()));
+      if (same) return httplib::Server::HandlerResponse::Unhandled;
+      response.set_header("WWW-Authenticate", "Bearer");
+      answer_error(response, 401, given.empty() ? "the Authorization header is missing; this service needs a bearer token"
+                                                : "the bearer token is wrong");
+      return httplib::Server::HandlerResponse::Handled;
+    });
+  }
+
+  auto not_loaded = [&config](httplib::Response& response) {
+    response.set_header("Retry-After", std::to_string(config.retry_after.count()));
+    answer_error(response, 503, "no model is loaded yet");
+  };
+  // The model a path names, if it is the one served (and the version, if the path names one).
+  auto named_model = [&self, not_loaded](const httplib::Request& request,
+                                         httplib::Response& response) -> std::shared_ptr<ServedModel> {
+    auto model = self.slot_.current();
+    if (!model) {
+      not_loaded(response);
+      return nullptr;
+    }
+    const auto& info = model->info();
+    const std::string name = request.matches[1];
+    if (name != info.name) {
+      answer_error(response, 404, "no model '" + name.substr(0, 128) + "'; this service serves '" + info.name + "'");
+      return nullptr;
+    }
+    if (request.matches.size() > 2 && request.matches[2].matched &&
+        request.matches[2].str() != std::to_string(info.version)) {
+      answer_error(response, 404, "model '" + info.name + "' version " + request.matches[2].str().substr(0, 32) +
+                                      " is not served; version " + std::to_string(info.version) + " is");
+      return nullptr;
+    }
+    return model;
+  };
+
+  server.Get("/v2/health/live", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content(R"({"live":true})", kJson);
+  });
+  server.Get("/v2/health/ready", [&self, &config](const httplib::Request&, httplib::Response& response) {
+    if (self.slot_.current()) {
+      response.set_content(R"({"ready":true})", kJson);
+    } else {
+      response.status = 503;
+      response.set_header("Retry-After", std::to_string(config.retry_after.count()));
+      response.set_content(R"({"ready":false})", kJson);
+    }
+  });
+  server.Get("/v2", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content(encode_server_metadata(), kJson);
+  });
+  const std::string model_path = R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)";
+  server.Get(model_path, [named_model](const httplib::Request& request, httplib::Response& response) {
+    if (auto model = named_model(request, response)) response.set_content(encode_model_metadata(model->info()), kJson);
+  });
+  server.Get(model_path + "/ready", [named_model](const httplib::Request& request, httplib::Response& response) {
+    if (auto model = named_model(request, response)) {
+      response.set_content(R"({"name":")" + model->info().name + R"(","ready":true})", kJson);
+    }
+  });
+  server.Post(model_path + "/infer", [&self, &config, named_model, not_loaded](const httplib::Request& request,
+                                                                  httplib::Response& response) {
+    const auto started = Clock::now();
+    const std::string type = request.get_header_value("Content-Type");
+    if (type.rfind(kJson, 0) != 0) {
+      answer_error(response, 415, "Content-Type is '" + type.substr(0, 64) + "'; infer takes application/json");
+      return;
+    }
+    auto model = named_model(request, response);
+    if (!model) return;
+    auto decoded = decode_infer_request(request.body, model->info(), config.max_request_samples);
+    if (!decoded) return answer_error(response, decoded.error().status, decoded.error().message);
+    auto inputs = std::move(decoded->inputs);
+    auto pending = self.batcher_.submit(std::move(inputs), decoded->samples);
+    if (!pending) {
+      response.set_header("Retry-After", std::to_string(config.retry_after.count()));
+      return answer_error(response, 503, "the inference queue is full; retry later");
+    }
+    auto answer = pending->get();
+    if (!answer) {
+      if (answer.error().code == ErrorCode::not_found) return not_loaded(response);
+      return answer_error(response, 500, answer.error().message);
+    }
+    response.set_content(encode_infer_response(*decoded, *answer->model, answer->logits), kJson);
+    self.metrics_.observe_infer_latency(Clock::now() - started);
+  });
+  server.Get("/metrics", [&self](const httplib::Request&, httplib::Response& response) {
+    response.set_content(self.metrics_.prometheus_text(self.batcher_.queued_samples()),
+                         "text/plain; version=0.0.4; charset=utf-8");
+  });
+
+  if (config.port == 0) {
+    self.port_ = server.bind_to_any_port(config.host);
+  } else {
+    self.port_ = server.bind_to_port(config.host, config.port) ? config.port : -1;
+  }
+  if (self.port_ <= 0) {
+    return make_error(ErrorCode::io, "cannot listen on " + config.host + ":" + std::to_string(config.port) +
+                                         " (in use, or not an address of this device)");
+  }
+  self.http_->listener = std::thread([&server] { server.listen_after_bind(); });
+  return service;
+}
+
+}  // namespace shoal::serving

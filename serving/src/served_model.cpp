@@ -1,0 +1,51 @@
+#include "shoal/serving/served_model.h"
+
+#include <cmath>
+#include <numeric>
+
+namespace shoal::serving {
+
+Result<std::shared_ptr<ServedModel>> ServedModel::load(inference::Model model, const weights::Weights& weights,
+                                                       std::string source, std::string name,
+                                                       const inference::Device& device) {
+  if (name.empty()) name = model.name();
+  const std::string what = "model '" + name + "' version " + std::to_string(weights.version());
+  if (auto status = model.set_weights(weights); !status) {
+    return make_error(status.error().code, what + ": " + status.error().message);
+  }
+  auto session = inference::PredictionSession::open(std::move(model), device);
+  if (!session) return make_error(session.error().code, what + ": " + session.error().message);
+  auto info = std::make_shared<ModelInfo>();
+  info->name = std::move(name);
+  info->version = weights.version();
+  info->source = std::move(source);
+  info->sample_shape = session->sample_shape();
+  info->sample_values = static_cast<std::size_t>(std::accumulate(
+      info->sample_shape.begin(), info->sample_shape.end(), std::int64_t{1}, std::multiplies<>()));
+  const std::vector<float> probe(info->sample_values, 0.0f);
+  auto outputs = session->predict(probe, 1, inference::OutputKind::raw);
+  if (!outputs) return make_error(outputs.error().code, what + ": the probe failed: " + outputs.error().message);
+  for (float value : outputs->values) {
+    if (!std::isfinite(value)) return make_error(ErrorCode::corrupt, what + " gives non-finite outputs on a probe");
+  }
+  info->outputs = outputs->outputs;
+  return std::shared_ptr<ServedModel>(new ServedModel(std::move(session).value(), std::move(info)));
+}
+
+Result<std::vector<float>> ServedModel::forward(std::span<const float> inputs, std::size_t batch) {
+  auto predictions = session_.predict(inputs, batch, inference::OutputKind::raw);
+  if (!predictions) return predictions.error();
+  return std::move(predictions->values);
+}
+
+void ModelSlot::set(std::shared_ptr<ServedModel> model) {
+  std::lock_guard lock(mutex_);
+  model_ = std::move(model);
+}
+
+std::shared_ptr<ServedModel> ModelSlot::current() const {
+  std::lock_guard lock(mutex_);
+  return model_;
+}
+
+}  // namespace shoal::serving

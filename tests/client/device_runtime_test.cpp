@@ -1,0 +1,214 @@
+// DeviceRuntime: the device's one owner of its models, serving apps over
+// real HTTP while releases install and roll back underneath.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "shoal/client/device_runtime.h"
+#include "shoal/inference/prediction_session.h"
+#include "shoal/updater/release_repository.h"
+#include "temp_dir.h"
+
+using namespace shoal;
+using shoal::testing::TempDir;
+using updater::RoleName;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// An operator's release repository for logreg, one key for every role.
+struct Releases {
+  TempDir dir;
+  crypto::IdentityKeyPair key = crypto::IdentityKeyPair::generate();
+  std::optional<updater::ReleaseRepository> repository;
+  weights::Weights initial = inference::Model::from_zoo("logreg", 3)->get_weights(0);
+
+  Releases() {
+    std::map<RoleName, updater::RoleKeyChoice> keys;
+    for (RoleName role : updater::kAllRoles) keys[role].keys = {key.public_identity()};
+    auto made = updater::ReleaseRepository::init(dir / "releases", keys, updater::now_utc());
+    REQUIRE(made.ok());
+    repository.emplace(std::move(made).value());
+    REQUIRE(repository->sign(RoleName::root, key).ok());
+  }
+  // Version `version`: every weight moved by a step that grows with the version.
+  weights::Weights version(std::uint64_t version) const {
+    std::vector<float> values(initial.values().begin(), initial.values().end());
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] += 0.01f * static_cast<float>(version * (i % 5));
+    return *weights::Weights::from_values(initial.layout(), version, std::move(values));
+  }
+  void publish(std::uint64_t v) {
+    REQUIRE(repository->add(version(v), "logreg", 2, updater::now_utc()).ok());
+    REQUIRE(repository->sign(RoleName::targets, key).ok());
+    REQUIRE(repository->publish(key, key, updater::now_utc()).ok());
+  }
+  client::ReleaseUpdateOptions update_options() const {
+    client::ReleaseUpdateOptions options;
+    options.state_dir = dir / "device";
+    options.repository = (dir / "releases").string();
+    options.trusted_root = dir / "releases" / "metadata" / "1.root.json";
+    options.release_model = "logreg";
+    options.make_model = [] { return inference::Model::open("logreg", 0); };
+    return options;
+  }
+  std::unique_ptr<client::DeviceRuntime> runtime(client::ServeSource source = client::ServeSource::release) {
+    client::RuntimeOptions options;
+    options.state_dir = dir / "device";
+    options.model = "logreg";
+    options.serve.enabled = true;
+    options.serve.source = source;
+    auto runtime = client::DeviceRuntime::start(options);
+    REQUIRE(runtime.ok());
+    return std::move(runtime).value();
+  }
+};
+
+std::vector<float> probe_image() {
+  std::vector<float> pixels(784);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<float>(i % 97) / 97.0f;
+  return pixels;
+}
+
+std::string infer_body() {
+  return json{{"inputs", {{{"name", "input"}, {"shape", {1, 784}}, {"datatype", "FP32"}, {"data", probe_image()}}}},
+              {"outputs", {{{"name", "logits"}}}}}
+      .dump();
+}
+
+std::vector<float> own_prediction(const weights::Weights& weights) {
+  auto model = inference::Model::from_zoo("logreg", 0);
+  REQUIRE(model->set_weights(weights).ok());
+  auto session = inference::PredictionSession::open(std::move(model).value(), inference::Device{});
+  REQUIRE(session.ok());
+  return session->predict(probe_image(), 1, inference::OutputKind::raw)->values;
+}
+
+struct Answer {
+  std::size_t sent_after;     // swaps complete when the request was sent
+  std::size_t returned_before;  // swaps begun when its answer came
+  std::uint64_t version;
+  std::vector<float> logits;
+};
+
+}  // namespace
+
+TEST_CASE("a hot swap under load fails no request and answers each from the version active then") {
+  Releases releases;
+  releases.publish(1);
+  auto runtime = releases.runtime();
+  CHECK_FALSE(runtime->served_version());  // nothing installed: not ready
+  REQUIRE(runtime->install_release(releases.update_options()).ok());
+  REQUIRE(runtime->served_version() == 1);
+
+  // The versions served after each swap: v1, then three installs and a rollback.
+  const std::vector<std::uint64_t> served = {1, 2, 3, 4, 3};
+  std::map<std::uint64_t, std::vector<float>> expected;
+  for (std::uint64_t v = 1; v <= 4; ++v) expected[v] = own_prediction(releases.version(v));
+
+  std::atomic<std::size_t> swaps_begun{1}, swaps_done{1}, answered{0}, failed{0};
+  std::atomic<bool> done{false};
+  std::mutex answers_mutex;
+  std::vector<Answer> answers;
+  std::vector<std::thread> clients;
+  const int port = runtime->service()->port();
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&] {
+      httplib::Client client("127.0.0.1", port);
+      const std::string body = infer_body();
+      while (!done.load()) {
+        const std::size_t sent_after = swaps_done.load();
+        auto result = client.Post("/v2/models/logreg/infer", body, "application/json");
+        const std::size_t returned_before = swaps_begun.load();
+        if (!result || result->status != 200) {
+          ++failed;
+          continue;
+        }
+        const auto response = json::parse(result->body);
+        std::lock_guard lock(answers_mutex);
+        answers.push_back({sent_after, returned_before, std::stoull(response["model_version"].get<std::string>()),
+                           response["outputs"][0]["data"].get<std::vector<float>>()});
+        ++answered;
+      }
+    });
+  }
+  // Each swap waits until some answers came since the last, so every version is seen under load.
+  auto await_answers = [&](std::size_t more) {
+    const std::size_t target = answered.load() + more;
+    while (answered.load() < target && failed.load() == 0) std::this_thread::yield();
+  };
+  for (std::uint64_t v = 2; v <= 4; ++v) {
+    await_answers(20);
+    releases.publish(v);
+    ++swaps_begun;
+    auto outcome = runtime->install_release(releases.update_options());
+    REQUIRE(outcome.ok());
+    CHECK(outcome->installed);
+    ++swaps_done;
+  }
+  await_answers(20);
+  ++swaps_begun;
+  auto rolled_back = runtime->roll_back();
+  ++swaps_done;
+  REQUIRE(rolled_back.ok());
+  CHECK(*rolled_back == 3);
+  await_answers(20);
+  done = true;
+  for (auto& thread : clients) thread.join();
+
+  CHECK(failed.load() == 0);
+  std::map<std::uint64_t, std::size_t> seen;
+  for (const auto& answer : answers) {
+    // The version served when it was sent, or one a swap begun before it returned put in.
+    bool allowed = false;
+    for (std::size_t i = answer.sent_after - 1; i < answer.returned_before; ++i) allowed |= served[i] == answer.version;
+    INFO("answer version " << answer.version << ", sent after swap " << answer.sent_after << ", back before swap "
+                           << answer.returned_before);
+    CHECK(allowed);
+    const auto& own = expected.at(answer.version);
+    REQUIRE(answer.logits.size() == own.size());
+    for (std::size_t j = 0; j < own.size(); ++j) CHECK(answer.logits[j] == Approx(own[j]).margin(1e-5));
+    ++seen[answer.version];
+  }
+  CHECK(seen.size() == 4);
+  CHECK(runtime->service()->metrics().swaps(serving::SwapCause::load) == 1);  // the first release
+  CHECK(runtime->service()->metrics().swaps(serving::SwapCause::install) == 3);
+  CHECK(runtime->service()->metrics().swaps(serving::SwapCause::rollback) == 1);
+}
+
+TEST_CASE("an install by another process is served at the runtime's next look") {
+  Releases releases;
+  releases.publish(1);
+  REQUIRE(client::update_from_release(releases.update_options()).ok());
+  auto runtime = releases.runtime();
+  CHECK(runtime->served_version() == 1);  // what was installed before it started
+  releases.publish(2);
+  REQUIRE(client::update_from_release(releases.update_options()).ok());  // as `shoal-agent update` would
+  CHECK(runtime->served_version() == 1);
+  REQUIRE(runtime->refresh().ok());
+  CHECK(runtime->served_version() == 2);
+  REQUIRE(client::roll_back_release(releases.dir / "device").ok());
+  REQUIRE(runtime->refresh().ok());
+  CHECK(runtime->served_version() == 1);
+  CHECK(runtime->service()->metrics().swaps(serving::SwapCause::rollback) == 1);
+}
+
+TEST_CASE("with latest-global the runtime serves each new global model, and never a release") {
+  Releases releases;
+  releases.publish(1);
+  REQUIRE(client::update_from_release(releases.update_options()).ok());
+  auto runtime = releases.runtime(client::ServeSource::latest_global);
+  CHECK_FALSE(runtime->served_version());  // no global model yet; the release is not served
+  runtime->on_global_model(releases.version(7));
+  CHECK(runtime->served_version() == 7);
+  httplib::Client client("127.0.0.1", runtime->service()->port());
+  auto answer = client.Post("/v2/models/logreg/infer", infer_body(), "application/json");
+  REQUIRE(answer->status == 200);
+  CHECK(json::parse(answer->body)["model_version"] == "7");
+  CHECK(runtime->service()->metrics().swaps(serving::SwapCause::load) == 1);
+}
