@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <fstream>
 #include <thread>
 
@@ -41,6 +42,7 @@ class InferenceService::Http {
  public:
   httplib::Server server;
   std::thread listener;
+  std::atomic<bool> listen_returned{false};
 };
 
 Status validate(const ServiceOptions& options) {
@@ -100,8 +102,13 @@ InferenceService::InferenceService(ServiceOptions options)
       http_(std::make_unique<Http>()) {}
 
 InferenceService::~InferenceService() {
-  http_->server.stop();
-  if (http_->listener.joinable()) http_->listener.join();
+  if (http_->listener.joinable()) {
+    // stop() does nothing until the listener thread has begun listening; a stop before that would be lost
+    // and the join would never return.
+    while (!http_->server.is_running() && !http_->listen_returned.load()) std::this_thread::yield();
+    http_->server.stop();
+    http_->listener.join();
+  }
 }
 
 void InferenceService::serve(std::shared_ptr<ServedModel> model, SwapCause cause) {
@@ -266,7 +273,10 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
     return make_error(ErrorCode::io, "cannot listen on " + config.host + ":" + std::to_string(config.port) +
                                          " (in use, or not an address of this device)");
   }
-  self.http_->listener = std::thread([&server] { server.listen_after_bind(); });
+  self.http_->listener = std::thread([&server, &returned = self.http_->listen_returned] {
+    server.listen_after_bind();
+    returned = true;
+  });
   return service;
 }
 
