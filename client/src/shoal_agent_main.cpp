@@ -314,10 +314,9 @@ int serve_model(ServeOptions options) {
   const auto initial = *weights ? **weights : model->get_weights(0);
   auto device = inference::resolve_device(options.common.device);
   if (!device) return fail(device.error());
-  const std::string name = fs::path(options.common.model).extension() == ".pt"
-                               ? fs::path(options.common.model).stem().string() : model->name();
-  auto served = serving::ServedModel::load(std::move(model).value(), initial, "file", name, *device);
+  auto served = serving::ServedModel::load(std::move(model).value(), initial, "file", {}, *device);
   if (!served) return fail(served.error());
+  const std::string name = (*served)->info().name;
   auto started = serving::InferenceService::start(service);
   if (!started) return fail(started.error());
   (*started)->serve(*served, serving::SwapCause::load);

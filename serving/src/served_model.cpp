@@ -1,6 +1,7 @@
 #include "shoal/serving/served_model.h"
 
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 
 namespace shoal::serving {
@@ -8,7 +9,8 @@ namespace shoal::serving {
 Result<std::shared_ptr<ServedModel>> ServedModel::load(inference::Model model, const weights::Weights& weights,
                                                        std::string source, std::string name,
                                                        const inference::Device& device) {
-  if (name.empty()) name = model.name();
+  // A TorchScript model's name is its file's name; requests use the stem ("net.pt" is served as "net").
+  if (name.empty()) name = std::filesystem::path(model.name()).stem().string();
   const std::string what = "model '" + name + "' version " + std::to_string(weights.version());
   if (auto status = model.set_weights(weights); !status) {
     return make_error(status.error().code, what + ": " + status.error().message);

@@ -2,21 +2,14 @@
 // slot's model taken once per batch.
 #include <catch2/catch.hpp>
 
+#include "served_logreg.h"
 #include "shoal/serving/batcher.h"
 
 using namespace shoal;
 using namespace shoal::serving;
+using shoal::testing::served_logreg;
 
 namespace {
-
-std::shared_ptr<ServedModel> logreg(std::uint64_t version, std::uint64_t seed) {
-  auto model = inference::Model::from_zoo("logreg", seed);
-  REQUIRE(model.ok());
-  const auto weights = model->get_weights(version);
-  auto served = ServedModel::load(std::move(model).value(), weights, "file");
-  REQUIRE(served.ok());
-  return *served;
-}
 
 std::vector<float> samples(std::size_t count, float value) { return std::vector<float>(count * 784, value); }
 
@@ -24,7 +17,7 @@ std::vector<float> samples(std::size_t count, float value) { return std::vector<
 
 TEST_CASE("requests queued together run as one batch up to max_batch, each getting its rows") {
   ModelSlot slot;
-  slot.set(logreg(1, 1));
+  slot.set(served_logreg(1, 1));
   std::vector<std::size_t> batches;
   std::mutex mutex;
   BatcherOptions options{.max_batch = 6, .max_delay = std::chrono::seconds(10), .max_queued_samples = 64};
@@ -45,7 +38,7 @@ TEST_CASE("requests queued together run as one batch up to max_batch, each getti
   CHECK(a->logits.size() == 2 * 10);
   CHECK(b->logits.size() == 4 * 10);
   // Rows follow the requests: the second request's rows are its own inputs' outputs.
-  auto alone = logreg(1, 1)->forward(samples(1, 0.2f), 1);
+  auto alone = served_logreg(1, 1)->forward(samples(1, 0.2f), 1);
   REQUIRE(alone.ok());
   for (std::size_t j = 0; j < 10; ++j) CHECK(b->logits[30 + j] == Approx((*alone)[j]).margin(1e-5));
   std::lock_guard lock(mutex);
@@ -54,7 +47,7 @@ TEST_CASE("requests queued together run as one batch up to max_batch, each getti
 
 TEST_CASE("a full queue refuses at once, and a request over the bound runs alone when nothing waits") {
   ModelSlot slot;
-  slot.set(logreg(1, 1));
+  slot.set(served_logreg(1, 1));
   BatcherOptions options{.max_batch = 100, .max_delay = std::chrono::seconds(30), .max_queued_samples = 4};
   auto batcher = std::make_unique<DynamicBatcher>(slot, options);
   auto first = batcher->submit(samples(2, 0.0f), 2);
@@ -81,9 +74,9 @@ TEST_CASE("each batch takes the slot's model at its start, so a swap applies fro
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().code == ErrorCode::not_found);
 
-  slot.set(logreg(1, 1));
+  slot.set(served_logreg(1, 1));
   auto before = batcher.submit(samples(1, 0.5f), 1)->get();
-  slot.set(logreg(2, 2));
+  slot.set(served_logreg(2, 2));
   auto after = batcher.submit(samples(1, 0.5f), 1)->get();
   REQUIRE(before.ok());
   REQUIRE(after.ok());

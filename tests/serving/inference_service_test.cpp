@@ -11,23 +11,16 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "served_logreg.h"
 #include "shoal/serving/inference_service.h"
 #include "temp_dir.h"
 
 using namespace shoal;
 using namespace shoal::serving;
+using shoal::testing::served_logreg;
 using nlohmann::json;
 
 namespace {
-
-std::shared_ptr<ServedModel> logreg(std::uint64_t version, std::uint64_t seed = 1) {
-  auto model = inference::Model::from_zoo("logreg", seed);
-  REQUIRE(model.ok());
-  const auto weights = model->get_weights(version);
-  auto served = ServedModel::load(std::move(model).value(), weights, "file");
-  REQUIRE(served.ok());
-  return *served;
-}
 
 std::vector<float> image(int seed) {
   std::vector<float> pixels(784);
@@ -60,7 +53,7 @@ TEST_CASE("the service answers the Open Inference Protocol's endpoints over HTTP
   CHECK(not_ready->get_header_value("Retry-After") == "1");
   CHECK(client.Post("/v2/models/logreg/infer", infer_body(image(0)), "application/json")->status == 503);
 
-  auto served = logreg(3);
+  auto served = served_logreg(3);
   service->serve(served, SwapCause::load);
   CHECK(client.Get("/v2/health/ready")->status == 200);
   CHECK(json::parse(client.Get("/v2")->body)["name"] == "shoal");
@@ -94,7 +87,7 @@ TEST_CASE("bad requests get JSON errors with the right status, and the service k
   ServiceOptions options;
   options.max_body_bytes = 64 * 1024;
   auto service = start_service(options);
-  service->serve(logreg(1), SwapCause::load);
+  service->serve(served_logreg(1), SwapCause::load);
   httplib::Client client("127.0.0.1", service->port());
   auto error_of = [](const httplib::Result& result) { return json::parse(result->body)["error"].get<std::string>(); };
 
@@ -148,7 +141,7 @@ TEST_CASE("a bearer token guards everything but health, and comes from a private
   ServiceOptions options;
   options.bearer_token = *token;
   auto service = start_service(options);
-  service->serve(logreg(1), SwapCause::load);
+  service->serve(served_logreg(1), SwapCause::load);
   httplib::Client client("127.0.0.1", service->port());
   CHECK(client.Get("/v2/health/ready")->status == 200);
   auto missing = client.Get("/v2/models/logreg");
@@ -179,7 +172,7 @@ TEST_CASE("concurrent requests are batched, and each gets its own rows back") {
   // A batch closes once full, so the long window costs no time when the eight arrive.
   options.batching.max_delay = std::chrono::seconds(1);
   auto service = start_service(options);
-  service->serve(logreg(1), SwapCause::load);
+  service->serve(served_logreg(1), SwapCause::load);
   auto direct_model = inference::Model::from_zoo("logreg", 1);
   auto direct = inference::PredictionSession::open(std::move(direct_model).value(), inference::Device{});
   REQUIRE(direct.ok());

@@ -33,7 +33,8 @@ struct ModelInfo {
 class ServedModel {
  public:
   // Loads `weights` into `model` on `device`, warms it up and probes it
-  // once (a non-finite output is refused). `name` empty: the model's own.
+  // once (a non-finite output is refused). `name` empty: the zoo name, or
+  // the TorchScript file's stem.
   static Result<std::shared_ptr<ServedModel>> load(inference::Model model, const weights::Weights& weights,
                                                    std::string source, std::string name = {},
                                                    const inference::Device& device = {});
