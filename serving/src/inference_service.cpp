@@ -230,7 +230,7 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
   });
   server.Get(model_path + "/ready", [named_model](const httplib::Request& request, httplib::Response& response) {
     if (auto model = named_model(request, response)) {
-      response.set_content(R"({"name":")" + model->info().name + R"(","ready":true})", kJson);
+      response.set_content(encode_model_ready(model->info()), kJson);
     }
   });
   server.Post(model_path + "/infer", [&self, &config, named_model, not_loaded](const httplib::Request& request,

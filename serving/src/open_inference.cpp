@@ -12,8 +12,12 @@ using nlohmann::json;
 
 ApiError bad(std::string message) { return ApiError{400, std::move(message)}; }
 
+// JSON text in which bytes that are not UTF-8 (from a path or a message quoting one) become U+FFFD,
+// where a plain dump() would throw on them.
+std::string text_of(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 std::string shape_text(const std::vector<std::int64_t>& shape) {
-  return json(shape).dump();
+  return text_of(json(shape));
 }
 
 constexpr int kMaxNesting = 8;
@@ -182,20 +186,22 @@ std::string encode_infer_response(const InferRequest& request, const ModelInfo& 
   json response = {{"model_name", model.name}, {"model_version", std::to_string(model.version)},
                    {"outputs", std::move(outputs)}};
   if (!request.id.empty()) response["id"] = request.id;
-  return response.dump();
+  return text_of(response);
 }
 
-std::string encode_error(std::string_view message) { return json{{"error", message}}.dump(); }
+std::string encode_error(std::string_view message) { return text_of(json{{"error", message}}); }
 
 std::string encode_server_metadata() {
-  return json{{"name", "shoal"}, {"version", "0.1.0"}, {"extensions", json::array()}}.dump();
+  return text_of(json{{"name", "shoal"}, {"version", "0.1.0"}, {"extensions", json::array()}});
 }
+
+std::string encode_model_ready(const ModelInfo& model) { return text_of(json{{"name", model.name}, {"ready", true}}); }
 
 std::string encode_model_metadata(const ModelInfo& model) {
   std::vector<std::int64_t> input_shape = {-1};
   input_shape.insert(input_shape.end(), model.sample_shape.begin(), model.sample_shape.end());
   const auto classes = static_cast<std::int64_t>(model.outputs);
-  return json{{"name", model.name},
+  return text_of(json{{"name", model.name},
               {"versions", {std::to_string(model.version)}},
               {"platform", "libtorch"},
               {"parameters", {{"source", model.source}}},
@@ -203,8 +209,7 @@ std::string encode_model_metadata(const ModelInfo& model) {
               {"outputs",
                {{{"name", "logits"}, {"datatype", "FP32"}, {"shape", {-1, classes}}},
                 {{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, classes}}},
-                {{"name", "class"}, {"datatype", "INT64"}, {"shape", {-1}}}}}}
-      .dump();
+                {{"name", "class"}, {"datatype", "INT64"}, {"shape", {-1}}}}}});
 }
 
 }  // namespace shoal::serving

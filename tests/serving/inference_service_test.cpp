@@ -103,6 +103,12 @@ TEST_CASE("bad requests get JSON errors with the right status, and the service k
   auto no_route = client.Get("/v3/anything");
   CHECK(no_route->status == 404);
   CHECK_THAT(error_of(no_route), Catch::Contains("no endpoint GET /v3/anything"));
+  auto not_utf8 = client.Get("/v2/models/%FF%FE/ready");  // a path that is not UTF-8 once decoded
+  CHECK(not_utf8->status == 404);
+  CHECK_THAT(error_of(not_utf8), Catch::Contains("this service serves 'logreg'"));
+  auto not_utf8_route = client.Get("/%FF");  // answered by the error handler, outside any route
+  CHECK(not_utf8_route->status == 404);
+  CHECK_THAT(error_of(not_utf8_route), Catch::Contains("no endpoint GET /"));
   auto wrong_type = client.Post("/v2/models/logreg/infer", infer_body(image(0)), "text/plain");
   CHECK(wrong_type->status == 415);
   CHECK_THAT(error_of(wrong_type), Catch::Contains("Content-Type is 'text/plain'"));
@@ -114,6 +120,7 @@ TEST_CASE("bad requests get JSON errors with the right status, and the service k
   CHECK(client.Post("/v2/models/logreg/infer", infer_body(image(0)), "application/json")->status == 200);
   CHECK(service->metrics().requests("infer", 400) == 1);
   CHECK(service->metrics().requests("infer", 404) == 1);
+  CHECK(service->metrics().requests("metadata", 404) == 2);
   CHECK(service->metrics().requests("infer", 413) == 1);
   CHECK(service->metrics().requests("infer", 415) == 1);
   CHECK(service->metrics().requests("infer", 200) == 1);

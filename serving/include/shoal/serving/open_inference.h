@@ -52,6 +52,8 @@ std::string encode_infer_response(const InferRequest& request, const ModelInfo& 
 std::string encode_error(std::string_view message);
 // GET /v2: the server's name, version and extensions.
 std::string encode_server_metadata();
+// GET /v2/models/{name}/ready: {"name": ..., "ready": true}
+std::string encode_model_ready(const ModelInfo& model);
 // GET /v2/models/{name}: versions, platform, input and outputs.
 std::string encode_model_metadata(const ModelInfo& model);
 
