@@ -243,7 +243,14 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
     }
     auto model = named_model(request, response);
     if (!model) return;
-    auto decoded = decode_infer_request(request.body, model->info(), config.max_request_samples);
+    auto decoded = [&] {
+      self.decoding_.acquire();
+      struct Permit {
+        std::counting_semaphore<>& slots;
+        ~Permit() { slots.release(); }
+      } permit{self.decoding_};
+      return decode_infer_request(request.body, model->info(), config.max_request_samples);
+    }();
     if (!decoded) return answer_error(response, decoded.error().status, decoded.error().message);
     auto inputs = std::move(decoded->inputs);
     auto pending = self.batcher_.submit(std::move(inputs), decoded->samples);

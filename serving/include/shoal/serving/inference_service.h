@@ -25,6 +25,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <semaphore>
 #include <string>
 
 #include "shoal/crypto/result.h"
@@ -39,7 +40,7 @@ struct ServiceOptions {
   int port = 0;                         // 0: a free port, see InferenceService::port()
   bool allow_remote = false;            // a host other than loopback is refused without it
   std::string bearer_token;             // empty: none needed
-  std::size_t max_body_bytes = 8u << 20;
+  std::size_t max_body_bytes = 4u << 20;   // 256 mlp samples written out in full fit in 2.4 MB
   std::size_t max_request_samples = 256;
   int http_threads = 64;                // connections served at once
   std::chrono::seconds retry_after{1};  // what a 503 asks the client to wait
@@ -78,6 +79,9 @@ class InferenceService {
   ModelSlot slot_;
   ServiceMetrics metrics_;
   DynamicBatcher batcher_;
+  // Bodies being decoded at once. A body's JSON tree takes up to ~8 times its bytes, so with every
+  // connection sending the largest body the service holds http_threads bodies but only this many trees.
+  std::counting_semaphore<> decoding_{4};
   std::unique_ptr<Http> http_;
   int port_ = 0;
 };
