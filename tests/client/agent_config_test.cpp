@@ -93,3 +93,44 @@ TEST_CASE("release settings: the aggregator's repository by name, a directory by
   REQUIRE_FALSE(stateless);
   CHECK_THAT(stateless.error().message, Catch::Contains("release.repository needs agent.state_dir"));
 }
+
+TEST_CASE("serve settings: on with a port, what is served by name, bad values by key") {
+  const std::string base = "[agent]\nkey = \"device.key\"\nstate_dir = \"device\"\n"
+                           "[aggregator]\npublic_key = \"server.pub\"\n[data]\nimages = \"x.idx\"\nlabels = \"y.idx\"\n";
+  const std::string served = base + "[serve]\nport = 0\n";
+  auto on = load(served + "model = \"latest-global\"\nmax_batch = 8\nmax_delay_us = 250\n");
+  REQUIRE(on);
+  CHECK(on->serve.enabled);
+  CHECK(on->serve.source == ServeSource::latest_global);
+  CHECK(on->serve.service.batching.max_batch == 8);
+  CHECK(on->serve.service.batching.max_delay == std::chrono::microseconds(250));
+  auto off = load(kBase);
+  REQUIRE(off);
+  CHECK_FALSE(off->serve.enabled);
+
+  auto source = load(served + "model = \"newest\"\n");
+  REQUIRE_FALSE(source);
+  CHECK_THAT(source.error().message, Catch::Contains("serve.model") && Catch::Contains("\"latest-global\""));
+  auto remote = load(served + "host = \"0.0.0.0\"\n");
+  REQUIRE_FALSE(remote);
+  CHECK_THAT(remote.error().message, Catch::Contains("serve.host '0.0.0.0' is not a loopback address"));
+  auto port = load(base + "[serve]\nport = 70000\n");
+  REQUIRE_FALSE(port);
+  CHECK_THAT(port.error().message, Catch::Contains("serve.port 70000"));
+  auto queue = load(served + "max_batch = 64\nmax_queued_samples = 8\n");
+  REQUIRE_FALSE(queue);
+  CHECK_THAT(queue.error().message, Catch::Contains("serve.max_queued_samples is below serve.max_batch"));
+  auto delay = load(served + "max_delay_us = -1\n");
+  REQUIRE_FALSE(delay);
+  CHECK_THAT(delay.error().message, Catch::Contains("serve.max_delay_us"));
+
+  // `serve --config` needs a state directory and a port, not an aggregator or data.
+  shoal::testing::TempDir dir;
+  const auto path = dir / "serve.toml";
+  REQUIRE(crypto::write_file_durably(path, "[agent]\nstate_dir = \"device\"\n"));
+  auto portless = load_agent_config(path, AgentUse::serve);
+  REQUIRE_FALSE(portless);
+  CHECK_THAT(portless.error().message, Catch::Contains("serve.port is required"));
+  REQUIRE(crypto::write_file_durably(path, "[agent]\nstate_dir = \"device\"\n[serve]\nport = 0\n"));
+  CHECK(load_agent_config(path, AgentUse::serve));
+}
