@@ -47,14 +47,16 @@ void read_serve(config::ConfigFile& file, ServeSettings& serve) {
 
 }  // namespace
 
-Status AgentConfig::validate_for_serving() const {
+Status AgentConfig::validate_for_serving(bool models_only) const {
   if (state_dir.empty()) {
     return make_error(ErrorCode::invalid_argument, "agent config: agent.state_dir is required to serve its models");
   }
-  if (!serve.enabled) {
+  if (!serve.enabled && !models_only) {
     return make_error(ErrorCode::invalid_argument, "agent config: serve.port is required to serve (0: any free port)");
   }
-  if (auto status = serving::validate(serve.service); !status) {
+  auto service = serve.service;
+  service.listen = serve.enabled;  // without a port, no HTTP
+  if (auto status = serving::validate(service); !status) {
     return make_error(status.error().code, "agent config: " + status.error().message);
   }
   return ok_status();
@@ -119,7 +121,8 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentUs
   file->read("debug.hold_updates_from_round", config.debug.session.hold_updates_from_round);
   file->read("debug.zero_update", config.debug.zero_update);
   if (auto status = file->finish(); !status) return status.error();
-  if (auto status = use == AgentUse::run ? config.validate() : config.validate_for_serving(); !status) {
+  auto status = use == AgentUse::run ? config.validate() : config.validate_for_serving(use == AgentUse::models);
+  if (!status) {
     return make_error(status.error().code, path.string() + ": " + status.error().message);
   }
   return config;

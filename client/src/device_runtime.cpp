@@ -44,8 +44,9 @@ const char* cause_words(serving::SwapCause cause) {
 Result<std::unique_ptr<DeviceRuntime>> DeviceRuntime::start(RuntimeOptions options) {
   std::unique_ptr<DeviceRuntime> runtime(new DeviceRuntime(std::move(options)));
   auto& serve = runtime->options_.serve;
-  if (serve.enabled) {
+  if (serve.enabled || runtime->options_.in_process) {
     auto service_options = serve.service;
+    service_options.listen = serve.enabled;
     if (!serve.token_file.empty()) {
       auto token = serving::read_bearer_token(serve.token_file);
       if (!token) return make_error(token.error().code, "serve.token_file: " + token.error().message);
@@ -54,7 +55,7 @@ Result<std::unique_ptr<DeviceRuntime>> DeviceRuntime::start(RuntimeOptions optio
     auto service = serving::InferenceService::start(std::move(service_options));
     if (!service) return make_error(service.error().code, "serve: " + service.error().message);
     runtime->service_ = std::move(service).value();
-    if (runtime->options_.log) {
+    if (serve.enabled && runtime->options_.log) {
       runtime->options_.log("serving apps at " + runtime->service_->url() + " (Open Inference Protocol v2) from " +
                             (serve.source == ServeSource::release ? "the active release" : "the latest global model"));
     }
@@ -66,6 +67,15 @@ Result<std::unique_ptr<DeviceRuntime>> DeviceRuntime::start(RuntimeOptions optio
 }
 
 DeviceRuntime::~DeviceRuntime() = default;
+
+Result<serving::BatchAnswer, serving::PredictError> DeviceRuntime::predict(std::span<const float> inputs,
+                                                                           std::size_t samples) {
+  if (!service_) {
+    return serving::PredictError{serving::PredictFailure::not_loaded,
+                                 "this runtime serves nothing: [serve] is off and it was not started in-process"};
+  }
+  return service_->predict(inputs, samples);
+}
 
 std::optional<std::uint64_t> DeviceRuntime::served_version() const {
   std::lock_guard lock(swap_mutex_);

@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "shoal/client/agent.h"
+#include "shoal/client/configured_device.h"
 #include "shoal/client/device_runtime.h"
 #include "shoal/client/agent_config.h"
 #include "shoal/client/dataset.h"
@@ -127,16 +128,10 @@ struct ReleaseOptions {
 
 // The release settings of an agent config; its keys reach the aggregator's repository.
 Result<ReleaseOptions> release_options(const client::AgentConfig& config) {
-  ReleaseOptions release{config.state_dir, config.release.repository, config.release.trusted_root,
-                         config.release.model, std::nullopt};
-  if (release.repository == client::kAggregatorRepository) {
-    auto key = crypto::load_identity_key(config.key, crypto::KeyRole::device);
-    if (!key) return key.error();
-    auto server = crypto::load_public_key(config.server_public_key, crypto::KeyRole::server);
-    if (!server) return server.error();
-    release.aggregator = client::AggregatorLink{key->keys, server->identity, config.endpoint};
-  }
-  return release;
+  auto link = client::release_link(config);
+  if (!link) return link.error();
+  return ReleaseOptions{config.state_dir, config.release.repository, config.release.trusted_root, config.release.model,
+                        std::move(link).value()};
 }
 
 // SHOAL_CRASH_AFTER_STEP names an install step ("stage", ...) after which the
@@ -163,7 +158,7 @@ client::ReleaseUpdateOptions update_options(const CommonOptions& common, const R
 
 int update(CommonOptions common, ReleaseOptions release, const fs::path& config_path) {
   if (!config_path.empty()) {  // the agent's config supplies what the flags did not
-    auto config = client::load_agent_config(config_path);
+    auto config = client::load_agent_config(config_path, client::AgentUse::models);
     if (!config) return fail(config.error());
     auto configured = release_options(*config);
     if (!configured) return fail(configured.error());
@@ -190,17 +185,6 @@ int rollback(const fs::path& state_dir) {
   return 0;
 }
 
-// The release checks of an agent config's [release] section, for the runtime; none without a repository.
-Result<std::optional<client::ReleaseUpdateOptions>> scheduled_releases(const client::AgentConfig& config) {
-  if (config.release.repository.empty() || config.release.check_every_s <= 0) {
-    return std::optional<client::ReleaseUpdateOptions>();
-  }
-  auto configured = release_options(config);
-  if (!configured) return configured.error();
-  // The smoke test runs on the CPU, off the training device, with the configured threads.
-  return std::optional(update_options(CommonOptions{config.model, "cpu", config.threads}, *configured));
-}
-
 std::function<void(const std::string&)> stdout_log() {
   auto mutex = std::make_shared<std::mutex>();
   return [mutex](const std::string& line) {
@@ -214,67 +198,20 @@ void stop_on_signals() {
   std::signal(SIGTERM, [](int) { stop_requested = true; });
 }
 
-int run_agent(const fs::path& config_path) {
-  auto config = client::load_agent_config(config_path);
+// `run` (rounds, serving and release checks) and `serve --config` (serving and release checks).
+int run_configured(const fs::path& config_path, client::AgentUse use) {
+  auto config = client::load_agent_config(config_path, use);
   if (!config) return fail(config.error());
-  auto key = crypto::load_identity_key(config->key, crypto::KeyRole::device);
-  if (!key) return fail(key.error());
-  auto server = crypto::load_public_key(config->server_public_key, crypto::KeyRole::server);
-  if (!server) return fail(server.error());
-  auto train_data = client::load_data_source(config->train);
-  if (!train_data) return fail(train_data.error());
-  client::Dataset held_out;
-  if (!config->held_out.empty()) {
-    auto loaded = client::load_data_source(config->held_out);
-    if (!loaded) return fail(loaded.error());
-    held_out = client::take_shard(*loaded, config->shard, config->shards);
-  }
-  auto model = open_model(CommonOptions{config->model, config->device, config->threads}, std::nullopt);
-  if (!model) return fail(model.error());
-  auto releases = scheduled_releases(*config);
-  if (!releases) return fail(releases.error());
   const auto log = stdout_log();
-
-  // The runtime owns the device's models: it serves apps (with [serve]), checks for releases, and takes
-  // each new global model from the agent.
-  client::RuntimeOptions runtime_options{config->state_dir, config->model, config->serve, std::move(releases).value(),
-                                         config->release.check_every_s,
-                                         [log, name = config->name](const std::string& line) { log(name + ": " + line); }};
-  auto runtime = client::DeviceRuntime::start(std::move(runtime_options));
-  if (!runtime) return fail(runtime.error());
-
-  const std::string device_name = model->device().name();
-  client::AgentOptions options;
-  options.name = config->name;
-  options.endpoint = config->endpoint;
-  options.server = server->identity;
-  options.state_dir = config->state_dir;
-  options.eligibility = config->eligibility;
-  options.on_global_model = [&runtime](const weights::Weights& global) { (*runtime)->on_global_model(global); };
-  auto agent = client::Agent::create(options, key->keys, std::move(model).value(),
-                                     client::take_shard(*train_data, config->shard, config->shards),
-                                     std::move(held_out), log, config->debug);
-  if (!agent) return fail(agent.error());
-  log(config->name + ": device " + crypto::format_ed25519_public(key->keys.public_identity().ed25519()) + ", " +
-      config->model + " on " + device_name + ", connecting to " + config->endpoint);
+  client::DeviceStartOptions options;
+  options.use = use;
+  options.log = log;
+  options.after_step = crash_hook();
+  auto device = client::start_configured_device(*config, std::move(options));
+  if (!device) return fail(device.error());
+  if (device->agent) log(config->name + ": " + device->description);
   stop_on_signals();
-  (*runtime)->run(stop_requested, agent->get());
-  return 0;
-}
-
-// `serve --config`: the agent's models served to apps, with its release checks, outside rounds.
-int serve_config(const fs::path& config_path) {
-  auto config = client::load_agent_config(config_path, client::AgentUse::serve);
-  if (!config) return fail(config.error());
-  if (auto status = inference::set_cpu_threads(config->threads); !status) return fail(status.error());
-  auto releases = scheduled_releases(*config);
-  if (!releases) return fail(releases.error());
-  client::RuntimeOptions options{config->state_dir, config->model, config->serve, std::move(releases).value(),
-                                 config->release.check_every_s, stdout_log()};
-  auto runtime = client::DeviceRuntime::start(std::move(options));
-  if (!runtime) return fail(runtime.error());
-  stop_on_signals();
-  (*runtime)->run(stop_requested);
+  device->runtime->run(stop_requested, device->agent.get());
   return 0;
 }
 
@@ -513,7 +450,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (*serve_command) {
-    if (!serve_config_path.empty()) return serve_config(serve_config_path);
+    if (!serve_config_path.empty()) return run_configured(serve_config_path, client::AgentUse::serve);
     if (serve_options.common.model.empty()) {
       return fail(make_error(ErrorCode::invalid_argument, "serve needs --config FILE or --model NAME_OR_FILE"));
     }
@@ -530,6 +467,6 @@ int main(int argc, char** argv) {
   if (*rollback_command) return rollback(rollback_state_dir);
   if (*init) return init_model(init_options, seed, init_out);
   if (*train_command) return train(train_options, train_data, train_weights, plan, train_out);
-  if (*run_command) return run_agent(run_config);
+  if (*run_command) return run_configured(run_config, client::AgentUse::run);
   return predict(predict_options, predict_data, predict_weights, predict_state_dir, batch, show);
 }

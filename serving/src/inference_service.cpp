@@ -46,7 +46,7 @@ class InferenceService::Http {
 };
 
 Status validate(const ServiceOptions& options) {
-  if (!options.allow_remote && !is_loopback(options.host)) {
+  if (options.listen && !options.allow_remote && !is_loopback(options.host)) {
     return make_error(ErrorCode::invalid_argument,
                       "serve.host '" + options.host + "' is not a loopback address; set allow_remote to serve beyond this device");
   }
@@ -122,9 +122,33 @@ std::string InferenceService::url() const {
   return "http://" + (v6 ? "[" + options_.host + "]" : options_.host) + ":" + std::to_string(port_);
 }
 
+Result<BatchAnswer, PredictError> InferenceService::predict(std::span<const float> inputs, std::size_t samples) {
+  auto model = slot_.current();
+  if (!model) return PredictError{PredictFailure::not_loaded, "no model is loaded yet"};
+  const auto& info = model->info();
+  if (samples < 1 || samples > options_.max_request_samples) {
+    return PredictError{PredictFailure::bad_input, "samples is " + std::to_string(samples) + "; give 1 to " +
+                                                       std::to_string(options_.max_request_samples)};
+  }
+  if (inputs.size() != samples * info.sample_values) {
+    return PredictError{PredictFailure::bad_input,
+                        std::to_string(inputs.size()) + " input values for " + std::to_string(samples) + " samples; " +
+                            info.name + " takes " + std::to_string(info.sample_values) + " values a sample"};
+  }
+  auto pending = batcher_.submit(std::vector<float>(inputs.begin(), inputs.end()), samples);
+  if (!pending) return PredictError{PredictFailure::busy, "the inference queue is full; retry later"};
+  auto answer = pending->get();
+  if (!answer) {
+    const bool unloaded = answer.error().code == ErrorCode::not_found;
+    return PredictError{unloaded ? PredictFailure::not_loaded : PredictFailure::failed, answer.error().message};
+  }
+  return std::move(answer).value();
+}
+
 Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions options) {
   if (auto status = validate(options); !status) return status.error();
   std::unique_ptr<InferenceService> service(new InferenceService(std::move(options)));
+  if (!service->options_.listen) return service;
   InferenceService& self = *service;
   httplib::Server& server = self.http_->server;
   const ServiceOptions& config = self.options_;

@@ -168,16 +168,7 @@ std::string encode_infer_response(const InferRequest& request, const ModelInfo& 
       output = {{"name", "logits"}, {"datatype", "FP32"}, {"shape", {samples, classes}},
                 {"data", std::vector<float>(logits.begin(), logits.end())}};
     } else {
-      std::vector<float> probabilities(logits.size());
-      for (std::size_t i = 0; i < request.samples; ++i) {
-        const auto row = logits.subspan(i * model.outputs, model.outputs);
-        const float top = *std::max_element(row.begin(), row.end());
-        double sum = 0;
-        for (std::size_t j = 0; j < model.outputs; ++j) sum += std::exp(double(row[j]) - top);
-        for (std::size_t j = 0; j < model.outputs; ++j) {
-          probabilities[i * model.outputs + j] = static_cast<float>(std::exp(double(row[j]) - top) / sum);
-        }
-      }
+      auto probabilities = softmax_rows(logits, model.outputs);
       output = {{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {samples, classes}},
                 {"data", std::move(probabilities)}};
     }

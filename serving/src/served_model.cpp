@@ -1,10 +1,23 @@
 #include "shoal/serving/served_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
 
 namespace shoal::serving {
+
+std::vector<float> softmax_rows(std::span<const float> logits, std::size_t classes) {
+  std::vector<float> probabilities(logits.size());
+  for (std::size_t begin = 0; classes > 0 && begin + classes <= logits.size(); begin += classes) {
+    const auto row = logits.subspan(begin, classes);
+    const float top = *std::max_element(row.begin(), row.end());
+    double sum = 0;
+    for (float value : row) sum += std::exp(double(value) - top);
+    for (std::size_t j = 0; j < classes; ++j) probabilities[begin + j] = static_cast<float>(std::exp(double(row[j]) - top) / sum);
+  }
+  return probabilities;
+}
 
 Result<std::shared_ptr<ServedModel>> ServedModel::load(inference::Model model, const weights::Weights& weights,
                                                        std::string source, std::string name,

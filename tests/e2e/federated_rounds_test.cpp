@@ -9,6 +9,9 @@
 // finishes round 4 with the survivors.
 #include <catch2/catch.hpp>
 
+#include <httplib.h>
+
+
 #include <cmath>
 #include <sstream>
 
@@ -73,6 +76,8 @@ std::string agent_toml(std::size_t i, const std::string& endpoint, bool enrolled
                      kTestImages + "\"\nlabels = \"" + kTestLabels + "\"\nshard = 0\nshards = " + std::to_string(i + 2) +
                      "\n[debug]\nkeep_updates = true\n";
   if (i == kAgents - 1) text += "hold_updates_from_round = " + std::to_string(held_round) + "\n";
+  // Agent 1 also serves apps its latest global model while it trains.
+  if (i == 1) text += "[serve]\nport = 0\nmodel = \"latest-global\"\n";
   return text;
 }
 
@@ -232,6 +237,25 @@ TEST_CASE("aggregator and agents as processes: a killed agent, a killed aggregat
     CHECK(record["reported"] == survivors.size());
     CHECK(record["dropped"] == 1);
     CHECK(count_of(text_of(dir / "agent-0.log"), "welcomed by") >= 2);  // it reconnected after the restart
+
+    // Agent 1 serves apps the last global model over HTTP while it runs.
+    const auto port = word_after(agents[1]->log(), "serving apps at http://127.0.0.1:");
+    REQUIRE_FALSE(port.empty());
+    httplib::Client app("127.0.0.1", std::stoi(port));
+    std::uint64_t served = 0;  // a version from rounds: the aggregator has stopped, but one may still be arriving
+    CHECK(eventually([&] {
+      auto metadata = app.Get("/v2/models/logreg");
+      if (!metadata || metadata->status != 200) return false;
+      served = std::stoull(nlohmann::json::parse(metadata->body)["versions"][0].get<std::string>());
+      return served >= 1;
+    }, 30s));
+    CHECK(served <= kPlainRounds);
+    const nlohmann::json request = {
+        {"inputs", {{{"name", "input"}, {"shape", {1, 784}}, {"datatype", "UINT8"}, {"data", std::vector<int>(784, 40)}}}}};
+    auto answer = app.Post("/v2/models/logreg/infer", request.dump(), "application/json");
+    REQUIRE(answer);
+    CHECK(answer->status == 200);
+    CHECK(std::stoull(nlohmann::json::parse(answer->body)["model_version"].get<std::string>()) >= served);
 
     // SIGTERM stops an agent cleanly, even inside a wait on its socket.
     const int status = agents[0]->kill(SIGTERM);

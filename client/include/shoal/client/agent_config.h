@@ -63,11 +63,16 @@ struct AgentConfig {
 
   // What `shoal-agent run` needs.
   Status validate() const;
-  // What `shoal-agent serve --config` needs: a state directory and a [serve] section.
-  Status validate_for_serving() const;
+  // What `shoal-agent serve --config` needs: a state directory and a [serve]
+  // section; `models_only` (`update`, an app linking the agent) needs no [serve].
+  Status validate_for_serving(bool models_only = false) const;
 };
 
-enum class AgentUse { run, serve };
+enum class AgentUse {
+  run,         // rounds, serving and release checks: `shoal-agent run`
+  serve,       // serving over HTTP and release checks: `shoal-agent serve --config`
+  models,      // the device's models only, HTTP only with [serve]: `shoal-agent update`, the C API
+};
 Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentUse use = AgentUse::run);
 
 // Loads a data source; errors name the files.

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "shoal/client/agent.h"
@@ -35,7 +36,10 @@ namespace shoal::client {
 struct RuntimeOptions {
   std::filesystem::path state_dir;
   std::string model;  // zoo name or TorchScript file, as [model] name
-  ServeSettings serve;  // serve.enabled false: no inference service
+  ServeSettings serve;  // serve.enabled false: no HTTP service
+  // Serve in this process even without [serve]: predict() answers, and no
+  // HTTP is served unless [serve] is on (an app linking the agent).
+  bool in_process = false;
   // Release checks that run() makes every check_every_s (empty repository: none).
   std::optional<ReleaseUpdateOptions> releases;
   int check_every_s = 0;
@@ -62,6 +66,10 @@ class DeviceRuntime {
   // given), release checks every check_every_s, and a look at the state
   // directory every second.
   void run(const std::atomic<bool>& stop, Agent* agent = nullptr);
+
+  // The served model's outputs for `samples` samples, in this process
+  // (with [serve] on or `in_process`). Thread-safe.
+  Result<serving::BatchAnswer, serving::PredictError> predict(std::span<const float> inputs, std::size_t samples);
 
   // Null when serving is off.
   serving::InferenceService* service() { return service_.get(); }

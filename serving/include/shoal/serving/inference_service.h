@@ -19,13 +19,16 @@
 // model is loaded yet. The service keeps serving after each.
 //
 // It binds to loopback unless `allow_remote` is set. HTTP is served by
-// cpp-httplib, one thread per open connection up to `http_threads`.
+// cpp-httplib, one thread per open connection up to `http_threads`. With
+// `listen` off it serves no HTTP at all, only predict() in this process
+// (an app that links the agent, shoal/shoal.h).
 #pragma once
 
 #include <chrono>
 #include <filesystem>
 #include <memory>
 #include <semaphore>
+#include <span>
 #include <string>
 
 #include "shoal/crypto/result.h"
@@ -36,6 +39,7 @@
 namespace shoal::serving {
 
 struct ServiceOptions {
+  bool listen = true;                   // false: no HTTP, predict() only
   std::string host = "127.0.0.1";
   int port = 0;                         // 0: a free port, see InferenceService::port()
   bool allow_remote = false;            // a host other than loopback is refused without it
@@ -54,6 +58,18 @@ Status validate(const ServiceOptions& options);
 // 0600 or stricter and holds one non-empty line of printable characters.
 Result<std::string> read_bearer_token(const std::filesystem::path& file);
 
+// Why predict() gave no answer.
+enum class PredictFailure {
+  bad_input,   // no samples, too many, or not the served model's sample size
+  not_loaded,  // no model is served yet
+  busy,        // the queue is full; retry later
+  failed,      // the model failed, or the service is stopping
+};
+struct PredictError {
+  PredictFailure failure;
+  std::string message;
+};
+
 class InferenceService {
  public:
   // Binds and starts serving on threads of its own. Until serve() is
@@ -66,6 +82,12 @@ class InferenceService {
   // The model answering now; null before the first serve().
   std::shared_ptr<ServedModel> serving() const { return slot_.current(); }
 
+  // Runs `samples` samples (`inputs` holds samples x the served model's
+  // sample values) through the batcher, as an infer request does, for a
+  // caller in this process. Thread-safe; blocks until its batch has run.
+  Result<BatchAnswer, PredictError> predict(std::span<const float> inputs, std::size_t samples);
+
+  // 0 without `listen`.
   int port() const { return port_; }
   // "http://127.0.0.1:PORT"
   std::string url() const;

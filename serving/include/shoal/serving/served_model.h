@@ -30,6 +30,9 @@ struct ModelInfo {
   std::size_t outputs = 0;                // values per sample out (classes)
 };
 
+// The softmax of each row of `classes` values (the probabilities of logits).
+std::vector<float> softmax_rows(std::span<const float> logits, std::size_t classes);
+
 class ServedModel {
  public:
   // Loads `weights` into `model` on `device`, warms it up and probes it

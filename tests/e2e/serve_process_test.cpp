@@ -1,0 +1,139 @@
+// `shoal-agent serve --config` as a process, answering an app over HTTP
+// while `shoal-agent update` and `shoal-agent rollback`, run as other
+// processes against the same state directory, swap the release it serves.
+#include <catch2/catch.hpp>
+
+#include <httplib.h>
+
+#include <atomic>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "child_process.h"
+#include "e2e_files.h"
+#include "shoal/updater/release_repository.h"
+#include "shoal/weights/weights_file.h"
+#include "temp_dir.h"
+
+using namespace shoal;
+using shoal::testing::ChildProcess;
+using shoal::testing::eventually;
+using shoal::testing::TempDir;
+using shoal::testing::word_after;
+using shoal::testing::write_text;
+using nlohmann::json;
+using namespace std::chrono_literals;
+using updater::RoleName;
+
+namespace {
+
+// Version `version` of the model in `initial`: every weight moved.
+weights::Weights version_of(const weights::Weights& initial, std::uint64_t version) {
+  std::vector<float> values(initial.values().begin(), initial.values().end());
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] += 0.01f * static_cast<float>(version * (i % 5));
+  return *weights::Weights::from_values(initial.layout(), version, std::move(values));
+}
+
+std::string infer_body() {
+  std::vector<int> pixels(784);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<int>(i % 256);
+  return json{{"inputs", {{{"name", "input"}, {"shape", {1, 1, 28, 28}}, {"datatype", "UINT8"}, {"data", pixels}}}}}
+      .dump();
+}
+
+}  // namespace
+
+TEST_CASE("shoal-agent serve answers an app without a failure while other processes install and roll back") {
+  TempDir dir;
+  ChildProcess init({SHOAL_AGENT, "init-model", "--model", "logreg", "--seed", "3", "--out",
+                     (dir / "initial.weights").string()},
+                    dir / "init.log");
+  REQUIRE(init.wait() == 0);
+  const auto initial = weights::read_weights_file(dir / "initial.weights");
+  REQUIRE(initial);
+  const auto release_key = crypto::IdentityKeyPair::generate();
+  std::map<RoleName, updater::RoleKeyChoice> keys;
+  for (RoleName role : updater::kAllRoles) keys[role].keys = {release_key.public_identity()};
+  auto repository = updater::ReleaseRepository::init(dir / "releases", keys, updater::now_utc());
+  REQUIRE(repository);
+  REQUIRE(repository->sign(RoleName::root, release_key));
+  auto release = [&](std::uint64_t version) {
+    REQUIRE(repository->add(version_of(*initial, version), "logreg", 2, updater::now_utc()));
+    REQUIRE(repository->sign(RoleName::targets, release_key));
+    REQUIRE(repository->publish(release_key, release_key, updater::now_utc()));
+  };
+  write_text(dir / "agent.toml",
+             "[agent]\nname = \"device\"\nstate_dir = \"device\"\n[model]\nname = \"logreg\"\nthreads = 1\n"
+             "[release]\nrepository = \"releases\"\ntrusted_root = \"releases/metadata/1.root.json\"\n"
+             "check_every_s = 0\n[serve]\nport = 0\n");
+  auto command = [&](std::vector<std::string> argv, const std::string& log_name) {
+    argv.insert(argv.begin(), SHOAL_AGENT);
+    ChildProcess process(argv, dir / log_name);
+    INFO(process.log());
+    REQUIRE(process.wait() == 0);
+  };
+
+  // Before any release the service is up, but not ready.
+  ChildProcess serve({SHOAL_AGENT, "serve", "--config", (dir / "agent.toml").string()}, dir / "serve.log");
+  INFO(serve.log());
+  std::string port;
+  REQUIRE(eventually([&] { return !(port = word_after(serve.log(), "serving apps at http://127.0.0.1:")).empty(); }, 60s));
+  httplib::Client app("127.0.0.1", std::stoi(port));
+  auto ready = app.Get("/v2/health/ready");
+  REQUIRE(ready);
+  CHECK(ready->status == 503);
+
+  release(1);
+  command({"update", "--config", (dir / "agent.toml").string()}, "update-1.log");
+  REQUIRE(eventually([&] {
+    auto answer = app.Get("/v2/health/ready");
+    return answer && answer->status == 200;
+  }, 60s));
+
+  // An app asks without pause; the versions it sees follow the installs and the rollback.
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> last_seen{0};
+  std::atomic<int> failed{0};
+  std::vector<std::uint64_t> seen;  // each change of the version answered
+  std::thread client([&] {
+    httplib::Client own("127.0.0.1", std::stoi(port));
+    const std::string body = infer_body();
+    while (!done.load()) {
+      auto answer = own.Post("/v2/models/logreg/infer", body, "application/json");
+      if (!answer || answer->status != 200) {
+        ++failed;
+        continue;
+      }
+      const auto version = std::stoull(json::parse(answer->body)["model_version"].get<std::string>());
+      if (seen.empty() || seen.back() != version) seen.push_back(version);
+      last_seen = version;
+    }
+  });
+  auto await_version = [&](std::uint64_t version) {
+    return eventually([&] { return last_seen.load() == version || failed.load() > 0; }, 60s) && failed.load() == 0;
+  };
+  CHECK(await_version(1));
+  release(2);
+  command({"update", "--config", (dir / "agent.toml").string()}, "update-2.log");
+  CHECK(await_version(2));
+  release(3);
+  command({"update", "--config", (dir / "agent.toml").string()}, "update-3.log");
+  CHECK(await_version(3));
+  command({"rollback", "--state-dir", (dir / "device").string()}, "rollback.log");
+  CHECK(await_version(2));
+  done = true;
+  client.join();
+
+  CHECK(failed.load() == 0);
+  CHECK(seen == std::vector<std::uint64_t>{1, 2, 3, 2});
+  auto metrics = app.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK_THAT(metrics->body, Catch::Contains("shoal_serving_model_swaps_total{cause=\"install\"} 2"));
+  CHECK_THAT(metrics->body, Catch::Contains("shoal_serving_model_swaps_total{cause=\"rollback\"} 1"));
+  CHECK_THAT(serve.log(), Catch::Contains("serving logreg version 3 (installed)"));
+  CHECK_THAT(serve.log(), Catch::Contains("serving logreg version 2 (rolled back to)"));
+  const int status = serve.kill(SIGTERM);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
