@@ -24,6 +24,7 @@
 
 #include "shoal/inference/torch_model.h"
 #include "shoal/serving/inference_service.h"
+#include "shoal/serving/open_inference.h"
 
 using namespace shoal;
 using Clock = std::chrono::steady_clock;
@@ -101,7 +102,15 @@ int main(int argc, char** argv) {
   // 1. Batch-1 latency, the two alternating so drift hits both alike.
   const int requests = smoke ? 50 : 5000;
   std::vector<double> http_us, bare_us;
-  httplib::Client client("127.0.0.1", port);
+  // Clients as an app's would be: one kept-alive connection each, without Nagle's delay.
+  auto connect = [port] {
+    auto client = std::make_unique<httplib::Client>("127.0.0.1", port);
+    client->set_keep_alive(true);
+    client->set_tcp_nodelay(true);
+    return client;
+  };
+  auto client_owner = connect();
+  httplib::Client& client = *client_owner;
   for (int i = 0; i < requests + 50; ++i) {
     auto start = Clock::now();
     auto result = client.Post(path, body, "application/json");
@@ -123,6 +132,22 @@ int main(int argc, char** argv) {
               percentile(http_us, 0.99));
   std::printf("bare libtorch forward              p50 %8.1f us  p99 %8.1f us\n", bare_p50, percentile(bare_us, 0.99));
   std::printf("  p50 over bare: %+.1f us (target <= +150 us)\n", http_p50 - bare_p50);
+  {
+    // Where the time over bare goes: the service's JSON steps alone, in the same run.
+    std::vector<double> decode_us, encode_us;
+    for (int i = 0; i < requests; ++i) {
+      auto start = Clock::now();
+      auto decoded = serving::decode_infer_request(body, info, 256);
+      decode_us.push_back(micros(Clock::now() - start));
+      if (!decoded) return 1;
+      const std::vector<float> logits(info.outputs, 0.5f);
+      start = Clock::now();
+      sink = static_cast<float>(serving::encode_infer_response(*decoded, info, logits).size());
+      encode_us.push_back(micros(Clock::now() - start));
+    }
+    std::printf("  of which decoding the %zu-byte body p50 %.1f us, encoding the answer p50 %.1f us\n", body.size(),
+                percentile(decode_us, 0.5), percentile(encode_us, 0.5));
+  }
 
   // 2. Throughput with 32 concurrent clients.
   constexpr int kClients = 32;
@@ -140,9 +165,9 @@ int main(int argc, char** argv) {
   const auto started = Clock::now();
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&] {
-      httplib::Client own("127.0.0.1", port);
+      auto own = connect();
       while (!stop.load()) {
-        auto result = own.Post(path, body, "application/json");
+        auto result = own->Post(path, body, "application/json");
         ++(result && result->status == 200 ? answered : failed);
       }
     });

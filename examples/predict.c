@@ -15,7 +15,7 @@
 
 static void print_log(void* context, const char* line) {
   (void)context;
-  fprintf(stderr, "agent: %s\n", line);
+  fprintf(stderr, "[shoal] %s\n", line);
 }
 
 /* Reads a P5 PGM of `values` pixels into 0..1 floats; 0 on success. */

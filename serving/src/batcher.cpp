@@ -22,14 +22,28 @@ std::optional<std::future<Result<BatchAnswer>>> DynamicBatcher::submit(std::vect
                                                                       std::size_t samples) {
   std::future<Result<BatchAnswer>> future;
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     // An empty queue takes any one request, so a request over the bound is refused only while others wait.
     if (stopping_ || (queued_samples_ > 0 && queued_samples_ + samples > options_.max_queued_samples)) {
       return std::nullopt;
     }
-    queue_.push_back(Pending{std::move(inputs), samples, std::chrono::steady_clock::now(), {}});
-    future = queue_.back().answer.get_future();
-    queued_samples_ += samples;
+    if (!running_ && queue_.empty() && options_.max_delay.count() == 0) {
+      // Nothing runs or waits, and no batch is to be waited for: this request is a batch of its own, run on
+      // the caller's thread, which spares it two thread switches. Requests arriving meanwhile queue for the next.
+      running_ = true;
+      lock.unlock();
+      std::vector<Pending> batch;
+      batch.push_back(Pending{std::move(inputs), samples, std::chrono::steady_clock::now(), {}});
+      future = batch.front().answer.get_future();
+      execute(batch);
+      lock.lock();
+      running_ = false;
+      if (queue_.empty() && !stopping_) return future;  // no one to wake
+    } else {
+      queue_.push_back(Pending{std::move(inputs), samples, std::chrono::steady_clock::now(), {}});
+      future = queue_.back().answer.get_future();
+      queued_samples_ += samples;
+    }
   }
   wake_.notify_one();
   return future;
@@ -41,7 +55,7 @@ std::size_t DynamicBatcher::queued_samples() const {
 }
 
 std::vector<DynamicBatcher::Pending> DynamicBatcher::next_batch(std::unique_lock<std::mutex>& lock) {
-  wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+  wake_.wait(lock, [&] { return !running_ && (stopping_ || !queue_.empty()); });
   if (queue_.empty()) return {};
   if (options_.max_delay.count() > 0) {
     wake_.wait_until(lock, queue_.front().queued + options_.max_delay,
@@ -63,9 +77,11 @@ void DynamicBatcher::run() {
   while (true) {
     auto batch = next_batch(lock);
     if (batch.empty()) return;  // stopping, nothing queued
+    running_ = true;
     lock.unlock();
     execute(batch);
     lock.lock();
+    running_ = false;
   }
 }
 

@@ -9,6 +9,10 @@
 // The queue is bounded in samples: a request that would overfill it is
 // refused at once, which the service answers with 503 and Retry-After.
 //
+// A request that finds nothing running or queued, with no delay to wait,
+// runs at once on the caller's thread; all others run on the batcher's.
+// One batch runs at a time either way.
+//
 // Each batch takes the slot's model once, at its start (served_model.h).
 #pragma once
 
@@ -77,6 +81,7 @@ class DynamicBatcher {
   std::condition_variable wake_;
   std::deque<Pending> queue_;
   std::size_t queued_samples_ = 0;
+  bool running_ = false;  // a batch runs, on either thread
   bool stopping_ = false;
   std::thread thread_;
 };
