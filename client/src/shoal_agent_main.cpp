@@ -35,7 +35,6 @@
 #include "shoal/client/dataset.h"
 #include "shoal/client/release_update.h"
 #include "shoal/client/trainer.h"
-#include "shoal/crypto/key_file.h"
 #include "shoal/inference/prediction_session.h"
 #include "shoal/weights/weights_file.h"
 

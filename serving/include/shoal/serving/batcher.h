@@ -55,7 +55,8 @@ class DynamicBatcher {
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
 
   // Queues `samples` samples (`inputs` holds samples x the model's sample
-  // values). Empty when the queue is full. The future fails when no model
+  // values), or runs them at once on this thread when nothing else runs or
+  // waits (the future is then ready on return). Empty when the queue is full. The future fails when no model
   // is loaded, when the inputs do not fit the model that runs them, or when
   // the model fails.
   std::optional<std::future<Result<BatchAnswer>>> submit(std::vector<float> inputs, std::size_t samples);
