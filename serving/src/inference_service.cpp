@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <charconv>
 #include <fstream>
 #include <thread>
 
@@ -17,6 +18,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr const char* kJson = "application/json";
+constexpr const char* kOctets = "application/octet-stream";
+// The length of a body's JSON part, when binary tensor data follows it.
+constexpr const char* kJsonLengthHeader = "Inference-Header-Content-Length";
 
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
@@ -261,8 +265,22 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
                                                                   httplib::Response& response) {
     const auto started = Clock::now();
     const std::string type = request.get_header_value("Content-Type");
-    if (type.rfind(kJson, 0) != 0) {
-      answer_error(response, 415, "Content-Type is '" + type.substr(0, 64) + "'; infer takes application/json");
+    // The binary tensor extension's body is JSON, then raw bytes: JSON or octet-stream, with the JSON's length.
+    std::optional<std::size_t> json_bytes;
+    if (request.has_header(kJsonLengthHeader)) {
+      const std::string length = request.get_header_value(kJsonLengthHeader);
+      std::size_t value = 0;
+      const auto [end, error] = std::from_chars(length.data(), length.data() + length.size(), value);
+      if (error != std::errc() || end != length.data() + length.size()) {
+        return answer_error(response, 400, std::string(kJsonLengthHeader) + " '" + length.substr(0, 32) +
+                                               "' is not a byte count");
+      }
+      json_bytes = value;
+    }
+    if (type.rfind(kJson, 0) != 0 && !(json_bytes && type.rfind(kOctets, 0) == 0)) {
+      answer_error(response, 415, "Content-Type is '" + type.substr(0, 64) +
+                                      "'; infer takes application/json, or application/octet-stream with " +
+                                      kJsonLengthHeader);
       return;
     }
     auto model = named_model(request, response);
@@ -273,7 +291,7 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
         std::counting_semaphore<>& slots;
         ~Permit() { slots.release(); }
       } permit{self.decoding_};
-      return decode_infer_request(request.body, model->info(), config.max_request_samples);
+      return decode_infer_request(request.body, model->info(), config.max_request_samples, json_bytes);
     }();
     if (!decoded) return answer_error(response, decoded.error().status, decoded.error().message);
     auto inputs = std::move(decoded->inputs);
@@ -287,7 +305,13 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
       if (answer.error().code == ErrorCode::not_found) return not_loaded(response);
       return answer_error(response, 500, answer.error().message);
     }
-    response.set_content(encode_infer_response(*decoded, *answer->model, answer->logits), kJson);
+    auto encoded = encode_infer_response(*decoded, *answer->model, answer->logits);
+    if (encoded.json_bytes) {
+      response.set_header(kJsonLengthHeader, std::to_string(*encoded.json_bytes));
+      response.set_content(std::move(encoded.body), kOctets);
+    } else {
+      response.set_content(std::move(encoded.body), kJson);
+    }
     self.metrics_.observe_infer_latency(Clock::now() - started);
   });
   server.Get("/metrics", [&self](const httplib::Request&, httplib::Response& response) {

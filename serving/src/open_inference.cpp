@@ -1,7 +1,9 @@
 #include "shoal/serving/open_inference.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
@@ -74,15 +76,35 @@ Status flatten(const element& data, bool uint8, std::size_t limit, std::vector<f
   return ok_status();
 }
 
-Result<std::vector<OutputName>, ApiError> decode_outputs(const simdjson::dom::object& request) {
+// A bool among an object's "parameters": nullopt when absent, an error when not a bool.
+Result<std::optional<bool>, ApiError> bool_parameter(const element& holder, std::string_view key,
+                                                     const std::string& where) {
+  const auto parameters = holder["parameters"];
+  if (parameters.error() == simdjson::NO_SUCH_FIELD) return std::optional<bool>();
+  const auto value = parameters[key];
+  if (value.error() == simdjson::NO_SUCH_FIELD) return std::optional<bool>();
+  bool flag = false;
+  if (value.get(flag) != simdjson::SUCCESS) return bad("'" + where + ".parameters." + std::string(key) + "' is not a bool");
+  return std::optional(flag);
+}
+
+struct Outputs {
+  std::vector<OutputName> names;
+  std::vector<OutputName> binary;
+};
+
+// The outputs asked for; `all_binary` (binary_data_output) makes each binary.
+Result<Outputs, ApiError> decode_outputs(const simdjson::dom::object& request, bool all_binary) {
   const auto listed = request["outputs"];
   if (listed.error() == simdjson::NO_SUCH_FIELD) {
-    return std::vector<OutputName>{OutputName::probabilities, OutputName::top_class};
+    Outputs defaults{{OutputName::probabilities, OutputName::top_class}, {}};
+    if (all_binary) defaults.binary = defaults.names;
+    return defaults;
   }
   if (!is_array(listed) || listed.value_unsafe().get_array().value_unsafe().size() == 0) {
     return bad("'outputs' must be a non-empty array of {\"name\": ...}");
   }
-  std::vector<OutputName> names;
+  std::vector<OutputName> names, binary_names;
   std::size_t i = 0;
   const simdjson::dom::array outputs = listed.value_unsafe().get_array().value_unsafe();
   for (const element output : outputs) {
@@ -105,14 +127,43 @@ Result<std::vector<OutputName>, ApiError> decode_outputs(const simdjson::dom::ob
     }
     if (std::find(names.begin(), names.end(), chosen) != names.end()) return bad("'" + where + "' names an output twice");
     names.push_back(chosen);
+    auto binary = bool_parameter(output, "binary_data", "outputs[" + std::to_string(i - 1) + "]");
+    if (!binary) return binary.error();
+    if (binary->value_or(all_binary)) binary_names.push_back(chosen);
   }
-  return names;
+  return Outputs{std::move(names), std::move(binary_names)};
+}
+
+// The input's values from the binary part of the body: `bytes` of FP32 (little-endian) or UINT8.
+Status read_binary_input(std::string_view bytes, bool uint8, std::vector<float>& out) {
+  static_assert(std::endian::native == std::endian::little, "binary tensor data is little-endian");
+  if (uint8) {
+    for (unsigned char pixel : bytes) out.push_back(static_cast<float>(pixel / 255.0));
+    return ok_status();
+  }
+  out.resize(bytes.size() / sizeof(float));
+  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (!std::isfinite(out[i])) {
+      return make_error(ErrorCode::invalid_argument, "binary value " + std::to_string(i) + " of 'inputs[0]' is not finite");
+    }
+  }
+  return ok_status();
 }
 
 }  // namespace
 
 Result<InferRequest, ApiError> decode_infer_request(std::string_view body, const ModelInfo& model,
-                                                    std::size_t max_samples) {
+                                                    std::size_t max_samples, std::optional<std::size_t> json_bytes) {
+  std::string_view binary;
+  if (json_bytes) {
+    if (*json_bytes > body.size()) {
+      return bad("Inference-Header-Content-Length is " + std::to_string(*json_bytes) + ", but the body has " +
+                 std::to_string(body.size()) + " bytes");
+    }
+    binary = body.substr(*json_bytes);
+    body = body.substr(0, *json_bytes);
+  }
   simdjson::dom::parser parser;
   element document;
   if (parser.parse(simdjson::padded_string(body)).get(document) != simdjson::SUCCESS) return bad("the body is not JSON");
@@ -168,57 +219,96 @@ Result<InferRequest, ApiError> decode_infer_request(std::string_view body, const
     return bad("'inputs[0].shape' asks for " + std::to_string(decoded.samples) + " samples; at most " +
                std::to_string(max_samples) + " a request");
   }
-  const auto data = input["data"];
-  if (!is_array(data)) return bad("'inputs[0].data' is missing or not an array");
   const std::size_t expected = decoded.samples * model.sample_values;
+  const bool uint8 = datatype == "UINT8";
+  const auto data = input["data"];
+  const auto binary_size = input["parameters"]["binary_data_size"];
   decoded.inputs.reserve(expected);
-  if (auto status = flatten(data.value_unsafe(), datatype == "UINT8", expected, decoded.inputs, "inputs[0].data");
-      !status) {
-    return bad(status.error().message);
+  if (binary_size.error() != simdjson::NO_SUCH_FIELD) {
+    std::uint64_t size = 0;
+    if (binary_size.get(size) != simdjson::SUCCESS) {
+      return bad("'inputs[0].parameters.binary_data_size' is not a byte count");
+    }
+    if (data.error() != simdjson::NO_SUCH_FIELD) return bad("'inputs[0]' has both data and binary_data_size");
+    const std::size_t needed = expected * (uint8 ? 1 : sizeof(float));
+    if (size != needed) {
+      return bad("'inputs[0].parameters.binary_data_size' is " + std::to_string(size) + "; shape " +
+                 shape_text(shape) + " of " + std::string(datatype) + " is " + std::to_string(needed) + " bytes");
+    }
+    if (binary.size() != size) {
+      return bad("the body has " + std::to_string(binary.size()) + " bytes after its JSON; binary_data_size says " +
+                 std::to_string(size) + (json_bytes ? "" : " (binary data needs an Inference-Header-Content-Length header)"));
+    }
+    if (auto status = read_binary_input(binary, uint8, decoded.inputs); !status) return bad(status.error().message);
+  } else {
+    if (!binary.empty()) {
+      return bad("the body has " + std::to_string(binary.size()) +
+                 " bytes after its JSON, but 'inputs[0].parameters' has no binary_data_size");
+    }
+    if (!is_array(data)) return bad("'inputs[0].data' is missing or not an array");
+    if (auto status = flatten(data.value_unsafe(), uint8, expected, decoded.inputs, "inputs[0].data"); !status) {
+      return bad(status.error().message);
+    }
   }
   if (decoded.inputs.size() != expected) {
     return bad("'inputs[0].data' has " + std::to_string(decoded.inputs.size()) + " values; shape " +
                shape_text(shape) + " needs " + std::to_string(expected));
   }
-  auto outputs = decode_outputs(request);
+  auto all_binary = bool_parameter(document, "binary_data_output", "request");
+  if (!all_binary) return all_binary.error();
+  auto outputs = decode_outputs(request, all_binary->value_or(false));
   if (!outputs) return outputs.error();
-  decoded.outputs = std::move(outputs).value();
+  decoded.outputs = std::move(outputs->names);
+  decoded.binary_outputs = std::move(outputs->binary);
   return decoded;
 }
 
-std::string encode_infer_response(const InferRequest& request, const ModelInfo& model, std::span<const float> logits) {
+InferResponse encode_infer_response(const InferRequest& request, const ModelInfo& model, std::span<const float> logits) {
   const auto samples = static_cast<std::int64_t>(request.samples);
   const auto classes = static_cast<std::int64_t>(model.outputs);
   json outputs = json::array();
+  std::string binary;  // the binary outputs' bytes, in their order
+  auto add = [&](json output, const auto& values, OutputName name) {
+    if (std::find(request.binary_outputs.begin(), request.binary_outputs.end(), name) != request.binary_outputs.end()) {
+      const std::size_t bytes = values.size() * sizeof(values[0]);
+      binary.append(reinterpret_cast<const char*>(values.data()), bytes);
+      output["parameters"] = {{"binary_data_size", bytes}};
+    } else {
+      output["data"] = values;
+    }
+    outputs.push_back(std::move(output));
+  };
   for (OutputName name : request.outputs) {
-    json output;
     if (name == OutputName::top_class) {
       std::vector<std::int64_t> top(request.samples);
       for (std::size_t i = 0; i < request.samples; ++i) {
         const auto row = logits.subspan(i * model.outputs, model.outputs);
         top[i] = std::max_element(row.begin(), row.end()) - row.begin();
       }
-      output = {{"name", "class"}, {"datatype", "INT64"}, {"shape", {samples}}, {"data", top}};
+      add({{"name", "class"}, {"datatype", "INT64"}, {"shape", {samples}}}, top, name);
     } else if (name == OutputName::logits) {
-      output = {{"name", "logits"}, {"datatype", "FP32"}, {"shape", {samples, classes}},
-                {"data", std::vector<float>(logits.begin(), logits.end())}};
+      add({{"name", "logits"}, {"datatype", "FP32"}, {"shape", {samples, classes}}},
+          std::vector<float>(logits.begin(), logits.end()), name);
     } else {
-      auto probabilities = softmax_rows(logits, model.outputs);
-      output = {{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {samples, classes}},
-                {"data", std::move(probabilities)}};
+      add({{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {samples, classes}}},
+          softmax_rows(logits, model.outputs), name);
     }
-    outputs.push_back(std::move(output));
   }
   json response = {{"model_name", model.name}, {"model_version", std::to_string(model.version)},
                    {"outputs", std::move(outputs)}};
   if (!request.id.empty()) response["id"] = request.id;
-  return text_of(response);
+  InferResponse encoded{text_of(response), std::nullopt};
+  if (!request.binary_outputs.empty()) {
+    encoded.json_bytes = encoded.body.size();
+    encoded.body += binary;
+  }
+  return encoded;
 }
 
 std::string encode_error(std::string_view message) { return text_of(json{{"error", message}}); }
 
 std::string encode_server_metadata() {
-  return text_of(json{{"name", "shoal"}, {"version", "0.1.0"}, {"extensions", json::array()}});
+  return text_of(json{{"name", "shoal"}, {"version", "0.1.0"}, {"extensions", json::array({"binary_tensor_data"})}});
 }
 
 std::string encode_model_ready(const ModelInfo& model) { return text_of(json{{"name", model.name}, {"ready", true}}); }

@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -130,6 +131,46 @@ TEST_CASE("bad requests get JSON errors with the right status, and the service k
   CHECK_THAT(metrics->body, Catch::Contains("shoal_serving_model_version{model=\"logreg\"} 1"));
   CHECK_THAT(metrics->body, Catch::Contains("shoal_serving_infer_latency_seconds_count 1"));
   CHECK_THAT(metrics->body, Catch::Contains("shoal_serving_model_swaps_total{cause=\"load\"} 1"));
+}
+
+TEST_CASE("binary tensor data over HTTP: raw floats in, raw logits out, as Triton's clients send them") {
+  auto service = start_service();
+  service->serve(served_logreg(2), SwapCause::load);
+  httplib::Client client("127.0.0.1", service->port());
+  CHECK(json::parse(client.Get("/v2")->body)["extensions"] == json({"binary_tensor_data"}));
+
+  const auto pixels = image(4);
+  const std::string header =
+      json{{"inputs", {{{"name", "input"}, {"shape", {1, 784}}, {"datatype", "FP32"},
+                        {"parameters", {{"binary_data_size", 784 * 4}}}}}},
+           {"outputs", {{{"name", "logits"}, {"parameters", {{"binary_data", true}}}}}}}
+          .dump();
+  const std::string body = header + std::string(reinterpret_cast<const char*>(pixels.data()), 784 * 4);
+  const httplib::Headers length = {{"Inference-Header-Content-Length", std::to_string(header.size())}};
+  auto answer = client.Post("/v2/models/logreg/infer", length, body, "application/octet-stream");
+  REQUIRE(answer);
+  REQUIRE(answer->status == 200);
+  CHECK(answer->get_header_value("Content-Type") == "application/octet-stream");
+  const auto json_bytes = std::stoul(answer->get_header_value("Inference-Header-Content-Length"));
+  const auto response = json::parse(answer->body.substr(0, json_bytes));
+  CHECK(response["model_version"] == "2");
+  REQUIRE(answer->body.size() == json_bytes + 10 * sizeof(float));
+  std::vector<float> logits(10);
+  std::memcpy(logits.data(), answer->body.data() + json_bytes, 10 * sizeof(float));
+
+  // The same request in JSON gets the same logits.
+  auto plain = client.Post("/v2/models/logreg/infer", infer_body(pixels), "application/json");
+  REQUIRE(plain->status == 200);
+  const auto expected = json::parse(plain->body)["outputs"][0]["data"].get<std::vector<float>>();
+  for (std::size_t i = 0; i < 10; ++i) CHECK(logits[i] == Approx(expected[i]).margin(1e-6));
+
+  // Octet-stream needs the header; the header must be a byte count.
+  auto no_header = client.Post("/v2/models/logreg/infer", body, "application/octet-stream");
+  CHECK(no_header->status == 415);
+  auto bad_header = client.Post("/v2/models/logreg/infer", {{"Inference-Header-Content-Length", "12x"}}, body,
+                                "application/octet-stream");
+  CHECK(bad_header->status == 400);
+  CHECK_THAT(bad_header->body, Catch::Contains("Inference-Header-Content-Length '12x' is not a byte count"));
 }
 
 TEST_CASE("a bearer token guards everything but health, and comes from a private file") {

@@ -15,7 +15,8 @@
 // (shape, datatype, tensor name), 401 a missing or wrong bearer token, 404
 // an unknown model, version or path, 413 a body over the limit (refused
 // from its Content-Length, before it is read), 415 a body that is not
-// application/json, 503 with Retry-After when the queue is full or no
+// application/json (or application/octet-stream with binary tensor data,
+// open_inference.h), 503 with Retry-After when the queue is full or no
 // model is loaded yet. The service keeps serving after each.
 //
 // It binds to loopback unless `allow_remote` is set. HTTP is served by
