@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "shoal/client/local_tensors.h"
 #include "shoal/updater/model_store.h"
 #include "shoal/updater/release_installer.h"
 #include "shoal/weights/weights_file.h"
@@ -85,8 +86,20 @@ std::optional<std::uint64_t> DeviceRuntime::served_version() const {
 Status DeviceRuntime::serve_weights(const weights::Weights& weights, serving::SwapCause cause, const std::string& key) {
   auto model = inference::Model::open(options_.model, 0);
   if (!model) return model.error();
-  const std::string source = options_.serve.source == ServeSource::release ? "release" : "latest-global";
-  auto served = serving::ServedModel::load(std::move(model).value(), weights, source, options_.serve.name);
+  const bool global = options_.serve.source == ServeSource::latest_global;
+  // A global model is served as the device evaluates it: with its own values of the tensors its federation
+  // keeps local (FedBN), when it has them. A release is the operator's model, served as signed.
+  std::optional<weights::Weights> personal;
+  if (global) {
+    auto local = read_local_values(Agent::local_tensors_path(options_.state_dir), weights.layout());
+    if (!local) return make_error(local.error().code, "the device's local tensors: " + local.error().message);
+    if (!local->empty()) {
+      personal = weights;
+      overlay_local(*local, local->tensors, *personal);
+    }
+  }
+  auto served = serving::ServedModel::load(std::move(model).value(), personal ? *personal : weights,
+                                           global ? "latest-global" : "release", options_.serve.name);
   if (!served) return served.error();
   const std::string name = (*served)->info().name;
   service_->serve(std::move(served).value(), cause);

@@ -11,6 +11,7 @@
 
 #include "logreg_releases.h"
 #include "shoal/client/device_runtime.h"
+#include "shoal/client/local_tensors.h"
 #include "shoal/inference/prediction_session.h"
 
 using namespace shoal;
@@ -162,4 +163,30 @@ TEST_CASE("with latest-global the runtime serves each new global model, and neve
   REQUIRE(answer->status == 200);
   CHECK(json::parse(answer->body)["model_version"] == "7");
   CHECK(runtime->service()->metrics().swaps(serving::SwapCause::load) == 1);
+}
+
+TEST_CASE("with latest-global a FedBN device serves its own values of the tensors kept local") {
+  Releases releases;
+  auto runtime = releases.runtime(client::ServeSource::latest_global);
+  const auto global = releases.version(7);
+  // The device trained its own bias (tensor 1), as a federation keeping it local would have it.
+  client::LocalValues local{{1}, std::vector<float>(10, 0.0f)};
+  for (std::size_t k = 0; k < 10; ++k) local.values[k] = 0.3f * static_cast<float>(k);
+  fs::create_directories(releases.dir / "device");
+  REQUIRE(client::write_local_values(client::Agent::local_tensors_path(releases.dir / "device"), global.layout(), local)
+              .ok());
+  runtime->on_global_model(global);
+  REQUIRE(runtime->served_version() == 7);
+
+  auto personal = global;
+  client::overlay_local(local, local.tensors, personal);
+  httplib::Client client("127.0.0.1", runtime->service()->port());
+  auto answer = client.Post("/v2/models/logreg/infer", infer_body(), "application/json");
+  REQUIRE(answer->status == 200);
+  const auto logits = json::parse(answer->body)["outputs"][0]["data"].get<std::vector<float>>();
+  const auto expected = own_prediction(personal);
+  const auto global_only = own_prediction(global);
+  REQUIRE(logits.size() == expected.size());
+  for (std::size_t j = 0; j < expected.size(); ++j) CHECK(logits[j] == Approx(expected[j]).margin(1e-5));
+  CHECK(logits[9] != Approx(global_only[9]).margin(1e-3));  // the local bias made a difference
 }
