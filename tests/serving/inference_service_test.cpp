@@ -82,6 +82,13 @@ TEST_CASE("the service answers the Open Inference Protocol's endpoints over HTTP
   REQUIRE(logits.size() == expected->values.size());
   for (std::size_t i = 0; i < logits.size(); ++i) CHECK(logits[i] == Approx(expected->values[i]).margin(1e-5));
   CHECK(response["outputs"][1]["data"] == json(expected->labels));
+
+  // Answers are never compressed, even for a client that accepts it: on loopback it costs more than it saves.
+  auto accepting = client.Post("/v2/models/logreg/infer", {{"Accept-Encoding", "gzip, deflate, br"}},
+                               infer_body(image(1)), "application/json");
+  REQUIRE(accepting->status == 200);
+  CHECK_FALSE(accepting->has_header("Content-Encoding"));
+  CHECK(json::parse(accepting->body)["model_version"] == "3");
 }
 
 TEST_CASE("bad requests get JSON errors with the right status, and the service keeps serving") {
