@@ -1,6 +1,7 @@
 #include "shoal/client/agent_config.h"
 
 #include "shoal/client/release_update.h"
+#include "shoal/updater/http_fetcher.h"
 
 namespace shoal::client {
 namespace {
@@ -108,7 +109,7 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentUs
   file->read("eligibility.max_load_per_core", config.eligibility.max_load_per_core);
   // "aggregator" names the aggregator's repository; anything else is a directory.
   file->read("release.repository", config.release.repository);
-  if (config.release.repository != kAggregatorRepository) {
+  if (config.release.repository != kAggregatorRepository && !updater::is_http_repository(config.release.repository)) {
     std::filesystem::path repository = config.release.repository;
     file->read_path("release.repository", repository);
     config.release.repository = repository.string();

@@ -5,6 +5,7 @@
 #include "shoal/client/aggregator_fetcher.h"
 #include "shoal/crypto/durable_file.h"
 #include "shoal/inference/prediction_session.h"
+#include "shoal/updater/http_fetcher.h"
 #include "shoal/weights/weights_file.h"
 
 namespace fs = std::filesystem;
@@ -24,6 +25,11 @@ Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::s
     constexpr std::chrono::seconds kReplyTimeout{30};
     auto fetcher = AggregatorFetcher::connect(aggregator->device, aggregator->server, aggregator->endpoint,
                                               kReplyTimeout);
+    if (!fetcher) return fetcher.error();
+    return std::unique_ptr<updater::RepositoryFetcher>(std::move(fetcher).value());
+  }
+  if (updater::is_http_repository(repository)) {
+    auto fetcher = updater::HttpFetcher::open(repository);
     if (!fetcher) return fetcher.error();
     return std::unique_ptr<updater::RepositoryFetcher>(std::move(fetcher).value());
   }

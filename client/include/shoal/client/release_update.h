@@ -4,8 +4,9 @@
 // the smoke test, which loads a release into the device's model and runs
 // it on a probe input before the release may become active.
 //
-// The repository is a directory (local or mounted) or the one the agent's
-// aggregator serves on its socket.
+// The repository is a directory (local or mounted), an http(s) URL (any
+// static file server holding the repository's directory), or the one the
+// agent's aggregator serves on its socket.
 //
 // State lives under the agent's state directory: release/trust/ (the
 // trusted TUF metadata) and release/models/ (the active and previous model).
@@ -36,7 +37,7 @@ inline constexpr std::string_view kAggregatorRepository = "aggregator";
 
 struct ReleaseUpdateOptions {
   std::filesystem::path state_dir;
-  std::string repository;               // a directory, or "aggregator"
+  std::string repository;               // a directory, an http(s) URL, or "aggregator"
   std::optional<AggregatorLink> aggregator;  // needed for "aggregator"
   std::filesystem::path trusted_root;   // the operator's root.json; used while the device trusts none
   std::string release_model;            // the model's name in the repository
@@ -44,7 +45,7 @@ struct ReleaseUpdateOptions {
   std::function<void(updater::InstallStep)> after_step;  // fault injection in tests
 };
 
-// The fetcher for `repository`: a directory path, or "aggregator" over `aggregator`.
+// The fetcher for `repository`: a directory path, an http(s) URL, or "aggregator" over `aggregator`.
 Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository,
                                                                     const std::optional<AggregatorLink>& aggregator);
 

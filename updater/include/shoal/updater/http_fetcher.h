@@ -1,0 +1,53 @@
+// HttpFetcher: a release repository on an HTTP(S) server, or on any static
+// file host or CDN that serves its directory as it is. libcurl does the
+// transport. TLS certificates and host names are checked against the
+// system's CAs, unless `ca_file` names the CAs to trust.
+//
+// Against a hostile server or network (the TUF threat model): a file is
+// read to at most its cap, whatever the server declares; a transfer slower
+// than `min_bytes_per_s` for `slow_for` is abandoned (slow retrieval); a
+// redirect may go to http(s) only, at most 3 times, and never from https
+// to http. What is fetched is untrusted: the TUF client checks it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shoal/crypto/result.h"
+#include "shoal/updater/repository_fetcher.h"
+
+namespace shoal::updater {
+
+struct HttpFetcherOptions {
+  std::chrono::seconds connect_timeout{10};
+  std::uint64_t min_bytes_per_s = 1024;
+  std::chrono::seconds slow_for{30};
+  std::filesystem::path ca_file;  // empty: the system's CAs
+};
+
+// Whether `repository` names an HTTP(S) repository rather than a directory.
+bool is_http_repository(const std::string& repository);
+
+class HttpFetcher : public RepositoryFetcher {
+ public:
+  // `base_url`: "https://releases.example.com/fleet" (the repository's root,
+  // holding metadata/ and targets/). Refused unless http:// or https://.
+  static Result<std::unique_ptr<HttpFetcher>> open(std::string base_url, HttpFetcherOptions options = {});
+  ~HttpFetcher() override;
+
+  Result<std::vector<std::uint8_t>> fetch(const std::string& path, std::uint64_t max_bytes) override;
+  std::string describe() const override { return base_url_; }
+
+ private:
+  HttpFetcher(std::string base_url, HttpFetcherOptions options);
+
+  std::string base_url_;  // without a trailing slash
+  HttpFetcherOptions options_;
+  void* curl_ = nullptr;  // one easy handle, so connections are kept alive between fetches
+};
+
+}  // namespace shoal::updater
