@@ -115,6 +115,7 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentUs
     config.release.repository = repository.string();
   }
   file->read_path("release.trusted_root", config.release.trusted_root);
+  file->read_path("release.ca_file", config.release.ca_file);
   file->read("release.model", config.release.model);
   file->read("release.check_every_s", config.release.check_every_s);
   read_serve(*file, config.serve);

@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 namespace shoal::client {
 
 Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository,
-                                                                    const std::optional<AggregatorLink>& aggregator) {
+                                                                    const std::optional<AggregatorLink>& aggregator,
+                                                                    const std::filesystem::path& ca_file) {
   if (repository.empty()) {
     return make_error(ErrorCode::invalid_argument, "no release repository given");
   }
@@ -29,7 +30,9 @@ Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::s
     return std::unique_ptr<updater::RepositoryFetcher>(std::move(fetcher).value());
   }
   if (updater::is_http_repository(repository)) {
-    auto fetcher = updater::HttpFetcher::open(repository);
+    updater::HttpFetcherOptions http;
+    http.ca_file = ca_file;
+    auto fetcher = updater::HttpFetcher::open(repository, http);
     if (!fetcher) return fetcher.error();
     return std::unique_ptr<updater::RepositoryFetcher>(std::move(fetcher).value());
   }
@@ -81,7 +84,7 @@ Result<updater::InstallOutcome> update_from_release(const ReleaseUpdateOptions& 
       return status.error();
     }
   }
-  auto fetcher = open_repository(options.repository, options.aggregator);
+  auto fetcher = open_repository(options.repository, options.aggregator, options.ca_file);
   if (!fetcher) return fetcher.error();
   auto client = updater::TufClient::open(trust_dir);
   if (!client) return client.error();

@@ -5,6 +5,9 @@
 
 #include <atomic>
 #include <fstream>
+#include <mutex>
+#include <string>
+#include <vector>
 #include <thread>
 
 #include <httplib.h>
@@ -23,7 +26,30 @@ class FileServer {
  public:
   explicit FileServer(const fs::path& root) {
     server_.set_mount_point("/repo", root.string());
-    server_.Get("/broken/.*", [](const httplib::Request&, httplib::Response& response) { response.status = 500; });
+    server_.Get("/broken/.*", [this](const httplib::Request&, httplib::Response& response) {
+      ++broken_hits_;
+      response.status = 500;
+      response.set_content("an error page, not the file", "text/plain");
+    });
+    server_.Get("/forbidden/.*", [](const httplib::Request&, httplib::Response& response) { response.status = 403; });
+    // The first answer breaks off halfway through; later ones are whole, or the asked-for range of it.
+    server_.Get("/flaky/(.*)", [this](const httplib::Request& request, httplib::Response& response) {
+      const bool first = [&] {
+        std::lock_guard lock(ranges_mutex_);
+        ranges_.push_back(request.get_header_value("Range"));
+        return ranges_.size() == 1;
+      }();
+      const std::string body = flaky_body();
+      if (first) {
+        response.set_content_provider(body.size(), "application/octet-stream",
+                                      [body](std::size_t offset, std::size_t, httplib::DataSink& sink) {
+                                        if (offset >= body.size() / 2) return false;  // the connection drops
+                                        return sink.write(body.data(), body.size() / 2);
+                                      });
+      } else {
+        response.set_content(body, "application/octet-stream");  // cpp-httplib answers a Range with 206
+      }
+    });
     server_.Get("/moved/(.*)", [](const httplib::Request& request, httplib::Response& response) {
       response.set_redirect("/repo/" + request.matches[1].str());
     });
@@ -52,13 +78,33 @@ class FileServer {
     thread_.join();
   }
   std::string url(const std::string& prefix) const { return "http://127.0.0.1:" + std::to_string(port_) + prefix; }
+  static std::string flaky_body() {
+    std::string body(200 * 1024, '\0');
+    for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 7 % 251);
+    return body;
+  }
+  int broken_hits() const { return broken_hits_.load(); }
+  std::vector<std::string> ranges() const {  // the Range header of each flaky request
+    std::lock_guard lock(ranges_mutex_);
+    return ranges_;
+  }
 
  private:
+  std::atomic<int> broken_hits_{0};
+  mutable std::mutex ranges_mutex_;
+  std::vector<std::string> ranges_;
   httplib::Server server_;
   std::atomic<bool> stopping_{false};
   int port_ = 0;
   std::thread thread_;
 };
+
+// Retries in milliseconds, so the tests do not wait out real backoffs.
+updater::HttpFetcherOptions quick_retries() {
+  updater::HttpFetcherOptions options;
+  options.first_retry_delay = std::chrono::milliseconds(5);
+  return options;
+}
 
 }  // namespace
 
@@ -111,14 +157,21 @@ TEST_CASE("a hostile HTTP repository is cut off at the cap, on errors and when i
   REQUIRE_FALSE(flood.ok());
   CHECK_THAT(flood.error().message, Catch::Contains("longer than its limit"));
 
-  auto broken = updater::HttpFetcher::open(server.url("/broken"));
+  auto broken = updater::HttpFetcher::open(server.url("/broken"), quick_retries());
   REQUIRE(broken.ok());
   auto failed = (*broken)->fetch("metadata/timestamp.json", 1024);
   REQUIRE_FALSE(failed.ok());
   CHECK(failed.error().code == ErrorCode::io);
   CHECK_THAT(failed.error().message, Catch::Contains("HTTP 500"));
+  CHECK(server.broken_hits() == 4);  // retried, then given up
+  auto forbidden = updater::HttpFetcher::open(server.url("/forbidden"), quick_retries());
+  REQUIRE(forbidden.ok());
+  auto refused = (*forbidden)->fetch("metadata/timestamp.json", 1024);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == ErrorCode::not_found);
 
-  updater::HttpFetcherOptions impatient;
+  auto impatient = quick_retries();
+  impatient.attempts = 1;
   impatient.slow_for = std::chrono::seconds(1);
   auto slow = updater::HttpFetcher::open(server.url("/slow"), impatient);
   REQUIRE(slow.ok());
@@ -128,4 +181,30 @@ TEST_CASE("a hostile HTTP repository is cut off at the cap, on errors and when i
 
   CHECK_FALSE(updater::HttpFetcher::open("ftp://example.com/repo").ok());
   CHECK_FALSE((*fetcher)->fetch("metadata/../../etc/passwd", 1024).ok());
+}
+
+TEST_CASE("a download cut off halfway is resumed with a Range request for the rest") {
+  TempDir dir;
+  FileServer server(dir.path());
+  auto fetcher = updater::HttpFetcher::open(server.url("/flaky"), quick_retries());
+  REQUIRE(fetcher.ok());
+  auto fetched = (*fetcher)->fetch("targets/mlp/v2.weights", 1 << 20);
+  REQUIRE(fetched.ok());
+  const std::string body = FileServer::flaky_body();
+  CHECK(std::string(fetched->begin(), fetched->end()) == body);
+  const auto ranges = server.ranges();
+  REQUIRE(ranges.size() == 2);
+  CHECK(ranges[0].empty());
+  CHECK(ranges[1] == "bytes=" + std::to_string(body.size() / 2) + "-");
+}
+
+TEST_CASE("retry delays double from the first up to the most, with jitter") {
+  using std::chrono::milliseconds;
+  CHECK(updater::retry_delay(1, milliseconds(500), milliseconds(30000), 1.0) == milliseconds(500));
+  CHECK(updater::retry_delay(2, milliseconds(500), milliseconds(30000), 1.0) == milliseconds(1000));
+  CHECK(updater::retry_delay(4, milliseconds(500), milliseconds(30000), 1.0) == milliseconds(4000));
+  CHECK(updater::retry_delay(40, milliseconds(500), milliseconds(30000), 1.0) == milliseconds(30000));
+  CHECK(updater::retry_delay(2, milliseconds(500), milliseconds(30000), 0.5) == milliseconds(500));
+  CHECK(updater::retry_delay(2, milliseconds(500), milliseconds(30000), 1.4) == milliseconds(1400));
+  CHECK(updater::retry_delay(2, milliseconds(500), milliseconds(30000), 9.0) == milliseconds(1500));  // clamped
 }

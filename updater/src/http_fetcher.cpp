@@ -2,20 +2,28 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <mutex>
+#include <thread>
 
 namespace shoal::updater {
 namespace {
 
 struct Download {
+  CURL* curl = nullptr;
   std::vector<std::uint8_t> bytes;
   std::uint64_t max_bytes = 0;
   bool over_cap = false;
 };
 
+bool is_success(long status) { return status >= 200 && status <= 299; }
+
 std::size_t keep_bytes(char* data, std::size_t size, std::size_t count, void* user) {
   auto& download = *static_cast<Download*>(user);
   const std::size_t length = size * count;
+  long status = 0;
+  curl_easy_getinfo(download.curl, CURLINFO_RESPONSE_CODE, &status);
+  if (!is_success(status)) return length;  // an error page is not the file
   if (download.bytes.size() + length > download.max_bytes) {
     download.over_cap = true;
     return 0;  // ends the transfer: nothing past the cap is read
@@ -44,14 +52,41 @@ Result<std::string> url_path(CURL* curl, const std::string& path) {
   return encoded;
 }
 
+// Failures that another try may not have: the network's and the server's passing ones.
+bool worth_retrying(CURLcode code) {
+  switch (code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_RANGE_ERROR:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
+
+std::chrono::milliseconds retry_delay(int retry, std::chrono::milliseconds first, std::chrono::milliseconds most,
+                                      double jitter) {
+  double delay = static_cast<double>(first.count());
+  for (int i = 1; i < retry && delay < static_cast<double>(most.count()); ++i) delay *= 2;
+  delay = std::min(delay, static_cast<double>(most.count()));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(delay * std::clamp(jitter, 0.5, 1.5)));
+}
 
 bool is_http_repository(const std::string& repository) {
   return repository.rfind("http://", 0) == 0 || repository.rfind("https://", 0) == 0;
 }
 
 HttpFetcher::HttpFetcher(std::string base_url, HttpFetcherOptions options)
-    : base_url_(std::move(base_url)), options_(std::move(options)) {}
+    : base_url_(std::move(base_url)),
+      options_(std::move(options)),
+      jitter_state_(static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) | 1) {}
 
 HttpFetcher::~HttpFetcher() {
   if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL*>(curl_));
@@ -84,6 +119,7 @@ Result<std::unique_ptr<HttpFetcher>> HttpFetcher::open(std::string base_url, Htt
   if (!fetcher->options_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, fetcher->options_.ca_file.c_str());
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "shoal-agent");
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, keep_bytes);
+  curl_easy_setopt(curl, CURLOPT_FAILONERROR, 0L);  // the status is looked at after each transfer
   return fetcher;
 }
 
@@ -93,25 +129,52 @@ Result<std::vector<std::uint8_t>> HttpFetcher::fetch(const std::string& path, st
   if (!encoded) return encoded.error();
   const std::string url = base_url_ + *encoded;
   Download download;
+  download.curl = curl;
   download.max_bytes = max_bytes;
   char error[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &download);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_bytes));
-  const CURLcode code = curl_easy_perform(curl);
+  std::string failure;
+  for (int attempt = 1; attempt <= std::max(1, options_.attempts); ++attempt) {
+    if (attempt > 1) {
+      jitter_state_ = jitter_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
+      const double jitter = 0.5 + static_cast<double>(jitter_state_ >> 11) / static_cast<double>(1ULL << 53);
+      std::this_thread::sleep_for(
+          retry_delay(attempt - 1, options_.first_retry_delay, options_.max_retry_delay, jitter));
+    }
+    // What arrived before is kept, and the rest asked for.
+    const auto resume_from = static_cast<curl_off_t>(download.bytes.size());
+    curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, resume_from);
+    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
+                     static_cast<curl_off_t>(max_bytes - static_cast<std::uint64_t>(resume_from)));
+    error[0] = '\0';
+    const CURLcode code = curl_easy_perform(curl);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (download.over_cap || code == CURLE_FILESIZE_EXCEEDED) {
+      curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+      return make_error(ErrorCode::corrupt, url + " is longer than its limit of " + std::to_string(max_bytes) + " bytes");
+    }
+    if (code == CURLE_OK && is_success(status)) {
+      curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+      return std::move(download.bytes);
+    }
+    if (code == CURLE_OK) {
+      if (status == 403 || status == 404 || status == 410) {
+        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+        return make_error(ErrorCode::not_found, url + ": HTTP " + std::to_string(status));
+      }
+      failure = "HTTP " + std::to_string(status);
+      if (status != 429 && status < 500) break;
+    } else {
+      failure = error[0] != '\0' ? error : curl_easy_strerror(code);
+      if (code == CURLE_RANGE_ERROR) download.bytes.clear();  // the server cannot resume: start over
+      if (!worth_retrying(code)) break;
+    }
+  }
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  if (download.over_cap || code == CURLE_FILESIZE_EXCEEDED) {
-    return make_error(ErrorCode::corrupt, url + " is longer than its limit of " + std::to_string(max_bytes) + " bytes");
-  }
-  if (code != CURLE_OK) {
-    return make_error(ErrorCode::io, url + ": " + (error[0] != '\0' ? error : curl_easy_strerror(code)));
-  }
-  if (status == 404 || status == 410) return make_error(ErrorCode::not_found, url + ": HTTP " + std::to_string(status));
-  if (status < 200 || status > 299) return make_error(ErrorCode::io, url + ": HTTP " + std::to_string(status));
-  return std::move(download.bytes);
+  return make_error(ErrorCode::io, url + ": " + failure);
 }
 
 }  // namespace shoal::updater

@@ -40,6 +40,7 @@ struct ReleaseUpdateOptions {
   std::string repository;               // a directory, an http(s) URL, or "aggregator"
   std::optional<AggregatorLink> aggregator;  // needed for "aggregator"
   std::filesystem::path trusted_root;   // the operator's root.json; used while the device trusts none
+  std::filesystem::path ca_file;        // CAs for an https repository; empty: the system's
   std::string release_model;            // the model's name in the repository
   std::function<Result<inference::Model>()> make_model;  // a fresh model for the smoke test
   std::function<void(updater::InstallStep)> after_step;  // fault injection in tests
@@ -47,7 +48,8 @@ struct ReleaseUpdateOptions {
 
 // The fetcher for `repository`: a directory path, an http(s) URL, or "aggregator" over `aggregator`.
 Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository,
-                                                                    const std::optional<AggregatorLink>& aggregator);
+                                                                    const std::optional<AggregatorLink>& aggregator,
+                                                                    const std::filesystem::path& ca_file = {});
 
 // Loads `weights` into `model`, runs a batch of probe inputs and refuses
 // non-finite outputs.

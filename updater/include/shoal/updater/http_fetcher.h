@@ -8,6 +8,14 @@
 // than `min_bytes_per_s` for `slow_for` is abandoned (slow retrieval); a
 // redirect may go to http(s) only, at most 3 times, and never from https
 // to http. What is fetched is untrusted: the TUF client checks it.
+//
+// A transfer that fails on the way (a refused or dropped connection, a
+// timeout, HTTP 429 or 5xx) is retried up to `attempts` times in all, after
+// exponentially growing delays with jitter. What had arrived is kept: the
+// retry asks for the rest with a Range request, and starts over only if
+// the server cannot resume. 403, 404 and 410 mean not found. Proxies come
+// from the environment (http_proxy, https_proxy, no_proxy), as libcurl reads
+// them.
 #pragma once
 
 #include <chrono>
@@ -27,10 +35,19 @@ struct HttpFetcherOptions {
   std::uint64_t min_bytes_per_s = 1024;
   std::chrono::seconds slow_for{30};
   std::filesystem::path ca_file;  // empty: the system's CAs
+  int attempts = 4;                               // tries of one file, the first included
+  std::chrono::milliseconds first_retry_delay{500};  // doubling after each retry
+  std::chrono::milliseconds max_retry_delay{30000};
 };
 
 // Whether `repository` names an HTTP(S) repository rather than a directory.
 bool is_http_repository(const std::string& repository);
+
+// The wait before retry `retry` (1 for the first): `first` doubled each
+// time, at most `most`, scaled by `jitter` in [0.5, 1.5) so that a fleet
+// that failed together does not retry together.
+std::chrono::milliseconds retry_delay(int retry, std::chrono::milliseconds first, std::chrono::milliseconds most,
+                                      double jitter);
 
 class HttpFetcher : public RepositoryFetcher {
  public:
@@ -47,6 +64,7 @@ class HttpFetcher : public RepositoryFetcher {
 
   std::string base_url_;  // without a trailing slash
   HttpFetcherOptions options_;
+  std::uint64_t jitter_state_;  // a small generator of retry jitter, seeded from the clock
   void* curl_ = nullptr;  // one easy handle, so connections are kept alive between fetches
 };
 
