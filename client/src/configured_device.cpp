@@ -49,6 +49,14 @@ Result<ConfiguredDevice> start_configured_device(const AgentConfig& config, Devi
   if (!releases) return releases.error();
 
   ConfiguredDevice device;
+  auto start_runtime = [&]() -> Status {
+    RuntimeOptions runtime{config.state_dir, config.model, config.serve, options.in_process,
+                           std::move(releases).value(), config.release.check_every_s, log};
+    auto started = DeviceRuntime::start(std::move(runtime));
+    if (!started) return started.error();
+    device.runtime = std::move(started).value();
+    return ok_status();
+  };
   if (options.use == AgentUse::run) {
     // Everything rounds need is read before anything starts serving.
     auto key = crypto::load_identity_key(config.key, crypto::KeyRole::device);
@@ -69,11 +77,7 @@ Result<ConfiguredDevice> start_configured_device(const AgentConfig& config, Devi
     if (!where) return where.error();
     if (auto status = model->to(*where); !status) return status.error();
 
-    RuntimeOptions runtime{config.state_dir, config.model, config.serve, options.in_process,
-                           std::move(releases).value(), config.release.check_every_s, log};
-    auto started = DeviceRuntime::start(std::move(runtime));
-    if (!started) return started.error();
-    device.runtime = std::move(started).value();
+    if (auto status = start_runtime(); !status) return status.error();
 
     AgentOptions agent;
     agent.name = config.name;
@@ -93,11 +97,7 @@ Result<ConfiguredDevice> start_configured_device(const AgentConfig& config, Devi
     device.agent = std::move(created).value();
     return device;
   }
-  RuntimeOptions runtime{config.state_dir, config.model, config.serve, options.in_process,
-                         std::move(releases).value(), config.release.check_every_s, log};
-  auto started = DeviceRuntime::start(std::move(runtime));
-  if (!started) return started.error();
-  device.runtime = std::move(started).value();
+  if (auto status = start_runtime(); !status) return status.error();
   return device;
 }
 

@@ -4,10 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
-#include <thread>
 
-#include <httplib.h>
-
+#include "http_file_server.h"
 #include "logreg_releases.h"
 #include "shoal/updater/model_store.h"
 #include "shoal/updater/release_installer.h"
@@ -16,37 +14,12 @@ using namespace shoal;
 using shoal::testing::Releases;
 namespace fs = std::filesystem;
 
-namespace {
-
-// Serves `root` over HTTP on loopback while it lives.
-class StaticHost {
- public:
-  explicit StaticHost(const fs::path& root) {
-    server_.set_mount_point("/fleet", root.string());
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::yield();
-  }
-  ~StaticHost() {
-    server_.stop();
-    thread_.join();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/fleet"; }
-
- private:
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
-};
-
-}  // namespace
-
 TEST_CASE("a device installs releases from an HTTP repository and refuses a tampered one") {
   Releases releases;
   releases.publish(1);
-  StaticHost host(releases.dir / "releases");
+  shoal::testing::HttpFileServer host(releases.dir / "releases", "/fleet");
   auto options = releases.update_options();
-  options.repository = host.url();
+  options.repository = host.url("/fleet");
 
   auto first = client::update_from_release(options);
   REQUIRE(first.ok());

@@ -6,15 +6,15 @@
 
 #include "child_process.h"
 #include "e2e_files.h"
+#include "e2e_releases.h"
 #include "shoal/crypto/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/enrolment.h"
-#include "shoal/updater/release_repository.h"
-#include "shoal/weights/weights_file.h"
 #include "temp_dir.h"
 
 using namespace shoal;
 using shoal::testing::ChildProcess;
+using shoal::testing::LogregReleases;
 using shoal::testing::make_key;
 using shoal::testing::write_text;
 using shoal::testing::eventually;
@@ -22,19 +22,11 @@ using shoal::testing::TempDir;
 using shoal::testing::word_after;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using updater::RoleName;
 
 namespace {
 
 constexpr const char* kTestImages = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
 constexpr const char* kTestLabels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
-
-// Version `version` of the model in `initial`: every weight nudged.
-weights::Weights nudged(const weights::Weights& initial, std::uint64_t version) {
-  std::vector<float> values(initial.values().begin(), initial.values().end());
-  for (std::size_t i = 0; i < values.size(); ++i) values[i] += 1e-4f * static_cast<float>(version * (i % 7));
-  return *weights::Weights::from_values(initial.layout(), version, std::move(values));
-}
 
 }  // namespace
 
@@ -43,26 +35,9 @@ TEST_CASE("an agent installs releases the aggregator serves, by command and on i
   make_key(dir / "server.key", crypto::KeyRole::server);
   const auto device = make_key(dir / "device.key", crypto::KeyRole::device);
   REQUIRE(protocol::enroll_device(dir / "enrolled.txt", device.public_identity(), "device"));
-  ChildProcess init({SHOAL_AGENT, "init-model", "--model", "logreg", "--seed", "3", "--out",
-                     (dir / "initial.weights").string()},
-                    dir / "init.log");
-  REQUIRE(init.wait() == 0);
-  const auto initial = weights::read_weights_file(dir / "initial.weights");
-  REQUIRE(initial);
-
   // The operator's repository, with version 1 published; one key signs every role.
-  const auto release_key = crypto::IdentityKeyPair::generate();
-  std::map<RoleName, updater::RoleKeyChoice> keys;
-  for (RoleName role : updater::kAllRoles) keys[role].keys = {release_key.public_identity()};
-  auto repository = updater::ReleaseRepository::init(dir / "releases", keys, updater::now_utc());
-  REQUIRE(repository);
-  auto release = [&](std::uint64_t version) {
-    REQUIRE(repository->add(nudged(*initial, version), "logreg", 2, updater::now_utc()));
-    REQUIRE(repository->sign(RoleName::targets, release_key));
-    REQUIRE(repository->publish(release_key, release_key, updater::now_utc()));
-  };
-  REQUIRE(repository->sign(RoleName::root, release_key));
-  release(1);
+  LogregReleases releases(dir.path());
+  releases.publish(1);
 
   write_text(dir / "aggregator.toml",
              "[server]\nbind = \"tcp://127.0.0.1:*\"\nkey = \"server.key\"\nenrolment = \"enrolled.txt\"\n"
@@ -88,11 +63,11 @@ TEST_CASE("an agent installs releases the aggregator serves, by command and on i
     return process.log();
   };
   CHECK_THAT(update("update-1.log"), Catch::Contains("installed logreg version 1 (full file"));
-  release(2);
+  releases.publish(2);
   CHECK_THAT(update("update-2.log"), Catch::Contains("installed logreg version 2 (delta from 1"));
 
   // `run` checks at once, then every check_every_s: version 3 arrives without a command.
-  release(3);
+  releases.publish(3);
   ChildProcess agent({SHOAL_AGENT, "run", "--config", (dir / "agent.toml").string()}, dir / "agent.log");
   INFO(agent.log());
   REQUIRE(eventually([&] { return agent.log().find("release check: installed logreg version 3") != std::string::npos; },

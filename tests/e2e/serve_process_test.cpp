@@ -12,28 +12,20 @@
 
 #include "child_process.h"
 #include "e2e_files.h"
-#include "shoal/updater/release_repository.h"
-#include "shoal/weights/weights_file.h"
+#include "e2e_releases.h"
 #include "temp_dir.h"
 
 using namespace shoal;
 using shoal::testing::ChildProcess;
+using shoal::testing::LogregReleases;
 using shoal::testing::eventually;
 using shoal::testing::TempDir;
 using shoal::testing::word_after;
 using shoal::testing::write_text;
 using nlohmann::json;
 using namespace std::chrono_literals;
-using updater::RoleName;
 
 namespace {
-
-// Version `version` of the model in `initial`: every weight moved.
-weights::Weights version_of(const weights::Weights& initial, std::uint64_t version) {
-  std::vector<float> values(initial.values().begin(), initial.values().end());
-  for (std::size_t i = 0; i < values.size(); ++i) values[i] += 0.01f * static_cast<float>(version * (i % 5));
-  return *weights::Weights::from_values(initial.layout(), version, std::move(values));
-}
 
 std::string infer_body() {
   std::vector<int> pixels(784);
@@ -46,23 +38,7 @@ std::string infer_body() {
 
 TEST_CASE("shoal-agent serve answers an app without a failure while other processes install and roll back") {
   TempDir dir;
-  ChildProcess init({SHOAL_AGENT, "init-model", "--model", "logreg", "--seed", "3", "--out",
-                     (dir / "initial.weights").string()},
-                    dir / "init.log");
-  REQUIRE(init.wait() == 0);
-  const auto initial = weights::read_weights_file(dir / "initial.weights");
-  REQUIRE(initial);
-  const auto release_key = crypto::IdentityKeyPair::generate();
-  std::map<RoleName, updater::RoleKeyChoice> keys;
-  for (RoleName role : updater::kAllRoles) keys[role].keys = {release_key.public_identity()};
-  auto repository = updater::ReleaseRepository::init(dir / "releases", keys, updater::now_utc());
-  REQUIRE(repository);
-  REQUIRE(repository->sign(RoleName::root, release_key));
-  auto release = [&](std::uint64_t version) {
-    REQUIRE(repository->add(version_of(*initial, version), "logreg", 2, updater::now_utc()));
-    REQUIRE(repository->sign(RoleName::targets, release_key));
-    REQUIRE(repository->publish(release_key, release_key, updater::now_utc()));
-  };
+  LogregReleases releases(dir.path());
   write_text(dir / "agent.toml",
              "[agent]\nname = \"device\"\nstate_dir = \"device\"\n[model]\nname = \"logreg\"\nthreads = 1\n"
              "[release]\nrepository = \"releases\"\ntrusted_root = \"releases/metadata/1.root.json\"\n"
@@ -84,7 +60,7 @@ TEST_CASE("shoal-agent serve answers an app without a failure while other proces
   REQUIRE(ready);
   CHECK(ready->status == 503);
 
-  release(1);
+  releases.publish(1);
   command({"update", "--config", (dir / "agent.toml").string()}, "update-1.log");
   REQUIRE(eventually([&] {
     auto answer = app.Get("/v2/health/ready");
@@ -114,10 +90,10 @@ TEST_CASE("shoal-agent serve answers an app without a failure while other proces
     return eventually([&] { return last_seen.load() == version || failed.load() > 0; }, 60s) && failed.load() == 0;
   };
   CHECK(await_version(1));
-  release(2);
+  releases.publish(2);
   command({"update", "--config", (dir / "agent.toml").string()}, "update-2.log");
   CHECK(await_version(2));
-  release(3);
+  releases.publish(3);
   command({"update", "--config", (dir / "agent.toml").string()}, "update-3.log");
   CHECK(await_version(3));
   command({"rollback", "--state-dir", (dir / "device").string()}, "rollback.log");

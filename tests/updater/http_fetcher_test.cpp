@@ -12,6 +12,7 @@
 
 #include <httplib.h>
 
+#include "http_file_server.h"
 #include "shoal/updater/http_fetcher.h"
 #include "temp_dir.h"
 
@@ -24,16 +25,31 @@ namespace {
 // A static file server for `root`, plus routes that misbehave.
 class FileServer {
  public:
-  explicit FileServer(const fs::path& root) {
-    server_.set_mount_point("/repo", root.string());
-    server_.Get("/broken/.*", [this](const httplib::Request&, httplib::Response& response) {
+  explicit FileServer(const fs::path& root) : http_(root, "/repo", [this](httplib::Server& server) { add_routes(server); }) {}
+  ~FileServer() { stopping_ = true; }  // before http_ stops its server, so the slow route lets go
+
+  std::string url(const std::string& prefix) const { return http_.url(prefix); }
+  static std::string flaky_body() {
+    std::string body(200 * 1024, '\0');
+    for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 7 % 251);
+    return body;
+  }
+  int broken_hits() const { return broken_hits_.load(); }
+  std::vector<std::string> ranges() const {  // the Range header of each flaky request
+    std::lock_guard lock(ranges_mutex_);
+    return ranges_;
+  }
+
+ private:
+  void add_routes(httplib::Server& server) {
+    server.Get("/broken/.*", [this](const httplib::Request&, httplib::Response& response) {
       ++broken_hits_;
       response.status = 500;
       response.set_content("an error page, not the file", "text/plain");
     });
-    server_.Get("/forbidden/.*", [](const httplib::Request&, httplib::Response& response) { response.status = 403; });
+    server.Get("/forbidden/.*", [](const httplib::Request&, httplib::Response& response) { response.status = 403; });
     // The first answer breaks off halfway through; later ones are whole, or the asked-for range of it.
-    server_.Get("/flaky/(.*)", [this](const httplib::Request& request, httplib::Response& response) {
+    server.Get("/flaky/(.*)", [this](const httplib::Request& request, httplib::Response& response) {
       const bool first = [&] {
         std::lock_guard lock(ranges_mutex_);
         ranges_.push_back(request.get_header_value("Range"));
@@ -50,17 +66,17 @@ class FileServer {
         response.set_content(body, "application/octet-stream");  // cpp-httplib answers a Range with 206
       }
     });
-    server_.Get("/moved/(.*)", [](const httplib::Request& request, httplib::Response& response) {
+    server.Get("/moved/(.*)", [](const httplib::Request& request, httplib::Response& response) {
       response.set_redirect("/repo/" + request.matches[1].str());
     });
-    server_.Get("/endless/.*", [](const httplib::Request&, httplib::Response& response) {
+    server.Get("/endless/.*", [](const httplib::Request&, httplib::Response& response) {
       // Declares no length and never ends.
       response.set_chunked_content_provider("application/octet-stream", [](std::size_t, httplib::DataSink& sink) {
         const std::string block(64 * 1024, 'x');
         return sink.write(block.data(), block.size());
       });
     });
-    server_.Get("/slow/.*", [this](const httplib::Request&, httplib::Response& response) {
+    server.Get("/slow/.*", [this](const httplib::Request&, httplib::Response& response) {
       // A byte, then silence until the client gives up (the slow-retrieval attack).
       response.set_chunked_content_provider("application/octet-stream", [this](std::size_t offset, httplib::DataSink& sink) {
         if (offset == 0) return sink.write("x", 1);
@@ -68,35 +84,13 @@ class FileServer {
         return false;
       });
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::yield();
-  }
-  ~FileServer() {
-    stopping_ = true;
-    server_.stop();
-    thread_.join();
-  }
-  std::string url(const std::string& prefix) const { return "http://127.0.0.1:" + std::to_string(port_) + prefix; }
-  static std::string flaky_body() {
-    std::string body(200 * 1024, '\0');
-    for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 7 % 251);
-    return body;
-  }
-  int broken_hits() const { return broken_hits_.load(); }
-  std::vector<std::string> ranges() const {  // the Range header of each flaky request
-    std::lock_guard lock(ranges_mutex_);
-    return ranges_;
   }
 
- private:
   std::atomic<int> broken_hits_{0};
   mutable std::mutex ranges_mutex_;
   std::vector<std::string> ranges_;
-  httplib::Server server_;
   std::atomic<bool> stopping_{false};
-  int port_ = 0;
-  std::thread thread_;
+  shoal::testing::HttpFileServer http_;  // last: it stops before the state its routes use goes
 };
 
 // Retries in milliseconds, so the tests do not wait out real backoffs.
