@@ -41,17 +41,20 @@ typedef enum shoal_status {
   SHOAL_PERMISSION = 5,       /* a key or token file is readable by others, or access is denied */
   SHOAL_NOT_READY = 6,        /* no model is served yet: no release installed, no global model yet */
   SHOAL_BUSY = 7,             /* the inference queue is full; retry later */
-  SHOAL_FAILED = 8            /* anything else: the model failed, a signature did not verify, ... */
+  SHOAL_FAILED = 8,           /* anything else: the model failed, a signature did not verify, ... */
+  SHOAL_STATUS_MAX_ENUM = 0x7fffffff  /* not a status: makes the type hold any int, so a bad value is an error */
 } shoal_status;
 
 typedef enum shoal_mode {
   SHOAL_MODE_SERVE = 0,  /* serve the device's models and install releases ([serve], [release]) */
-  SHOAL_MODE_ROUNDS = 1  /* also take part in federated rounds ([aggregator], [data]) */
+  SHOAL_MODE_ROUNDS = 1, /* also take part in federated rounds ([aggregator], [data]) */
+  SHOAL_MODE_MAX_ENUM = 0x7fffffff
 } shoal_mode;
 
 typedef enum shoal_output {
   SHOAL_OUTPUT_LOGITS = 0,        /* the model's raw outputs */
-  SHOAL_OUTPUT_PROBABILITIES = 1  /* their softmax */
+  SHOAL_OUTPUT_PROBABILITIES = 1, /* their softmax */
+  SHOAL_OUTPUT_MAX_ENUM = 0x7fffffff
 } shoal_output;
 
 /* An agent. Opaque: made by shoal_agent_create, freed by shoal_agent_destroy. */
