@@ -152,9 +152,8 @@ class ReleaseFixture {
               auto& entry = snapshot["meta"]["targets.json"];
               entry["length"] = targets_text->size();
               entry["hashes"] = updater::file_hashes(bytes_of(*targets_text));
-              auto parsed = updater::parse_metadata_file(bytes_of(*targets_text), "targets");
-              REQUIRE(parsed.ok());
-              entry["version"] = parsed->signed_part["version"];
+              // Read as plain JSON: the file may be one the client is to refuse.
+              entry["version"] = nlohmann::json::parse(*targets_text)["signed"]["version"];
             },
             {&snapshot_key});
     const auto snapshot_text = crypto::read_file(metadata_path(RoleName::snapshot), 64 << 20);

@@ -19,7 +19,7 @@ RootMetadata one_key_root(const crypto::IdentityKeyPair& key) {
   root.version = 3;
   root.expires = parse_utc("2030-01-01T00:00:00Z", "test").value();
   const std::string id = key_id(key.public_identity().ed25519());
-  root.keys[id] = key.public_identity().ed25519();
+  root.keys[id] = TufKey::from_ed25519(key.public_identity().ed25519());
   for (RoleName role : kAllRoles) root.roles[role] = RoleKeys{{id}, 1};
   return root;
 }
@@ -141,7 +141,7 @@ TEST_CASE("a threshold counts distinct valid signatures of the role's keys only"
   const auto second = crypto::IdentityKeyPair::generate();
   const auto outsider = crypto::IdentityKeyPair::generate();
   RootMetadata root = one_key_root(first);
-  root.keys[key_id(second.public_identity().ed25519())] = second.public_identity().ed25519();
+  root.keys[key_id(second.public_identity().ed25519())] = TufKey::from_ed25519(second.public_identity().ed25519());
   root.roles[RoleName::targets] = RoleKeys{{key_id(first.public_identity().ed25519()),
                                             key_id(second.public_identity().ed25519())}, 2};
 

@@ -54,7 +54,7 @@ Status write_metadata(const fs::path& path, const SignedMetadata& metadata) {
   return crypto::write_file_durably(path, format_metadata_file(metadata));
 }
 
-Result<std::map<std::string, crypto::Ed25519PublicKey>> apply_key_choices(
+Result<std::map<std::string, TufKey>> apply_key_choices(
     RootMetadata& root, const std::map<RoleName, RoleKeyChoice>& choices) {
   for (const auto& [role, choice] : choices) {
     if (choice.keys.empty()) {
@@ -78,9 +78,9 @@ Result<std::map<std::string, crypto::Ed25519PublicKey>> apply_key_choices(
     root.roles[role] = std::move(role_keys);
   }
   // Keep exactly the keys some role uses.
-  std::map<std::string, crypto::Ed25519PublicKey> known = root.keys;
+  std::map<std::string, TufKey> known = root.keys;
   for (const auto& [role, choice] : choices) {
-    for (const auto& key : choice.keys) known[key_id(key.ed25519())] = key.ed25519();
+    for (const auto& key : choice.keys) known[key_id(key.ed25519())] = TufKey::from_ed25519(key.ed25519());
   }
   root.keys.clear();
   for (const auto& [role, role_keys] : root.roles) {

@@ -82,8 +82,8 @@ Result<crypto::IdentityKeyPair> load_signing_key(const fs::path& path) {
 // The id shoal-keys shows for a key (not TUF's key id, which only the metadata uses).
 std::string shown_id(const RootMetadata& root, const std::string& keyid) {
   auto key = root.keys.find(keyid);
-  if (key == root.keys.end()) return keyid.substr(0, 16);
-  auto identity = crypto::PublicIdentity::from_ed25519(key->second);
+  if (key == root.keys.end() || !key->second.ed25519) return keyid.substr(0, 16);
+  auto identity = crypto::PublicIdentity::from_ed25519(*key->second.ed25519);
   return identity ? identity->key_id() : keyid.substr(0, 16);
 }
 

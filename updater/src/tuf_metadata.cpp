@@ -231,7 +231,7 @@ json to_json(const RootMetadata& root) {
   json out = common_fields("root", root.version, root.expires);
   out["consistent_snapshot"] = root.consistent_snapshot;
   json keys = json::object();
-  for (const auto& [id, key] : root.keys) keys[id] = key_json(key);
+  for (const auto& [id, key] : root.keys) keys[id] = key.object;
   out["keys"] = keys;
   json roles = json::object();
   for (const auto& [role, role_keys] : root.roles) {
@@ -254,23 +254,12 @@ Result<RootMetadata> parse_root(const json& signed_part, std::string_view source
   if (!keys) return keys.error();
   for (const auto& [id, key] : (*keys)->items()) {
     const std::string where = "keys." + id;
-    if (!key.is_object()) return field_error(source, where, "must be an object");
-    auto type = string_member(key, source, "keytype");
-    auto scheme = string_member(key, source, "scheme");
-    if (!type || !scheme || *type != "ed25519" || *scheme != "ed25519") {
-      return make_error(ErrorCode::unsupported,
-                        std::string(source) + ": " + where + " is not an ed25519 key, the only kind this build reads");
-    }
-    auto keyval = member(key, source, "keyval", json::value_t::object);
-    if (!keyval) return field_error(source, where + ".keyval", "is missing or not an object");
-    auto public_hex = string_member(**keyval, source, "public");
-    if (!public_hex) return field_error(source, where + ".keyval.public", "is missing or not a string");
-    auto public_key = crypto::array_from_hex<crypto::kEd25519PublicKeyBytes>(*public_hex, where + ".keyval.public");
-    if (!public_key) return field_error(source, where + ".keyval.public", "is not 32 bytes of hex");
+    auto parsed = parse_tuf_key(key, std::string(source) + ": " + where);
+    if (!parsed) return parsed.error();
     // The id is the hash of the key object as stored, whichever optional fields it has.
     const std::string stored_id = crypto::to_hex(crypto::sha256(signed_bytes_or_throw(key)));
     if (stored_id != id) return field_error(source, where, "is not the id of its key (" + stored_id + ")");
-    root.keys[id] = *public_key;
+    root.keys[id] = std::move(parsed).value();
   }
   auto roles = member(signed_part, source, "roles", json::value_t::object);
   if (!roles) return roles.error();
@@ -291,10 +280,9 @@ Result<RootMetadata> parse_root(const json& signed_part, std::string_view source
     }
     auto threshold = unsigned_member(*found, source, "threshold");
     if (!threshold) return field_error(source, where + ".threshold", "is missing or not a non-negative integer");
-    if (*threshold < 1 || *threshold > role_keys.keyids.size()) {
-      return field_error(source, where + ".threshold",
-                         "is " + std::to_string(*threshold) + ", must be 1 to the role's " +
-                             std::to_string(role_keys.keyids.size()) + " key(s)");
+    // A threshold above the role's keys is accepted (TUF 1.0 §5.3): only that role's metadata then fails.
+    if (*threshold < 1 || *threshold > 1'000'000) {
+      return field_error(source, where + ".threshold", "is " + std::to_string(*threshold) + ", must be at least 1");
     }
     role_keys.threshold = static_cast<std::uint32_t>(*threshold);
     root.roles[role] = std::move(role_keys);
@@ -403,14 +391,16 @@ Result<SignedMetadata> parse_metadata_file(std::span<const std::uint8_t> bytes, 
   }
   auto signatures = member(document, source, "signatures", json::value_t::array);
   if (!signatures) return signatures.error();
+  std::set<std::string> keyids;
   for (const auto& entry : **signatures) {
     if (!entry.is_object()) return field_error(source, "signatures", "must hold objects");
     auto keyid = string_member(entry, source, "keyid");
     auto sig = string_member(entry, source, "sig");
     if (!keyid || !sig) return field_error(source, "signatures", "entries need a keyid and a sig string");
-    auto sig_bytes = crypto::array_from_hex<crypto::kEd25519SignatureBytes>(*sig, "sig");
-    if (!sig_bytes) return field_error(source, "signature by " + *keyid, "is not 64 bytes of hex");
-    metadata.signatures.push_back(Signature{*keyid, *sig_bytes});
+    if (!keyids.insert(*keyid).second) return field_error(source, "signatures", "name key " + *keyid + " twice");
+    auto sig_bytes = crypto::from_hex(*sig, "sig");
+    if (!sig_bytes || sig_bytes->empty()) continue;  // not hex: never a valid signature, and no reason to refuse the file
+    metadata.signatures.push_back(Signature{*keyid, std::move(sig_bytes).value()});
   }
   return metadata;
 }
@@ -428,8 +418,8 @@ Status add_signature(SignedMetadata& metadata, const crypto::IdentityKeyPair& ke
   if (!bytes) return bytes.error();
   const std::string id = key_id(key.public_identity().ed25519());
   std::erase_if(metadata.signatures, [&](const Signature& signature) { return signature.keyid == id; });
-  metadata.signatures.push_back(
-      Signature{id, key.sign(std::span(reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size()))});
+  const auto sig = key.sign(std::span(reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size()));
+  metadata.signatures.push_back(Signature{id, std::vector<std::uint8_t>(sig.begin(), sig.end())});
   return ok_status();
 }
 
@@ -444,8 +434,7 @@ std::size_t count_valid_signatures(const SignedMetadata& metadata, const RootMet
     if (counted.contains(signature.keyid) || std::find(ids.begin(), ids.end(), signature.keyid) == ids.end()) continue;
     auto key = root.keys.find(signature.keyid);
     if (key == root.keys.end()) continue;
-    auto public_identity = crypto::PublicIdentity::from_ed25519(key->second);
-    if (public_identity && public_identity->verify(message, signature.sig)) counted.insert(signature.keyid);
+    if (verify_tuf_signature(key->second, message, signature.sig)) counted.insert(signature.keyid);
   }
   return counted.size();
 }

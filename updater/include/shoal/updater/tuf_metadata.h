@@ -3,8 +3,9 @@
 //
 //   {"signatures": [{"keyid": "<hex>", "sig": "<hex>"}], "signed": {"_type": "targets", ...}}
 //
-// whose "signed" part is signed over its canonical JSON form with ed25519
-// keys. A key's id is the hex SHA-256 of its canonical key object, which
+// whose "signed" part is signed over its canonical JSON form. shoal signs
+// with ed25519 keys; ECDSA P-256 and RSA-PSS keys of other TUF tools are
+// verified too (tuf_key.h). A key's id is the hex SHA-256 of its canonical key object, which
 // carries keyid_hash_algorithms as securesystemslib (under python-tuf) and
 // go-tuf write it, so their key ids and shoal's agree and standard TUF
 // tooling can read a shoal repository (tests/tuf_interop_check.py checks
@@ -28,6 +29,7 @@
 
 #include "shoal/crypto/identity.h"
 #include "shoal/crypto/result.h"
+#include "shoal/updater/tuf_key.h"
 
 namespace shoal::updater {
 
@@ -60,7 +62,7 @@ struct RootMetadata {
   std::uint64_t version = 1;
   UnixTime expires = 0;
   bool consistent_snapshot = false;
-  std::map<std::string, crypto::Ed25519PublicKey> keys;  // by key id
+  std::map<std::string, TufKey> keys;  // by key id
   std::map<RoleName, RoleKeys> roles;                    // all four
 };
 
@@ -114,10 +116,12 @@ Result<TimestampMetadata> parse_timestamp(const nlohmann::json& signed_part, std
 
 struct Signature {
   std::string keyid;
-  crypto::Ed25519Signature sig{};
+  std::vector<std::uint8_t> sig;  // 64 bytes for ed25519; DER for ECDSA; the modulus' size for RSA
 };
 
-// A metadata file as stored: the signed part and its signatures.
+// A metadata file as stored: the signed part and its signatures. Parsing
+// skips a signature that is not hex (it could never be valid) and refuses
+// a file that lists one key id twice.
 struct SignedMetadata {
   nlohmann::json signed_part;
   std::vector<Signature> signatures;
