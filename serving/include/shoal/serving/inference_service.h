@@ -102,8 +102,9 @@ class InferenceService {
   ModelSlot slot_;
   ServiceMetrics metrics_;
   DynamicBatcher batcher_;
-  // Bodies being decoded at once. A body's JSON tree takes up to ~8 times its bytes, so with every
-  // connection sending the largest body the service holds http_threads bodies but only this many trees.
+  // Bodies being decoded at once. Parsing a body takes up to ~8 times its bytes (simdjson's tape holds
+  // 16 bytes for a 2-byte number), so with every connection sending the largest body the service holds
+  // http_threads bodies but only this many parses.
   std::counting_semaphore<> decoding_{4};
   std::unique_ptr<Http> http_;
   int port_ = 0;
