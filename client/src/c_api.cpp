@@ -101,7 +101,12 @@ shoal_status shoal_agent_create(const char* config_file, shoal_mode mode, shoal_
     options.use = use;
     options.in_process = true;
     if (log != nullptr) {
-      options.log = [log, log_context](const std::string& line) { log(log_context, line.c_str()); };
+      // The agent logs from several threads; the app's callback gets one line at a time.
+      auto serial = std::make_shared<std::mutex>();
+      options.log = [log, log_context, serial](const std::string& line) {
+        std::lock_guard lock(*serial);
+        log(log_context, line.c_str());
+      };
     }
     auto device = shoal::client::start_configured_device(*config, std::move(options));
     if (!device) return fail(device.error());
