@@ -45,15 +45,20 @@ struct AgentHandle {
   ~AgentHandle() { shoal_agent_destroy(agent); }
 };
 
+// Version 1 installed on the device, and an agent made from the app's config.
+void create_with_release_1(Releases& releases, AgentHandle& handle) {
+  releases.publish(1);
+  REQUIRE(client::update_from_release(releases.update_options()).ok());
+  REQUIRE(shoal_agent_create(write_config(releases).c_str(), SHOAL_MODE_SERVE, nullptr, nullptr, &handle.agent) ==
+          SHOAL_OK);
+}
+
 }  // namespace
 
 TEST_CASE("an app predicts through the C API from the active release, into its own buffer") {
   Releases releases;
-  releases.publish(1);
-  REQUIRE(client::update_from_release(releases.update_options()).ok());
   AgentHandle handle;
-  REQUIRE(shoal_agent_create(write_config(releases).c_str(), SHOAL_MODE_SERVE, nullptr, nullptr, &handle.agent) ==
-          SHOAL_OK);
+  create_with_release_1(releases, handle);
   REQUIRE(handle.agent != nullptr);
   CHECK(std::string(shoal_agent_url(handle.agent)).empty());  // no [serve] port: no HTTP
 
@@ -91,11 +96,8 @@ TEST_CASE("an app predicts through the C API from the active release, into its o
 
 TEST_CASE("through the C API a release installed by another process is served once the agent runs") {
   Releases releases;
-  releases.publish(1);
-  REQUIRE(client::update_from_release(releases.update_options()).ok());
   AgentHandle handle;
-  REQUIRE(shoal_agent_create(write_config(releases).c_str(), SHOAL_MODE_SERVE, nullptr, nullptr, &handle.agent) ==
-          SHOAL_OK);
+  create_with_release_1(releases, handle);
   REQUIRE(shoal_agent_start(handle.agent) == SHOAL_OK);
   CHECK(shoal_agent_start(handle.agent) == SHOAL_INVALID_ARGUMENT);
   CHECK(std::string(shoal_last_error()).find("running already") != std::string::npos);
