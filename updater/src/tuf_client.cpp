@@ -102,6 +102,17 @@ Status TufClient::keep(RoleName role, std::span<const std::uint8_t> bytes) const
   return crypto::write_file_durably(trust_dir_ / metadata_file_name(role), bytes);
 }
 
+bool TufClient::kept_is_listed(RoleName role, const MetaFile& listed, std::uint64_t trusted_version) const {
+  if (trusted_version != listed.version) return false;
+  auto bytes = crypto::read_file(trust_dir_ / metadata_file_name(role), 64 << 20);
+  if (!bytes) return false;
+  const auto kept = crypto::text_bytes(*bytes);
+  if (listed.length && kept.size() != *listed.length) return false;
+  if (!listed.hashes.empty() && !check_hashes(kept, listed.hashes, metadata_file_name(role))) return false;
+  auto metadata = parse_metadata_file(kept, metadata_file_name(role));
+  return metadata && verify_threshold(*metadata, trusted_.root, role, metadata_file_name(role));
+}
+
 void TufClient::forget(RoleName role) {
   std::error_code ignored;
   fs::remove(trust_dir_ / metadata_file_name(role), ignored);
@@ -187,6 +198,9 @@ Status TufClient::update_timestamp(RepositoryFetcher& fetcher, UnixTime start_ti
 Status TufClient::update_snapshot(RepositoryFetcher& fetcher, UnixTime start_time) {
   const std::string path = "metadata/snapshot.json";
   const MetaFile& expected = trusted_.timestamp->snapshot;
+  if (trusted_.snapshot && kept_is_listed(RoleName::snapshot, expected, trusted_.snapshot->version)) {
+    return check_expiry(trusted_.snapshot->expires, start_time, path);  // unchanged: not downloaded again
+  }
   auto file = fetch_listed(fetcher, path, expected, limits_.snapshot_bytes, trusted_.root, RoleName::snapshot);
   if (!file) return file.error();
   auto snapshot = parse_snapshot(file->metadata.signed_part, path);
@@ -221,6 +235,9 @@ Status TufClient::update_targets(RepositoryFetcher& fetcher, UnixTime start_time
     return make_error(ErrorCode::verification, "the snapshot does not list targets.json");
   }
   const MetaFile& expected = listed->second;
+  if (trusted_.targets && kept_is_listed(RoleName::targets, expected, trusted_.targets->version)) {
+    return check_expiry(trusted_.targets->expires, start_time, path);  // unchanged: not downloaded again
+  }
   auto file = fetch_listed(fetcher, path, expected, limits_.targets_bytes, trusted_.root, RoleName::targets);
   if (!file) return file.error();
   auto targets = parse_targets(file->metadata.signed_part, path);

@@ -71,6 +71,10 @@ class TufClient {
   Status update_snapshot(RepositoryFetcher& fetcher, UnixTime start_time);
   Status update_targets(RepositoryFetcher& fetcher, UnixTime start_time);
   Status keep(RoleName role, std::span<const std::uint8_t> bytes) const;
+  // Whether the kept file of `role` is the one `listed` names: its version
+  // `trusted_version`, and its bytes of the listed length and hashes and
+  // signed by the role's current keys. It is then not downloaded again.
+  bool kept_is_listed(RoleName role, const MetaFile& listed, std::uint64_t trusted_version) const;
   void forget(RoleName role);
 
   std::filesystem::path trust_dir_;
