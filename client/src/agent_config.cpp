@@ -114,6 +114,12 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentUs
     file->read_path("release.repository", repository);
     config.release.repository = repository.string();
   }
+  file->read("release.targets_url", config.release.targets_url);
+  if (!config.release.targets_url.empty() && !updater::is_http_repository(config.release.targets_url)) {
+    std::filesystem::path targets = config.release.targets_url;
+    file->read_path("release.targets_url", targets);
+    config.release.targets_url = targets.string();
+  }
   file->read_path("release.trusted_root", config.release.trusted_root);
   file->read_path("release.ca_file", config.release.ca_file);
   file->read("release.model", config.release.model);

@@ -31,6 +31,7 @@ Result<std::optional<ReleaseUpdateOptions>> scheduled_releases(const AgentConfig
   options.aggregator = std::move(link).value();
   options.trusted_root = config.release.trusted_root;
   options.ca_file = config.release.ca_file;
+  options.targets_url = config.release.targets_url;
   options.release_model =
       config.release.model.empty() ? std::filesystem::path(config.model).stem().string() : config.release.model;
   options.make_model = [model = config.model, threads = config.threads]() -> Result<inference::Model> {

@@ -12,9 +12,12 @@ namespace fs = std::filesystem;
 
 namespace shoal::client {
 
-Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository,
-                                                                    const std::optional<AggregatorLink>& aggregator,
-                                                                    const std::filesystem::path& ca_file) {
+namespace {
+
+// The fetcher for one place: a directory, an http(s) URL, or "aggregator".
+Result<std::unique_ptr<updater::RepositoryFetcher>> open_place(const std::string& repository,
+                                                               const std::optional<AggregatorLink>& aggregator,
+                                                               const std::filesystem::path& ca_file) {
   if (repository.empty()) {
     return make_error(ErrorCode::invalid_argument, "no release repository given");
   }
@@ -40,6 +43,20 @@ Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::s
     return make_error(ErrorCode::not_found, "release repository " + repository + " is not a directory");
   }
   return std::unique_ptr<updater::RepositoryFetcher>(std::make_unique<updater::DirectoryFetcher>(repository));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository,
+                                                                    const std::optional<AggregatorLink>& aggregator,
+                                                                    const std::filesystem::path& ca_file,
+                                                                    const std::string& targets_url) {
+  auto metadata = open_place(repository, aggregator, ca_file);
+  if (!metadata || targets_url.empty()) return metadata;
+  auto targets = open_place(targets_url, aggregator, ca_file);
+  if (!targets) return make_error(targets.error().code, "targets_url: " + targets.error().message);
+  return std::unique_ptr<updater::RepositoryFetcher>(
+      std::make_unique<updater::SplitFetcher>(std::move(metadata).value(), std::move(targets).value()));
 }
 
 Status smoke_test(inference::Model model, const weights::Weights& weights) {
@@ -84,7 +101,7 @@ Result<updater::InstallOutcome> update_from_release(const ReleaseUpdateOptions& 
       return status.error();
     }
   }
-  auto fetcher = open_repository(options.repository, options.aggregator, options.ca_file);
+  auto fetcher = open_repository(options.repository, options.aggregator, options.ca_file, options.targets_url);
   if (!fetcher) return fetcher.error();
   auto client = updater::TufClient::open(trust_dir);
   if (!client) return client.error();

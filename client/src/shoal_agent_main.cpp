@@ -122,6 +122,7 @@ struct ReleaseOptions {
   std::string repository;  // a directory, an http(s) URL, or "aggregator"
   fs::path trusted_root;
   fs::path ca_file;  // for an https repository; empty: the system's CAs
+  std::string targets_url;  // where targets/ is served from; empty: the repository
   std::string release_model;  // empty: the --model name
   std::optional<client::AggregatorLink> aggregator;
 };
@@ -130,8 +131,9 @@ struct ReleaseOptions {
 Result<ReleaseOptions> release_options(const client::AgentConfig& config) {
   auto link = client::release_link(config);
   if (!link) return link.error();
-  return ReleaseOptions{config.state_dir,   config.release.repository, config.release.trusted_root,
-                        config.release.ca_file, config.release.model, std::move(link).value()};
+  return ReleaseOptions{config.state_dir,           config.release.repository, config.release.trusted_root,
+                        config.release.ca_file,     config.release.targets_url, config.release.model,
+                        std::move(link).value()};
 }
 
 // SHOAL_CRASH_AFTER_STEP names an install step ("stage", ...) after which the
@@ -151,6 +153,7 @@ client::ReleaseUpdateOptions update_options(const CommonOptions& common, const R
   options.aggregator = release.aggregator;
   options.trusted_root = release.trusted_root;
   options.ca_file = release.ca_file;
+  options.targets_url = release.targets_url;
   options.release_model = release.release_model.empty() ? fs::path(common.model).stem().string() : release.release_model;
   options.make_model = [common]() { return open_model(common, std::nullopt); };
   options.after_step = crash_hook();
@@ -167,6 +170,7 @@ int update(CommonOptions common, ReleaseOptions release, const fs::path& config_
     if (release.repository.empty()) release.repository = configured->repository;
     if (release.trusted_root.empty()) release.trusted_root = configured->trusted_root;
     if (release.ca_file.empty()) release.ca_file = configured->ca_file;
+    if (release.targets_url.empty()) release.targets_url = configured->targets_url;
     if (release.release_model.empty()) release.release_model = configured->release_model;
     release.aggregator = configured->aggregator;
     common.model = config->model;
@@ -417,6 +421,8 @@ int main(int argc, char** argv) {
                              "the operator's root.json, trusted on the first update");
   update_command->add_option("--ca-file", release.ca_file, "CA certificates for an https repository (default: the system's)")
       ->check(CLI::ExistingFile);
+  update_command->add_option("--targets-url", release.targets_url,
+                             "where the repository's targets/ is served from, if elsewhere (a URL or directory)");
   update_command->add_option("--release-model", release.release_model,
                              "the model's name in the repository (default: --model)");
 

@@ -52,3 +52,21 @@ TEST_CASE("a device installs releases from an HTTP repository and refuses a tamp
   REQUIRE(active->has_value());
   CHECK((*active)->version() == 2);
 }
+
+TEST_CASE("metadata from one place and target files from another: a directory and an HTTP host") {
+  Releases releases;
+  releases.publish(1);
+  // The device sees the metadata alone; the target files only on the host.
+  fs::create_directories(releases.dir / "metadata-only");
+  fs::copy(releases.dir / "releases" / "metadata", releases.dir / "metadata-only" / "metadata",
+           fs::copy_options::recursive);
+  shoal::testing::HttpFileServer cdn(releases.dir / "releases" / "targets", "/cdn");
+  auto options = releases.update_options();
+  options.repository = (releases.dir / "metadata-only").string();
+  auto without = client::update_from_release(options);
+  REQUIRE_FALSE(without.ok());  // no targets/ beside the metadata
+  options.targets_url = cdn.url("/cdn");
+  auto installed = client::update_from_release(options);
+  REQUIRE(installed.ok());
+  CHECK(installed->installed);
+}

@@ -21,6 +21,12 @@ bool is_safe_repository_path(const std::string& path) {
   return true;
 }
 
+Result<std::vector<std::uint8_t>> SplitFetcher::fetch(const std::string& path, std::uint64_t max_bytes) {
+  constexpr std::string_view kTargets = "targets/";
+  if (path.rfind(kTargets, 0) == 0) return targets_->fetch(path.substr(kTargets.size()), max_bytes);
+  return metadata_->fetch(path, max_bytes);
+}
+
 Result<std::vector<std::uint8_t>> DirectoryFetcher::fetch(const std::string& path, std::uint64_t max_bytes) {
   if (!is_safe_repository_path(path)) {
     return make_error(ErrorCode::invalid_argument, "'" + path + "' is not a path inside the repository");

@@ -23,6 +23,7 @@ struct ReleaseSettings {
   std::string repository;               // directory; empty: no releases
   std::filesystem::path trusted_root;   // the operator's root.json, trusted on the first update
   std::filesystem::path ca_file;        // CAs for an https repository; empty: the system's
+  std::string targets_url;              // where the repository's targets/ is served from; empty: the repository
   std::string model;                    // the model's name in the repository; empty: model.name
   int check_every_s = 3600;             // how often `run` checks; 0: only `shoal-agent update`
 };

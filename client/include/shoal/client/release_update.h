@@ -41,15 +41,18 @@ struct ReleaseUpdateOptions {
   std::optional<AggregatorLink> aggregator;  // needed for "aggregator"
   std::filesystem::path trusted_root;   // the operator's root.json; used while the device trusts none
   std::filesystem::path ca_file;        // CAs for an https repository; empty: the system's
+  std::string targets_url;              // where targets/ is served from, if not the repository: a URL or directory
   std::string release_model;            // the model's name in the repository
   std::function<Result<inference::Model>()> make_model;  // a fresh model for the smoke test
   std::function<void(updater::InstallStep)> after_step;  // fault injection in tests
 };
 
-// The fetcher for `repository`: a directory path, an http(s) URL, or "aggregator" over `aggregator`.
+// The fetcher for `repository`: a directory path, an http(s) URL, or "aggregator" over `aggregator`;
+// with `targets_url` (a URL or directory), target files come from there.
 Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository,
                                                                     const std::optional<AggregatorLink>& aggregator,
-                                                                    const std::filesystem::path& ca_file = {});
+                                                                    const std::filesystem::path& ca_file = {},
+                                                                    const std::string& targets_url = {});
 
 // Loads `weights` into `model`, runs a batch of probe inputs and refuses
 // non-finite outputs.

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,23 @@ class DirectoryFetcher : public RepositoryFetcher {
 
  private:
   std::filesystem::path root_;
+};
+
+// Metadata from one fetcher, target files from another: for a repository
+// whose targets/ is served from elsewhere (a CDN, say). "targets/P" is
+// fetched as "P" from the targets fetcher; every other path from metadata's.
+class SplitFetcher : public RepositoryFetcher {
+ public:
+  SplitFetcher(std::unique_ptr<RepositoryFetcher> metadata, std::unique_ptr<RepositoryFetcher> targets)
+      : metadata_(std::move(metadata)), targets_(std::move(targets)) {}
+  Result<std::vector<std::uint8_t>> fetch(const std::string& path, std::uint64_t max_bytes) override;
+  std::string describe() const override {
+    return metadata_->describe() + " (targets from " + targets_->describe() + ")";
+  }
+
+ private:
+  std::unique_ptr<RepositoryFetcher> metadata_;
+  std::unique_ptr<RepositoryFetcher> targets_;
 };
 
 // A byte range of a repository file, as a server hands it out.
