@@ -202,3 +202,43 @@ TEST_CASE("retry delays double from the first up to the most, with jitter") {
   CHECK(updater::retry_delay(2, milliseconds(500), milliseconds(30000), 1.4) == milliseconds(1400));
   CHECK(updater::retry_delay(2, milliseconds(500), milliseconds(30000), 9.0) == milliseconds(1500));  // clamped
 }
+
+TEST_CASE("an HTTPS repository is trusted only through a CA that signed its certificate, and never redirects down") {
+  TempDir dir;
+  fs::create_directories(dir / "metadata");
+  std::ofstream(dir / "metadata" / "timestamp.json") << "{}";
+  const fs::path fixtures = SHOAL_UPDATER_FIXTURES;
+  const shoal::testing::TlsFiles tls{fixtures / "loopback-tls.pem", fixtures / "loopback-tls.key"};
+  shoal::testing::HttpFileServer plain(dir.path(), "/repo");
+  shoal::testing::HttpFileServer secure(
+      dir.path(), "/repo",
+      [&plain](httplib::Server& server) {
+        server.Get("/down/(.*)", [&plain](const httplib::Request& request, httplib::Response& response) {
+          response.set_redirect(plain.url("/repo/" + request.matches[1].str()));
+        });
+      },
+      &tls);
+
+  auto options = quick_retries();
+  options.ca_file = tls.certificate;
+  auto trusted = updater::HttpFetcher::open(secure.url("/repo"), options);
+  REQUIRE(trusted.ok());
+  auto fetched = (*trusted)->fetch("metadata/timestamp.json", 1024);
+  REQUIRE(fetched.ok());
+  CHECK(fetched->size() == 2);
+
+  // The system's CAs never signed the test certificate.
+  auto untrusted = updater::HttpFetcher::open(secure.url("/repo"), quick_retries());
+  REQUIRE(untrusted.ok());
+  auto refused = (*untrusted)->fetch("metadata/timestamp.json", 1024);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == ErrorCode::io);
+  CHECK_THAT(refused.error().message, Catch::Contains("certificate"));
+
+  // From https, a redirect to http is not followed.
+  auto downgrading = updater::HttpFetcher::open(secure.url("/down"), options);
+  REQUIRE(downgrading.ok());
+  auto downgraded = (*downgrading)->fetch("metadata/timestamp.json", 1024);
+  REQUIRE_FALSE(downgraded.ok());
+  CHECK_THAT(downgraded.error().message, Catch::Contains("Protocol \"http\" not supported or disabled"));
+}
