@@ -52,4 +52,19 @@ Result<std::vector<std::uint8_t>> from_hex(std::string_view hex, std::string_vie
   return out;
 }
 
+std::string printable_text(std::string_view text) {
+  std::string printable;
+  printable.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      printable += c;
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      printable += {'\\', 'x', kHex[byte >> 4], kHex[byte & 15]};
+    }
+  }
+  return printable;
+}
+
 }  // namespace shoal::crypto

@@ -1,5 +1,7 @@
 #include "shoal/protocol/header.h"
 
+#include "shoal/crypto/encoding.h"
+
 #include <cmath>
 #include <limits>
 
@@ -210,18 +212,7 @@ Decoded<std::string> FieldMap::get_string(std::string_view key) const {
   }
   // A peer's text reaches logs and metrics: control characters (a newline
   // forging a log line, ANSI escapes) are escaped here, once, for every reader.
-  std::string printable;
-  printable.reserve(text.size());
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte >= 0x20 && byte != 0x7f) {
-      printable += c;
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      printable += {'\\', 'x', kHex[byte >> 4], kHex[byte & 15]};
-    }
-  }
-  return printable;
+  return crypto::printable_text(text);
 }
 
 Decoded<std::span<const std::uint8_t>> FieldMap::get_bytes(std::string_view key) const {

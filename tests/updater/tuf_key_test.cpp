@@ -99,6 +99,13 @@ TEST_CASE("TUF's rules: a threshold no keys can meet fails only its role, a key 
   auto twice = parse_metadata_file(bytes_of(document), "root.json");
   REQUIRE_FALSE(twice.ok());
   CHECK_THAT(twice.error().message, Catch::Contains("twice"));
+  // A key id is a stranger's text until its signature checks: it reaches the message escaped.
+  auto forged = nlohmann::json::parse(bytes.begin(), bytes.end());
+  forged["signatures"] = {{{"keyid", "ab\n\x1b[31mforged"}, {"sig", "00"}}, {{"keyid", "ab\n\x1b[31mforged"}, {"sig", "00"}}};
+  auto escaped = parse_metadata_file(bytes_of(forged), "root.json");
+  REQUIRE_FALSE(escaped.ok());
+  CHECK_THAT(escaped.error().message, Catch::Contains("ab\\x0a\\x1b[31mforged"));
+  CHECK(escaped.error().message.find('\n') == std::string::npos);
 
   // Unknown key types are named, not guessed at.
   auto dsa = document["signed"];

@@ -93,8 +93,9 @@ Result<TufKey> parse_tuf_key(const json& key, std::string_view where) {
   const bool ecdsa = (type_name == "ecdsa" || type_name == "ecdsa-sha2-nistp256") && scheme_name == "ecdsa-sha2-nistp256";
   const bool rsa = type_name == "rsa" && scheme_name == "rsassa-pss-sha256";
   if (!ecdsa && !rsa) {
-    return make_error(ErrorCode::unsupported, std::string(where) + " is a " + type_name + " key with scheme " +
-                                                  scheme_name.substr(0, 64) +
+    return make_error(ErrorCode::unsupported, std::string(where) + " is a " +
+                                                  crypto::printable_text(type_name.substr(0, 64)) + " key with scheme " +
+                                                  crypto::printable_text(scheme_name.substr(0, 64)) +
                                                   "; this build reads ed25519, ecdsa-sha2-nistp256 and rsassa-pss-sha256");
   }
   if (public_text.size() > kMaxPemBytes) return bad("keyval.public is longer than " + std::to_string(kMaxPemBytes) + " bytes");

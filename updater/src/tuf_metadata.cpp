@@ -397,7 +397,10 @@ Result<SignedMetadata> parse_metadata_file(std::span<const std::uint8_t> bytes, 
     auto keyid = string_member(entry, source, "keyid");
     auto sig = string_member(entry, source, "sig");
     if (!keyid || !sig) return field_error(source, "signatures", "entries need a keyid and a sig string");
-    if (!keyids.insert(*keyid).second) return field_error(source, "signatures", "name key " + *keyid + " twice");
+    if (!keyids.insert(*keyid).second) {
+      // Read before any signature is checked: the id is a stranger's text until then.
+      return field_error(source, "signatures", "name key " + crypto::printable_text(keyid->substr(0, 80)) + " twice");
+    }
     auto sig_bytes = crypto::from_hex(*sig, "sig");
     if (!sig_bytes || sig_bytes->empty()) continue;  // not hex: never a valid signature, and no reason to refuse the file
     metadata.signatures.push_back(Signature{*keyid, std::move(sig_bytes).value()});
