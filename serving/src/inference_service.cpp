@@ -129,7 +129,7 @@ std::string InferenceService::url() const {
   return "http://" + (v6 ? "[" + options_.host + "]" : options_.host) + ":" + std::to_string(port_);
 }
 
-Result<BatchAnswer, PredictError> InferenceService::predict(std::span<const float> inputs, std::size_t samples) {
+Result<BatchAnswer, PredictError> InferenceService::predict(std::vector<float> inputs, std::size_t samples) {
   auto model = slot_.current();
   if (!model) return PredictError{PredictFailure::not_loaded, "no model is loaded yet"};
   const auto& info = model->info();
@@ -142,7 +142,7 @@ Result<BatchAnswer, PredictError> InferenceService::predict(std::span<const floa
                         std::to_string(inputs.size()) + " input values for " + std::to_string(samples) + " samples; " +
                             info.name + " takes " + std::to_string(info.sample_values) + " values a sample"};
   }
-  auto pending = batcher_.submit(std::vector<float>(inputs.begin(), inputs.end()), samples);
+  auto pending = batcher_.submit(std::move(inputs), samples);
   if (!pending) return PredictError{PredictFailure::busy, "the inference queue is full; retry later"};
   auto answer = pending->get();
   if (!answer) {
@@ -297,16 +297,16 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
       return decode_infer_request(request.body, model->info(), config.max_request_samples, json_bytes);
     }();
     if (!decoded) return answer_error(response, decoded.error().status, decoded.error().message);
-    auto inputs = std::move(decoded->inputs);
-    auto pending = self.batcher_.submit(std::move(inputs), decoded->samples);
-    if (!pending) {
-      response.set_header("Retry-After", std::to_string(config.retry_after.count()));
-      return answer_error(response, 503, "the inference queue is full; retry later");
-    }
-    auto answer = pending->get();
+    auto answer = self.predict(std::move(decoded->inputs), decoded->samples);
     if (!answer) {
-      if (answer.error().code == ErrorCode::not_found) return not_loaded(response);
-      return answer_error(response, 500, answer.error().message);
+      const auto& error = answer.error();
+      if (error.failure == PredictFailure::not_loaded) return not_loaded(response);
+      if (error.failure == PredictFailure::busy) {
+        response.set_header("Retry-After", std::to_string(config.retry_after.count()));
+        return answer_error(response, 503, error.message);
+      }
+      // The request matched the model when it was decoded; bad input here means a swap changed the shape since.
+      return answer_error(response, 500, error.message);
     }
     auto encoded = encode_infer_response(*decoded, *answer->model, answer->logits);
     if (encoded.json_bytes) {

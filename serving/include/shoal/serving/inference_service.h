@@ -29,7 +29,6 @@
 #include <filesystem>
 #include <memory>
 #include <semaphore>
-#include <span>
 #include <string>
 
 #include "shoal/crypto/result.h"
@@ -85,8 +84,9 @@ class InferenceService {
 
   // Runs `samples` samples (`inputs` holds samples x the served model's
   // sample values) through the batcher, as an infer request does, for a
-  // caller in this process. Thread-safe; blocks until its batch has run.
-  Result<BatchAnswer, PredictError> predict(std::span<const float> inputs, std::size_t samples);
+  // caller in this process, and for the infer endpoint. Thread-safe;
+  // blocks until its batch has run.
+  Result<BatchAnswer, PredictError> predict(std::vector<float> inputs, std::size_t samples);
 
   // 0 without `listen`.
   int port() const { return port_; }
