@@ -46,6 +46,16 @@ void read_serve(config::ConfigFile& file, ServeSettings& serve) {
   file.read("serve.max_queued_samples", service.batching.max_queued_samples);
 }
 
+// Where releases come from: "aggregator" and http(s) URLs as written, anything else a directory relative to
+// the config file.
+void read_place(config::ConfigFile& file, std::string_view key, std::string& place) {
+  file.read(key, place);
+  if (place.empty() || place == kAggregatorRepository || updater::is_http_repository(place)) return;
+  std::filesystem::path directory = place;
+  file.read_path(key, directory);
+  place = directory.string();
+}
+
 }  // namespace
 
 Status AgentConfig::validate_for_serving(bool models_only) const {
@@ -107,21 +117,13 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentUs
   file->read("data.shards", config.shards);
   file->read("eligibility.require_ac_power", config.eligibility.require_ac_power);
   file->read("eligibility.max_load_per_core", config.eligibility.max_load_per_core);
-  // "aggregator" names the aggregator's repository; anything else is a directory.
-  file->read("release.repository", config.release.repository);
-  if (config.release.repository != kAggregatorRepository && !updater::is_http_repository(config.release.repository)) {
-    std::filesystem::path repository = config.release.repository;
-    file->read_path("release.repository", repository);
-    config.release.repository = repository.string();
-  }
-  file->read("release.targets_url", config.release.targets_url);
-  if (!config.release.targets_url.empty() && !updater::is_http_repository(config.release.targets_url)) {
-    std::filesystem::path targets = config.release.targets_url;
-    file->read_path("release.targets_url", targets);
-    config.release.targets_url = targets.string();
-  }
+  read_place(*file, "release.repository", config.release.repository);
+  read_place(*file, "release.targets_url", config.release.targets_url);
   file->read_path("release.trusted_root", config.release.trusted_root);
   file->read_path("release.ca_file", config.release.ca_file);
+  if (!config.release.ca_file.empty() && !std::filesystem::is_regular_file(config.release.ca_file)) {
+    file->fail("release.ca_file", config.release.ca_file.string() + " is not a file");
+  }
   file->read("release.model", config.release.model);
   file->read("release.check_every_s", config.release.check_every_s);
   read_serve(*file, config.serve);

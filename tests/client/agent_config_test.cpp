@@ -89,6 +89,15 @@ TEST_CASE("release settings: the aggregator's repository by name, a directory by
   auto negative = load(with_state + "[release]\nrepository = \"releases\"\ncheck_every_s = -5\n");
   REQUIRE_FALSE(negative);
   CHECK_THAT(negative.error().message, Catch::Contains("key 'release.check_every_s': -5 is out of range"));
+  auto over_http = load(with_state + "[release]\nrepository = \"https://mirror.example/fleet/\"\n"
+                                     "targets_url = \"cdn-copy\"\n");
+  REQUIRE(over_http);
+  CHECK(over_http->release.repository == "https://mirror.example/fleet/");  // a URL as written
+  CHECK(std::filesystem::path(over_http->release.targets_url).is_absolute());  // a directory, relative to the file
+  auto no_ca = load(with_state + "[release]\nrepository = \"https://mirror.example/fleet\"\nca_file = \"ca.pem\"\n");
+  REQUIRE_FALSE(no_ca);
+  CHECK_THAT(no_ca.error().message, Catch::Contains("release.ca_file"));
+  CHECK_THAT(no_ca.error().message, Catch::Contains("ca.pem is not a file"));
   auto stateless = load(kBase + "[release]\nrepository = \"releases\"\n");
   REQUIRE_FALSE(stateless);
   CHECK_THAT(stateless.error().message, Catch::Contains("release.repository needs agent.state_dir"));
