@@ -86,7 +86,7 @@ bool is_http_repository(const std::string& repository) {
 HttpFetcher::HttpFetcher(std::string base_url, HttpFetcherOptions options)
     : base_url_(std::move(base_url)),
       options_(std::move(options)),
-      jitter_state_(static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) | 1) {}
+      jitter_(std::random_device{}()) {}
 
 HttpFetcher::~HttpFetcher() {
   if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL*>(curl_));
@@ -138,8 +138,7 @@ Result<std::vector<std::uint8_t>> HttpFetcher::fetch(const std::string& path, st
   std::string failure;
   for (int attempt = 1; attempt <= std::max(1, options_.attempts); ++attempt) {
     if (attempt > 1) {
-      jitter_state_ = jitter_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
-      const double jitter = 0.5 + static_cast<double>(jitter_state_ >> 11) / static_cast<double>(1ULL << 53);
+      const double jitter = std::uniform_real_distribution<double>(0.5, 1.5)(jitter_);
       std::this_thread::sleep_for(
           retry_delay(attempt - 1, options_.first_retry_delay, options_.max_retry_delay, jitter));
     }

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -64,7 +65,7 @@ class HttpFetcher : public RepositoryFetcher {
 
   std::string base_url_;  // without a trailing slash
   HttpFetcherOptions options_;
-  std::uint64_t jitter_state_;  // a small generator of retry jitter, seeded from the clock
+  std::minstd_rand jitter_;  // retry jitter; devices seed their own, so a fleet spreads out
   void* curl_ = nullptr;  // one easy handle, so connections are kept alive between fetches
 };
 
