@@ -75,7 +75,7 @@ Result<serving::BatchAnswer, serving::PredictError> DeviceRuntime::predict(std::
     return serving::PredictError{serving::PredictFailure::not_loaded,
                                  "this runtime serves nothing: [serve] is off and it was not started in-process"};
   }
-  return service_->predict(std::vector<float>(inputs.begin(), inputs.end()), samples);
+  return service_->predict(inputs, samples);
 }
 
 std::optional<std::uint64_t> DeviceRuntime::served_version() const {

@@ -129,7 +129,7 @@ std::string InferenceService::url() const {
   return "http://" + (v6 ? "[" + options_.host + "]" : options_.host) + ":" + std::to_string(port_);
 }
 
-Result<BatchAnswer, PredictError> InferenceService::predict(std::vector<float> inputs, std::size_t samples) {
+std::optional<PredictError> InferenceService::check_request(std::size_t values, std::size_t samples) const {
   auto model = slot_.current();
   if (!model) return PredictError{PredictFailure::not_loaded, "no model is loaded yet"};
   const auto& info = model->info();
@@ -137,11 +137,22 @@ Result<BatchAnswer, PredictError> InferenceService::predict(std::vector<float> i
     return PredictError{PredictFailure::bad_input, "samples is " + std::to_string(samples) + "; give 1 to " +
                                                        std::to_string(options_.max_request_samples)};
   }
-  if (inputs.size() != samples * info.sample_values) {
+  if (values != samples * info.sample_values) {
     return PredictError{PredictFailure::bad_input,
-                        std::to_string(inputs.size()) + " input values for " + std::to_string(samples) + " samples; " +
+                        std::to_string(values) + " input values for " + std::to_string(samples) + " samples; " +
                             info.name + " takes " + std::to_string(info.sample_values) + " values a sample"};
   }
+  return std::nullopt;
+}
+
+Result<BatchAnswer, PredictError> InferenceService::predict(std::span<const float> inputs, std::size_t samples) {
+  // Checked before the copy: a caller's buffer is only as long as its samples of the right size.
+  if (auto refused = check_request(inputs.size(), samples)) return *refused;
+  return predict(std::vector<float>(inputs.begin(), inputs.end()), samples);
+}
+
+Result<BatchAnswer, PredictError> InferenceService::predict(std::vector<float> inputs, std::size_t samples) {
+  if (auto refused = check_request(inputs.size(), samples)) return *refused;
   auto pending = batcher_.submit(std::move(inputs), samples);
   if (!pending) return PredictError{PredictFailure::busy, "the inference queue is full; retry later"};
   auto answer = pending->get();

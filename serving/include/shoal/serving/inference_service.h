@@ -28,7 +28,9 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <semaphore>
+#include <span>
 #include <string>
 
 #include "shoal/crypto/result.h"
@@ -87,6 +89,8 @@ class InferenceService {
   // caller in this process, and for the infer endpoint. Thread-safe;
   // blocks until its batch has run.
   Result<BatchAnswer, PredictError> predict(std::vector<float> inputs, std::size_t samples);
+  // The same, copying the inputs only once they are checked.
+  Result<BatchAnswer, PredictError> predict(std::span<const float> inputs, std::size_t samples);
 
   // 0 without `listen`.
   int port() const { return port_; }
@@ -96,6 +100,8 @@ class InferenceService {
 
  private:
   class Http;  // the cpp-httplib server and its routes (inference_service.cpp)
+  // Why `values` input values for `samples` samples cannot go to the served model, if they cannot.
+  std::optional<PredictError> check_request(std::size_t values, std::size_t samples) const;
   explicit InferenceService(ServiceOptions options);
 
   ServiceOptions options_;
