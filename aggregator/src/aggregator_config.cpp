@@ -41,6 +41,10 @@ void read_round_settings(config::ConfigFile& file, RoundConfig& round, StrategyC
   file.read("secure.range", secure.range);
   file.read("secure.weight_cap", secure.weight_cap);
   file.read_seconds("secure.phase_deadline_s", secure.phase_deadline);
+  if (std::uint64_t mib = secure.upload_memory_bytes >> 20; file.has("secure.upload_memory_mb")) {
+    file.read("secure.upload_memory_mb", mib);
+    secure.upload_memory_bytes = mib <= kMaxUploadMemoryMb ? static_cast<std::size_t>(mib) << 20 : 0;  // 0: refused
+  }
 
   auto& privacy = round.privacy;
   file.read("privacy.clip_norm", privacy.clip_norm);

@@ -64,6 +64,8 @@ std::optional<std::string> RoundCoordinator::start_secure(OpenRound& round, prot
   task.secure = params;
   round.secure_params = params;
   SecureRoundSettings settings{round.id, params, k, rng_(), global_.layout().value_count() + 2};
+  settings.max_uploads = std::max<std::size_t>(1, config_.secure.upload_memory_bytes /
+                                                      (settings.input_words * sizeof(std::uint32_t)));
   auto secure = SecureAggregationRound::create(settings, std::move(members));
   if (!secure) return secure.error().message;
   round.secure.emplace(std::move(secure).value());
@@ -101,9 +103,14 @@ std::optional<std::string> RoundCoordinator::on_masked_input(const DeviceKey& de
   if (!round_ || !round_->secure) return secure_problem(device, "no secure round is open", now);
   if (message.round != round_->id) return secure_problem(device, "masked input for round " + std::to_string(message.round), now);
   auto problem = round_->secure->on_masked_part(device, message.offset, payload);
-  if (!problem && message.offset == 0 && round_->metrics_from.insert(device).second) {
-    round_->loss_sum += message.loss_after;
-    round_->accuracy_sum += message.accuracy_after;
+  if (!problem) {
+    if (message.offset == 0 && round_->metrics_from.insert(device).second) {
+      round_->loss_sum += message.loss_after;
+      round_->accuracy_sum += message.accuracy_after;
+    }
+    round_->upload_deadlines[device] = now + config_.secure.phase_deadline;  // progress keeps its turn
+    round_->phase_deadline = std::max(round_->phase_deadline, now + config_.secure.phase_deadline);
+    send_secure(round_->secure->take_released(), now);
   }
   return secure_problem(device, problem, now);
 }
@@ -115,7 +122,35 @@ std::optional<std::string> RoundCoordinator::on_unmask(const DeviceKey& device, 
   return secure_problem(device, round_->secure->on_unmask(device, message), now);
 }
 
+void RoundCoordinator::send_secure(std::vector<std::pair<std::string, SecureMessage>> messages, Clock::time_point now) {
+  for (auto& [device, message] : messages) {
+    if (std::holds_alternative<protocol::ShareBundle>(message)) {
+      round_->upload_deadlines[device] = now + config_.secure.phase_deadline;
+      round_->phase_deadline = std::max(round_->phase_deadline, now + config_.secure.phase_deadline);
+    }
+    std::visit([&, to = device](auto& m) { outbox_.push_back({to, std::move(m)}); }, message);
+  }
+}
+
+void RoundCoordinator::expire_uploads(Clock::time_point now) {
+  auto& deadlines = round_->upload_deadlines;
+  for (auto it = deadlines.begin(); it != deadlines.end();) {
+    if (now < it->second) {
+      ++it;
+      continue;
+    }
+    if (round_->secure->give_up_upload(it->first)) {
+      refuse(it->first, "secure round refused",
+             "no masked input part for " + std::to_string(config_.secure.phase_deadline.count()) +
+                 " ms: the server stopped waiting for this device's input in round " + std::to_string(round_->id));
+    }
+    it = deadlines.erase(it);
+  }
+  send_secure(round_->secure->take_released(), now);
+}
+
 void RoundCoordinator::advance_secure_if_due(Clock::time_point now) {
+  if (round_ && round_->secure && round_->secure->phase() == SecureAggregationRound::Phase::masking) expire_uploads(now);
   while (round_ && round_->secure && (round_->secure->phase_complete() || now >= round_->phase_deadline)) {
     const char* closing = timeline_name(round_->secure->phase());
     auto next = round_->secure->advance();
@@ -125,10 +160,9 @@ void RoundCoordinator::advance_secure_if_due(Clock::time_point now) {
       round_->abandon_reason = next.error().message;
       return close_round(now);
     }
-    for (auto& [device, message] : *next) {
-      std::visit([&, to = device](auto& m) { outbox_.push_back({to, std::move(m)}); }, message);
-    }
     round_->phase_deadline = now + config_.secure.phase_deadline;
+    round_->upload_deadlines.clear();
+    send_secure(std::move(next).value(), now);
     if (round_->secure->phase() == SecureAggregationRound::Phase::finished) return close_round(now);
   }
 }

@@ -91,7 +91,7 @@ Result<SecureAggregationRound> SecureAggregationRound::create(const SecureRoundS
   const auto graph = neighbour_graph(members.size(), settings.neighbours, settings.graph_seed);
   std::vector<MemberState> states;
   for (std::size_t i = 0; i < members.size(); ++i) {
-    MemberState state{std::move(members[i]), {}, {}, {}, {}, false, {}, false};
+    MemberState state{std::move(members[i]), {}, {}, {}, {}, false, false, {}, false};
     for (auto j : graph[i]) state.neighbours.push_back(static_cast<Index>(j + 1));
     states.push_back(std::move(state));
   }
@@ -174,7 +174,9 @@ std::optional<std::string> SecureAggregationRound::on_masked_part(const std::str
   auto index = member_of(device, Phase::masking, "masked input");
   if (!index) return index.error().message;
   auto& state = members_[*index - 1];
+  if (!state.granted) return "masked input before the server sent this member its shares (it waits its turn to upload)";
   if (state.input_complete) return "masked input after the whole input arrived";
+  if (state.answered) return "masked input after the server stopped waiting for it";
   if (offset != state.pending.size()) {
     return "masked input part at word " + std::to_string(offset) + " out of order: the next is at " +
            std::to_string(state.pending.size());
@@ -186,16 +188,43 @@ std::optional<std::string> SecureAggregationRound::on_masked_part(const std::str
            ", expected " + std::to_string(expected * sizeof(std::uint32_t));
   }
   const std::size_t at = state.pending.size();
+  if (at == 0) state.pending.reserve(settings_.input_words);  // exactly one input, not a doubling's worth
   state.pending.resize(at + count);
   std::memcpy(state.pending.data() + at, words.data(), words.size());
   if (state.pending.size() < settings_.input_words) return std::nullopt;
   // Complete: into the sum, and the copy is freed.
   if (sum_.empty()) sum_.assign(settings_.input_words, 0);
   for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] += state.pending[i];
-  state.pending = {};
   state.input_complete = true;
-  state.answered = true;
+  finish_upload(state);
   return std::nullopt;
+}
+
+bool SecureAggregationRound::give_up_upload(const std::string& device) {
+  const auto found = index_of_.find(device);
+  if (phase_ != Phase::masking || found == index_of_.end()) return false;
+  auto& state = members_[found->second - 1];
+  if (!state.granted || state.answered) return false;
+  finish_upload(state);
+  return true;
+}
+
+void SecureAggregationRound::finish_upload(MemberState& state) {
+  std::vector<std::uint32_t>().swap(state.pending);  // frees it (assigning {} would keep the capacity)
+  state.answered = true;
+  --uploading_;
+  release_uploads(released_);
+}
+
+void SecureAggregationRound::release_uploads(std::vector<std::pair<std::string, SecureMessage>>& out) {
+  while (!waiting_.empty() && (settings_.max_uploads == 0 || uploading_ < settings_.max_uploads)) {
+    auto [index, bundle] = std::move(waiting_.front());
+    waiting_.pop_front();
+    auto& state = members_[index - 1];
+    state.granted = true;
+    ++uploading_;
+    out.emplace_back(state.member.device, std::move(bundle));
+  }
 }
 
 std::optional<std::string> SecureAggregationRound::on_unmask(const std::string& device,
@@ -304,16 +333,20 @@ Result<std::vector<std::pair<std::string, SecureMessage>>> SecureAggregationRoun
         if (share.peer == i) bundle.shares.push_back({j, share.sealed});
       }
     }
-    out.emplace_back(members_[i - 1].member.device, std::move(bundle));
+    waiting_.emplace_back(i, std::move(bundle));
   }
+  release_uploads(out);
   return out;
 }
 
 Result<std::vector<std::pair<std::string, SecureMessage>>> SecureAggregationRound::close_masking() {
+  waiting_.clear();  // never asked: dropouts like any other, their mask keys rebuilt
+  released_.clear();
+  uploading_ = 0;
   for (auto i : live_) {
     auto& state = members_[i - 1];
     if (state.input_complete) survivors_.insert(i);
-    state.pending = {};  // an incomplete input never reached the sum
+    std::vector<std::uint32_t>().swap(state.pending);  // an incomplete input never reached the sum
   }
   if (survivors_.empty()) return abandon("no member's masked input arrived (" + std::to_string(live_.size()) + " expected)");
   // Every member that shared needs `threshold` surviving neighbours to answer for it.

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <deque>
 #include <memory>
 #include <random>
 
@@ -54,12 +55,12 @@ Fleet make_fleet(std::size_t n, std::size_t words, unsigned threshold, unsigned 
   return fleet;
 }
 
-SecureAggregationRound make_server(const Fleet& fleet, std::size_t k, std::size_t words) {
+SecureAggregationRound make_server(const Fleet& fleet, std::size_t k, std::size_t words, std::size_t max_uploads = 0) {
   std::vector<aggregator::SecureMember> members;
   for (std::size_t i = 0; i < fleet.identities.size(); ++i) {
     members.push_back({device_name(i), fleet.identities[i].public_identity()});
   }
-  aggregator::SecureRoundSettings settings{7, fleet.params, k, 99, words};
+  aggregator::SecureRoundSettings settings{7, fleet.params, k, 99, words, max_uploads};
   auto round = SecureAggregationRound::create(settings, std::move(members));
   REQUIRE(round);
   return std::move(round).value();
@@ -84,6 +85,7 @@ struct Outcome {
   std::vector<std::uint32_t> expected;  // the sum of the inputs that were sent
   std::size_t inputs_sent = 0;
   bool every_sender_answered_unmasking = true;
+  std::size_t most_uploading = 0;  // the most masked inputs the server let arrive at once
 };
 
 // Runs a whole round; devices drop as `drops` says.
@@ -97,7 +99,11 @@ Outcome run_round(Fleet& fleet, SecureAggregationRound& server, const std::vecto
   }
   auto next = server.advance();
   for (std::size_t phase = 1; next && server.phase() != Phase::finished; ++phase) {
-    for (auto& [device, message] : *next) {
+    // Bundles the server releases as uploads finish join the queue (flow control).
+    std::deque<std::pair<std::string, aggregator::SecureMessage>> queue(next->begin(), next->end());
+    for (; !queue.empty(); queue.pop_front()) {
+      outcome.most_uploading = std::max(outcome.most_uploading, server.uploading());
+      auto& [device, message] = queue.front();
       const auto i = device_of(device);
       if (auto* roster = std::get_if<protocol::KeyRoster>(&message); roster && answers(i, Drop::before_sharing)) {
         auto shares = fleet.clients[i]->share_keys(*roster, nullptr);
@@ -113,11 +119,14 @@ Outcome run_round(Fleet& fleet, SecureAggregationRound& server, const std::vecto
         ++outcome.inputs_sent;
         for (std::size_t w = 0; w < words; ++w) outcome.expected[w] = (outcome.expected[w] + fleet.inputs[i][w]) & mask;
         outcome.every_sender_answered_unmasking &= answers(i, Drop::before_unmasking);
+      } else if (bundle) {
+        CHECK(server.give_up_upload(device));  // what the coordinator does once the device is silent too long
       } else if (auto* request = std::get_if<protocol::UnmaskRequest>(&message); request && answers(i, Drop::before_unmasking)) {
         auto response = fleet.clients[i]->unmask(*request);
         REQUIRE(response);
         REQUIRE_FALSE(server.on_unmask(device, *response));
       }
+      for (auto& released : server.take_released()) queue.push_back(std::move(released));
     }
     next = server.advance();
   }
@@ -178,6 +187,59 @@ TEST_CASE("secure round: random dropout patterns with a small neighbourhood (Sec
     CHECK(outcome.sum == outcome.expected);
   }
   CHECK(completed == 12);
+}
+
+TEST_CASE("secure round: flow control lets at most max_uploads masked inputs arrive at once, and the sum stays exact") {
+  constexpr std::size_t kDevices = 16, kWords = 1000;
+  std::mt19937 generator(5);  // the dropout patterns of the test above, which all recover
+  for (int trial = 0; trial < 6; ++trial) {
+    std::vector<Drop> drops(kDevices, Drop::never);
+    for (auto& drop : drops) {
+      if (generator() % 6 == 0) drop = static_cast<Drop>(1 + generator() % 4);
+    }
+    const std::size_t max_uploads = 1 + trial % 3;
+    auto fleet = make_fleet(kDevices, kWords, 3, 32, 100 + trial);
+    auto server = make_server(fleet, 6, kWords, max_uploads);
+    const auto outcome = run_round(fleet, server, drops, kWords);
+    INFO("trial " << trial << ": " << outcome.abandoned);
+    REQUIRE(outcome.completed);
+    CHECK(outcome.most_uploading == max_uploads);
+    CHECK(server.survivors() == outcome.inputs_sent);
+    CHECK(outcome.sum == outcome.expected);
+  }
+}
+
+TEST_CASE("secure round: masked input from a member still waiting for its shares is refused and not held") {
+  auto fleet = make_fleet(4, 10, 2, 32, 3);
+  auto server = make_server(fleet, 3, 10, 1);
+  for (auto& [device, roster] : advertise_all(fleet, server)) {
+    auto shares = fleet.clients[device_of(device)]->share_keys(std::get<protocol::KeyRoster>(roster), nullptr);
+    REQUIRE(shares);
+    REQUIRE_FALSE(server.on_shares(device, *shares));
+  }
+  auto bundles = server.advance();
+  REQUIRE(bundles);
+  REQUIRE(bundles->size() == 1);  // one upload at a time
+  const auto first = bundles->front().first;
+  CHECK(server.uploading() == 1);
+  const std::string waiting = first == device_name(0) ? device_name(1) : device_name(0);
+  const std::vector<std::uint32_t> words(10, 5);
+  const auto refused = server.on_masked_part(waiting, 0, {reinterpret_cast<const std::uint8_t*>(words.data()), 40});
+  REQUIRE(refused);
+  CHECK(refused->find("waits its turn") != std::string::npos);
+  CHECK(server.take_released().empty());
+  // The first member finishes: the next bundle is released.
+  auto masked = fleet.clients[device_of(first)]->masked_input(std::get<protocol::ShareBundle>(bundles->front().second));
+  REQUIRE(masked);
+  REQUIRE_FALSE(server.on_masked_part(first, 0, {reinterpret_cast<const std::uint8_t*>(masked->data()), 40}));
+  const auto next = server.take_released();
+  REQUIRE(next.size() == 1);
+  CHECK(next[0].first != first);
+  CHECK(server.uploading() == 1);
+  // A member given up on frees its turn; one not uploading cannot be given up on.
+  CHECK_FALSE(server.give_up_upload(first));
+  CHECK(server.give_up_upload(next[0].first));
+  CHECK(server.take_released().size() == 1);
 }
 
 TEST_CASE("secure round: too many dropouts abandon the round, naming the phase and the counts") {

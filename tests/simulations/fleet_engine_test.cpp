@@ -111,3 +111,34 @@ TEST_CASE("a fleet online part of the time, and eligible part of that, still fin
   CHECK(result.rounds.back().record.version_after == 4);
   for (const auto& round : result.rounds) CHECK(round.record.cohort <= 30);
 }
+
+TEST_CASE("with one masked upload at a time, a secure round's inputs arrive one after another and it still applies") {
+  shoal::testing::TempDir dir;
+  auto config = tiny_fleet(dir.path(), 5);
+  config.protocol_only = true;
+  config.round.secure.enabled = true;
+  config.round.min_devices = 5;
+  config.round.final_version = 1;
+  config.fleet.uplink_mbps = 1;  // a 31 kB masked input takes a quarter second up
+  config.fleet.bandwidth_spread = 0;
+  config.fleet.speed = 1e9;
+  auto masking_seconds = [&](std::size_t upload_memory_bytes) {
+    config.round.secure.upload_memory_bytes = upload_memory_bytes;
+    const auto result = run(config);
+    REQUIRE(result.rounds.size() == 1);
+    const auto& record = result.rounds[0].record;
+    CHECK(record.applied);
+    CHECK(record.reported == 5);
+    double sharing_closed = 0, masking_closed = 0;
+    for (const auto& phase : record.phases) {
+      if (std::string(phase.phase) == "sharing") sharing_closed = phase.seconds;
+      if (std::string(phase.phase) == "masking") masking_closed = phase.seconds;
+    }
+    return masking_closed - sharing_closed;
+  };
+  const double input_seconds = 7852 * 4 * 8 / 1e6;
+  const double at_once = masking_seconds(std::size_t{256} << 20);
+  const double one_by_one = masking_seconds(1);  // less than one input: one at a time
+  CHECK(at_once < 2 * input_seconds);
+  CHECK(one_by_one >= 5 * input_seconds);
+}

@@ -57,7 +57,12 @@ struct SecureAggregationConfig {
   double range = 1.0;          // without a clip norm, each value is clamped to [-range, range]
   std::uint64_t weight_cap = 65536;  // a device's weight is min(samples, cap) / cap
   std::chrono::milliseconds phase_deadline{10'000};  // for each phase after the first
+  // Masked inputs are held whole until complete, so at most this many bytes
+  // of them arrive at once: the others wait for their turn (at least one is
+  // always let through). An upload silent for phase_deadline loses its turn.
+  std::size_t upload_memory_bytes = std::size_t{256} << 20;
 };
+inline constexpr std::uint64_t kMaxUploadMemoryMb = std::uint64_t{1} << 20;  // secure.upload_memory_mb's largest (1 TiB)
 
 // Differential privacy: clipping (fixed or adaptive), Gaussian noise
 // (distributed among devices in secure mode, added centrally in plain mode),
@@ -268,6 +273,7 @@ class RoundCoordinator {
     Clock::time_point phase_deadline;
     std::vector<PhaseTime> phases;
     std::set<DeviceKey> metrics_from;  // members whose masked input's metrics are in the sums
+    std::map<DeviceKey, Clock::time_point> upload_deadlines;  // masking: when a member's upload loses its turn
     // DP:
     double sampling_rate = 0;
     double update_noise_multiplier = 0;  // z for the updates (above the configured z when C adapts)
@@ -307,6 +313,10 @@ class RoundCoordinator {
   std::optional<std::string> secure_problem(const DeviceKey& device, std::optional<std::string> problem,
                                             Clock::time_point now);
   void advance_secure_if_due(Clock::time_point now);
+  // Queues a secure round's messages; a share bundle starts its member's upload clock.
+  void send_secure(std::vector<std::pair<std::string, SecureMessage>> messages, Clock::time_point now);
+  // Masking: gives up on uploads silent past their deadline, so the next members may upload.
+  void expire_uploads(Clock::time_point now);
   // The mean update and unclipped fraction from the recovered sum, or why not.
   Result<std::vector<float>> secure_mean(double& unclipped_fraction);
   // DP and clipping: the plan for devices, the noise and clip step at the close.

@@ -16,11 +16,17 @@
 //
 // Masked inputs arrive in parts; a member's parts are held until its input
 // is complete and only then added, so a member that vanishes mid-input
-// leaves the sum untouched. Unmasking expands the masks on every core, each
-// thread owning a slice of the vector.
+// leaves the sum untouched. Holding them is what costs memory, so uploads
+// are flow-controlled: a member's share bundle is what tells it to send its
+// input, and at most `max_uploads` bundles are out at once. Each input that
+// completes, or that the driver gives up on, releases the next bundle
+// (take_released). Input from a member not yet sent its bundle is refused,
+// so at most max_uploads inputs are ever held. Unmasking expands the masks
+// on every core, each thread owning a slice of the vector.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -47,6 +53,7 @@ struct SecureRoundSettings {
   std::size_t neighbours = 0;     // k; at least n-1 means every other member
   std::uint64_t graph_seed = 0;
   std::size_t input_words = 0;    // length of every masked input
+  std::size_t max_uploads = 0;    // masked inputs arriving at once; 0: every member's at once
 };
 
 using SecureMessage = std::variant<protocol::KeyRoster, protocol::ShareBundle, protocol::UnmaskRequest>;
@@ -68,6 +75,14 @@ class SecureAggregationRound {
   std::optional<std::string> on_masked_part(const std::string& device, std::uint64_t offset,
                                             std::span<const std::uint8_t> words);
   std::optional<std::string> on_unmask(const std::string& device, const protocol::UnmaskResponse& message);
+  // Masking phase: stops waiting for a member's input (it went silent), so
+  // that its held parts are freed and the next member may upload. Returns
+  // false if the member was not uploading.
+  bool give_up_upload(const std::string& device);
+  // The share bundles released since the last call, as uploads finished.
+  std::vector<std::pair<std::string, SecureMessage>> take_released() { return std::exchange(released_, {}); }
+  // Members sent their bundle whose input is not complete yet.
+  std::size_t uploading() const { return uploading_; }
 
   // Closes the current phase (at its deadline, or once complete): the
   // messages that open the next, or why the round cannot go on (also once finished).
@@ -87,6 +102,7 @@ class SecureAggregationRound {
     std::optional<protocol::AdvertiseKeys> keys;
     std::vector<protocol::SealedShare> shares_out;     // sealed by this member, by recipient
     std::vector<std::uint32_t> pending;                // masked input parts so far
+    bool granted = false;         // sent its share bundle: may upload
     bool input_complete = false;
     std::vector<protocol::RevealedShare> revealed;     // its unmasking answer
     bool answered = false;  // in the current phase
@@ -103,6 +119,9 @@ class SecureAggregationRound {
   Result<std::vector<std::pair<std::string, SecureMessage>>> close_sharing();
   Result<std::vector<std::pair<std::string, SecureMessage>>> close_masking();
   Status close_unmasking();
+  // Sends waiting bundles into `out` while fewer than max_uploads are out.
+  void release_uploads(std::vector<std::pair<std::string, SecureMessage>>& out);
+  void finish_upload(MemberState& state);
 
   SecureRoundSettings settings_;
   std::vector<MemberState> members_;  // members_[i] has index i + 1
@@ -112,6 +131,9 @@ class SecureAggregationRound {
   std::set<Index> shared_;     // U2: shared keys (and so may be masked with)
   std::set<Index> survivors_;  // U3: input complete
   std::vector<std::uint32_t> sum_;
+  std::deque<std::pair<Index, protocol::ShareBundle>> waiting_;  // bundles not yet sent, in member order
+  std::size_t uploading_ = 0;
+  std::vector<std::pair<std::string, SecureMessage>> released_;
 };
 
 // The neighbour lists of a Harary graph on `members` nodes: each node is
