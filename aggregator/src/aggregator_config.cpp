@@ -43,7 +43,7 @@ void read_round_settings(config::ConfigFile& file, RoundConfig& round, StrategyC
   file.read_seconds("secure.phase_deadline_s", secure.phase_deadline);
   if (std::uint64_t mib = secure.upload_memory_bytes >> 20; file.has("secure.upload_memory_mb")) {
     file.read("secure.upload_memory_mb", mib);
-    secure.upload_memory_bytes = mib <= kMaxUploadMemoryMb ? static_cast<std::size_t>(mib) << 20 : 0;  // 0: refused
+    secure.upload_memory_bytes = mib <= kMaxMemoryMb ? static_cast<std::size_t>(mib) << 20 : 0;  // 0: refused
   }
 
   auto& privacy = round.privacy;
@@ -70,6 +70,12 @@ Status AggregatorConfig::validate() const {
                           " holds no metadata/ directory (create it with shoal-release init)");
   }
   if (state_dir.empty()) return missing("state_dir");
+  const std::string range = " must be in [1, " + std::to_string(kMaxMemoryMb) + "]";
+  if (memory.per_peer_bytes == 0) return make_error(ErrorCode::invalid_argument, "aggregator config: limits.peer_memory_mb" + range);
+  if (memory.total_bytes == 0) return make_error(ErrorCode::invalid_argument, "aggregator config: limits.total_memory_mb" + range);
+  if (memory.total_bytes < memory.per_peer_bytes) {
+    return make_error(ErrorCode::invalid_argument, "aggregator config: limits.total_memory_mb must be at least limits.peer_memory_mb");
+  }
   if (auto status = round.validate(); !status) return status;
   if (auto status = strategy.validate(); !status) return status;
   return ok_status();
@@ -85,6 +91,15 @@ Result<AggregatorConfig> read_aggregator_config(config::ConfigFile& file) {
   file.read_path("server.metrics_log", config.metrics_log);
   file.read_path("release.repository", config.release_repository);
   file.read("server.rounds", config.round.final_version);
+  // MiB in the file; 0 marks a value out of range for validate().
+  auto read_mib = [&](const char* key, std::size_t& bytes) {
+    if (!file.has(key)) return;
+    std::uint64_t mib = 0;
+    file.read(key, mib);
+    bytes = mib >= 1 && mib <= kMaxMemoryMb ? static_cast<std::size_t>(mib) << 20 : 0;
+  };
+  read_mib("limits.peer_memory_mb", config.memory.per_peer_bytes);
+  read_mib("limits.total_memory_mb", config.memory.total_bytes);
   read_round_settings(file, config.round, config.strategy);
   if (auto status = file.finish(); !status) return status.error();
   if (auto status = config.validate(); !status) {

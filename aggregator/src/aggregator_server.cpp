@@ -29,6 +29,9 @@ Result<std::unique_ptr<AggregatorServer>> AggregatorServer::open(const Aggregato
                                              server->limits_);
   if (!socket) return socket.error();
   server->socket_ = std::move(socket).value();
+  auto watch = protocol::MemoryWatch::start(server->context_, *server->socket_, config.memory);
+  if (!watch) return watch.error();
+  server->memory_watch_ = std::move(watch).value();
   log << "listening on " << server->endpoint() << " as "
       << crypto::format_ed25519_public(key->keys.public_identity().ed25519()) << ", "
       << server->authenticator_->enrolled_count() << " devices enrolled\n";
@@ -50,10 +53,12 @@ Status AggregatorServer::run(const std::atomic<bool>& stop) {
       handle(*message, Clock::now());
       message = protocol::receive_from_peer(*socket_, limits_, std::chrono::milliseconds(0));
     }
+    log_connection_events();
     check_enrolment(Clock::now());
     if (auto status = service_->on_tick(Clock::now()); !status) return status;
     send_outgoing();
   }
+  log_connection_events();  // what the watch saw last
   service_->log_done();
   return ok_status();
 }
@@ -81,7 +86,24 @@ bool AggregatorServer::enrolled(const DeviceKey& device) {
   return entry->second;
 }
 
+void AggregatorServer::log_connection_events() {
+  for (const auto& event : memory_watch_->take_events()) {
+    const auto device = connection_devices_.find(event.connection);
+    const std::string who = event.address + (device == connection_devices_.end() ? "" : " (device " + short_key(device->second) + ")");
+    if (event.kind == protocol::WatchEvent::Kind::cut) {
+      log_ << "cut the connection from " << who << ": " << event.why << "\n";
+      continue;
+    }
+    log_ << "connection from " << who << " closed";
+    if (event.held > 0) log_ << ", " << event.held << " bytes of it never made a whole message";
+    log_ << " (the device left, was cut, or sent a frame over " << limits_.max_frame_bytes() << " bytes)\n";
+    if (device != connection_devices_.end()) connection_devices_.erase(device);
+  }
+}
+
 void AggregatorServer::handle(protocol::FromPeer& message, Clock::time_point now) {
+  memory_watch_->delivered(message.connection, message.wire_bytes);
+  if (message.connection >= 0) connection_devices_[message.connection] = message.user_id;
   const DeviceKey& device = message.user_id;
   // Revocation holds on every connection, whatever it has sent: one opened
   // before the device was revoked still carries its key.

@@ -38,7 +38,7 @@ Status RoundConfig::validate() const {
   if (!(secure.range > 0) || !std::isfinite(secure.range)) return invalid("secure.range", "must be positive");
   if (secure.weight_cap < 1) return invalid("secure.weight_cap", "must be positive");
   if (secure.phase_deadline.count() <= 0) return invalid("secure.phase_deadline", "must be positive");
-  if (secure.upload_memory_bytes == 0) return invalid("secure.upload_memory_mb", "must be in [1, 1048576]");
+  if (secure.upload_memory_bytes == 0) return invalid("secure.upload_memory_mb", "must be in [1, " + std::to_string(kMaxMemoryMb) + "]");
   if (secure.enabled && min_devices < 2) return invalid("min_devices", "must be at least 2 in secure mode");
   if (secure.enabled && combiner != CombinerKind::mean) {
     return invalid("combiner", "must be mean in secure mode: the server sees only the sum");

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 
+#include "shoal/protocol/peer_memory_guard.h"
 #include "shoal/protocol/round_messages.h"
 
 namespace shoal::protocol {
@@ -20,11 +21,14 @@ void set_common_options(zmq::socket_t& socket, const Limits& limits) {
 
 // Receives the remaining frames of a message, keeping at most `keep` of them.
 // Returns false if more arrived than were kept (the rest are discarded).
-bool receive_rest(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, std::size_t keep) {
+// Adds every frame's wire size to `wire_bytes`.
+bool receive_rest(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, std::size_t keep,
+                  std::size_t& wire_bytes) {
   bool within_limit = true;
   while (socket.get(zmq::sockopt::rcvmore)) {
     zmq::message_t frame;
     (void)socket.recv(frame, zmq::recv_flags::none);  // parts of a started message are already queued
+    wire_bytes += curve_wire_bytes(frame.size());
     if (frames.size() < keep) {
       frames.push_back(std::move(frame));
     } else {
@@ -73,6 +77,7 @@ Result<zmq::socket_t> bind_server_socket(zmq::context_t& context, const ZapAuthe
     socket.set(zmq::sockopt::zap_domain, "shoal");
     // Report unroutable sends (a device that went away) instead of dropping silently.
     socket.set(zmq::sockopt::router_mandatory, true);
+    socket.set(zmq::sockopt::rcvhwm, kServerQueuedMessages);
     socket.bind(endpoint);
     return socket;
   } catch (const zmq::error_t& e) {
@@ -113,16 +118,19 @@ std::optional<FromPeer> receive_from_peer(zmq::socket_t& router, const Limits& l
   zmq::message_t routing_id;
   if (!router.recv(routing_id, zmq::recv_flags::dontwait)) return std::nullopt;
   std::vector<zmq::message_t> frames;
-  const bool within_limit = receive_rest(router, frames, 1 + limits.max_payload_frames);
+  std::size_t wire_bytes = 0;
+  const bool within_limit = receive_rest(router, frames, 1 + limits.max_payload_frames, wire_bytes);
   // Every frame a CURVE peer sends carries the User-Id its ZAP reply gave it.
   std::string user_id;
+  int connection = -1;
   if (!frames.empty()) {
     if (const char* id = frames.front().gets("User-Id")) user_id = id;
+    connection = zmq_msg_get(frames.front().handle(), ZMQ_SRCFD);
   }
   std::size_t bytes = 0;
   for (const auto& frame : frames) bytes += frame.size();
   return FromPeer{std::move(routing_id), std::move(user_id), bytes,
-                  decode_received(std::move(frames), within_limit, limits)};
+                  decode_received(std::move(frames), within_limit, limits), connection, wire_bytes};
 }
 
 std::optional<Decoded<Envelope>> receive_from_server(zmq::socket_t& dealer, const Limits& limits,
@@ -130,7 +138,8 @@ std::optional<Decoded<Envelope>> receive_from_server(zmq::socket_t& dealer, cons
   if (!wait_readable(dealer, timeout)) return std::nullopt;
   std::vector<zmq::message_t> frames(1);
   if (!dealer.recv(frames[0], zmq::recv_flags::dontwait)) return std::nullopt;
-  const bool within_limit = receive_rest(dealer, frames, 1 + limits.max_payload_frames);
+  std::size_t wire_bytes = 0;
+  const bool within_limit = receive_rest(dealer, frames, 1 + limits.max_payload_frames, wire_bytes);
   return decode_received(std::move(frames), within_limit, limits);
 }
 

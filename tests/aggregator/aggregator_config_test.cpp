@@ -91,3 +91,21 @@ TEST_CASE("a release repository to serve must be one shoal-release made") {
   REQUIRE(off);
   CHECK(off->release_repository.empty());
 }
+
+TEST_CASE("memory limits are read in MiB and out-of-range values name the key") {
+  auto good = parse(kServer + "[limits]\npeer_memory_mb = 32\ntotal_memory_mb = 512\n");
+  REQUIRE(good);
+  CHECK(good->memory.per_peer_bytes == std::size_t{32} << 20);
+  CHECK(good->memory.total_bytes == std::size_t{512} << 20);
+  const std::pair<std::string, std::string> cases[] = {
+      {"[limits]\npeer_memory_mb = 0\n", "limits.peer_memory_mb must be in [1, 1048576]"},
+      {"[limits]\ntotal_memory_mb = 2000000\n", "limits.total_memory_mb must be in [1, 1048576]"},
+      {"[limits]\npeer_memory_mb = 128\ntotal_memory_mb = 64\n", "total_memory_mb must be at least limits.peer_memory_mb"},
+  };
+  for (const auto& [text, message] : cases) {
+    auto config = parse(kServer + text);
+    INFO(text);
+    REQUIRE_FALSE(config);
+    CHECK_THAT(config.error().message, Catch::Contains("/srv/aggregator.toml") && Catch::Contains(message));
+  }
+}

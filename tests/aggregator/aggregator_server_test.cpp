@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <functional>
 #include <future>
 #include <sstream>
@@ -120,7 +121,65 @@ void train_once(Fixture& f, const std::vector<float>& update) {
   }
 }
 
+// Waits up to 60 s for the server to drop the device's connection.
+bool wait_for_disconnect(Fixture& f, zmq::socket_t& monitor) {
+  zmq::pollitem_t item{monitor.handle(), 0, ZMQ_POLLIN, 0};
+  for (auto until = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < until;) {
+    if (zmq::poll(&item, 1, 100ms) == 0) continue;
+    zmq::message_t head, endpoint;
+    (void)monitor.recv(head);
+    (void)monitor.recv(endpoint);
+    std::uint16_t event = 0;
+    std::memcpy(&event, head.data(), sizeof event);
+    if (event == ZMQ_EVENT_DISCONNECTED) return true;
+  }
+  (void)f;
+  return false;
+}
+
+zmq::socket_t monitor_device(Fixture& f) {
+  REQUIRE(zmq_socket_monitor(f.device.handle(), "inproc://device-monitor", ZMQ_EVENT_DISCONNECTED) == 0);
+  zmq::socket_t monitor(f.context, zmq::socket_type::pair);
+  monitor.connect("inproc://device-monitor");
+  return monitor;
+}
+
 }  // namespace
+
+TEST_CASE("a message of endless frames is cut off at the per-peer budget, before it is held whole") {
+  Fixture f(4, 2, 0, [](aggregator::AggregatorConfig& config) {
+    config.memory.per_peer_bytes = std::size_t{8} << 20;
+    config.memory.total_bytes = std::size_t{16} << 20;
+  });
+  auto monitor = monitor_device(f);
+  REQUIRE(protocol::send_to_server(f.device, protocol::encode(protocol::Hello{"test", 0, true})));
+  CHECK(next_message(f.device).type() == protocol::MessageType::welcome);
+  // 256 frames of 1 MiB in one message: libzmq would hold them all before the frame count is checked.
+  const std::vector<std::uint8_t> frame(std::size_t{1} << 20, 0x5a);
+  for (int i = 0; i < 256; ++i) REQUIRE(f.device.send(zmq::buffer(frame), zmq::send_flags::sndmore));
+  REQUIRE(f.device.send(zmq::buffer(frame), zmq::send_flags::none));
+  CHECK(wait_for_disconnect(f, monitor));
+  REQUIRE(f.finish());
+  INFO(f.log.str());
+  CHECK(f.log.str().find("cut the connection from 127.0.0.1:") != std::string::npos);
+  CHECK(f.log.str().find("over the per-peer budget of 8 MiB") != std::string::npos);
+  CHECK(f.log.str().find("too many frames") == std::string::npos);  // it never arrived whole
+}
+
+TEST_CASE("a frame over the size limit drops the connection, and the close is logged with the device") {
+  Fixture f(4, 2);
+  auto monitor = monitor_device(f);
+  REQUIRE(protocol::send_to_server(f.device, protocol::encode(protocol::Hello{"test", 0, true})));
+  CHECK(next_message(f.device).type() == protocol::MessageType::welcome);
+  const std::vector<std::uint8_t> frame(std::size_t{2} << 20, 0x5a);
+  REQUIRE(f.device.send(zmq::buffer(frame), zmq::send_flags::none));
+  CHECK(wait_for_disconnect(f, monitor));
+  REQUIRE(f.finish());
+  INFO(f.log.str());
+  CHECK(f.log.str().find("connection from 127.0.0.1:") != std::string::npos);
+  CHECK(f.log.str().find("(device ed25519:") != std::string::npos);
+  CHECK(f.log.str().find("sent a frame over 1048576 bytes") != std::string::npos);
+}
 
 TEST_CASE("the aggregator refuses malformed and out-of-place messages and keeps serving") {
   Fixture f(4, 2);  // min_devices 2 is never reached: no round opens

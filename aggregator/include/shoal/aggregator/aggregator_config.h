@@ -10,6 +10,7 @@
 #include "shoal/aggregator/round_coordinator.h"
 #include "shoal/aggregator/server_optimizer.h"
 #include "shoal/config/config_file.h"
+#include "shoal/protocol/peer_memory_guard.h"
 
 namespace shoal::aggregator {
 
@@ -21,6 +22,7 @@ struct AggregatorConfig {
   std::filesystem::path state_dir;        // checkpoints; metrics.jsonl unless metrics_log is set
   std::filesystem::path metrics_log;
   std::filesystem::path release_repository;  // a shoal-release repository served to devices; empty: none
+  protocol::MemoryBudget memory;  // [limits]: what libzmq may hold for one peer, and for all
   RoundConfig round;  // round.final_version (key server.rounds): stop at this version; 0: run until stopped
   StrategyConfig strategy;
 

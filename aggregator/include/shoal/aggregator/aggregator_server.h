@@ -9,7 +9,8 @@
 // then writes the metrics line), and send what it queued. A malformed
 // message is answered with a refusal and logged; it never stops the loop.
 // Release fetches are served from the release repository on the connection
-// they came from.
+// they came from. A MemoryWatch keeps what libzmq holds for each peer, and
+// for all, within the [limits] budgets, cutting the connections over them.
 #pragma once
 
 #include <atomic>
@@ -24,6 +25,7 @@
 
 #include "shoal/aggregator/aggregator_config.h"
 #include "shoal/aggregator/round_service.h"
+#include "shoal/protocol/memory_watch.h"
 #include "shoal/protocol/transport.h"
 
 namespace shoal::aggregator {
@@ -56,6 +58,8 @@ class AggregatorServer {
   // generation (the key's parsing and conversion stay off the message path).
   bool enrolled(const DeviceKey& device);
   void send_outgoing();
+  // Logs what the memory watch saw: cuts, and closed connections.
+  void log_connection_events();
 
   AggregatorConfig config_;
   std::ostream& log_;
@@ -65,6 +69,8 @@ class AggregatorServer {
   zmq::context_t context_;
   std::unique_ptr<protocol::ZapAuthenticator> authenticator_;
   std::optional<zmq::socket_t> socket_;
+  std::unique_ptr<protocol::MemoryWatch> memory_watch_;  // after socket_: destroyed first
+  std::map<int, DeviceKey> connection_devices_;  // the device last heard on each connection
   std::map<DeviceKey, zmq::message_t> routes_;  // the routing id of each device's latest connection
   std::set<DeviceKey> revoked_;  // connected when their enrolment was revoked: every message refused
   std::uint64_t enrolment_generation_ = 0;

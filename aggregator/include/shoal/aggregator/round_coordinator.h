@@ -62,7 +62,7 @@ struct SecureAggregationConfig {
   // always let through). An upload silent for phase_deadline loses its turn.
   std::size_t upload_memory_bytes = std::size_t{256} << 20;
 };
-inline constexpr std::uint64_t kMaxUploadMemoryMb = std::uint64_t{1} << 20;  // secure.upload_memory_mb's largest (1 TiB)
+inline constexpr std::uint64_t kMaxMemoryMb = std::uint64_t{1} << 20;  // the largest memory setting, in MiB (1 TiB)
 
 // Differential privacy: clipping (fixed or adaptive), Gaussian noise
 // (distributed among devices in secure mode, added centrally in plain mode),

@@ -5,7 +5,9 @@
 // (required by the constructor, so a server socket can never exist without
 // authentication). A device connects a DEALER socket that pins the server's
 // public key: a server with any other key never completes the handshake.
-// Both set the per-frame size limit and a short linger.
+// Both set the per-frame size limit and a short linger. The server queues
+// at most kServerQueuedMessages whole messages per peer: past that libzmq
+// stops reading the peer, and TCP holds the sender back.
 #pragma once
 
 #include <zmq.hpp>
@@ -21,6 +23,10 @@
 #include "shoal/protocol/zap_authenticator.h"
 
 namespace shoal::protocol {
+
+// Whole messages a server socket queues per peer before it stops reading
+// that peer: with 2 MiB messages, 32 MiB, within the default per-peer budget.
+inline constexpr int kServerQueuedMessages = 16;
 
 // Binds a CurveZMQ ROUTER socket at `endpoint` ("tcp://127.0.0.1:7400",
 // "tcp://127.0.0.1:*"). Errors name the endpoint.
@@ -44,6 +50,8 @@ struct FromPeer {
   std::string user_id;        // the ZAP User-Id: "ed25519:<hex>" of the enrolled device
   std::size_t bytes = 0;      // size of all frames received, for traffic accounting
   Decoded<Envelope> message;  // the envelope, or why it was refused
+  int connection = -1;        // the connection's file descriptor (for MemoryWatch), -1 if unknown
+  std::size_t wire_bytes = 0; // what every frame took on the wire, those discarded included
 };
 
 // Waits up to `timeout` for one message; nullopt if none came. A message
