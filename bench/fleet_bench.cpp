@@ -24,7 +24,7 @@
 #include <string>
 
 #include "child_process.h"
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/client/trainer.h"
 #include "shoal/inference/device.h"
 #include "shoal/inference/torch_model.h"
@@ -135,7 +135,7 @@ struct Split {
 Split scale_run(const std::string& config, const std::vector<std::string>& overrides,
                 const std::vector<std::string>& edits = {}) {
   TempDir dir;
-  auto text = crypto::read_file(fs::path(SHOAL_CONFIGS) / config, 1 << 20);
+  auto text = base::read_file(fs::path(SHOAL_CONFIGS) / config, 1 << 20);
   if (!text) die(text.error().describe());
   for (const auto& edit : edits) {
     const auto key = edit.substr(0, edit.find(' '));
@@ -144,7 +144,7 @@ Split scale_run(const std::string& config, const std::vector<std::string>& overr
     text->replace(at + 1, text->find('\n', at + 1) - at - 1, edit);
   }
   const auto edited = dir.path() / config;
-  if (!crypto::write_file_durably(edited, *text)) die("cannot write " + edited.string());
+  if (!base::write_file_durably(edited, *text)) die("cannot write " + edited.string());
   std::vector<std::string> argv{SHOAL_SIM, "--config", edited.string(), "--work-dir", (dir.path() / "work").string()};
   argv.insert(argv.end(), overrides.begin(), overrides.end());
   ChildProcess sim(argv, dir.path() / "sim.log");

@@ -34,7 +34,7 @@
 #include <zmq.hpp>
 
 #include "child_process.h"
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/enrolment.h"
 #include "shoal/weights/weights_file.h"
@@ -54,7 +54,7 @@ namespace {
 }
 
 void write_text(const fs::path& path, const std::string& text) {
-  if (!crypto::write_file_durably(path, text)) die("cannot write " + path.string());
+  if (!base::write_file_durably(path, text)) die("cannot write " + path.string());
 }
 
 crypto::IdentityKeyPair make_key(const fs::path& path, crypto::KeyRole role) {
@@ -79,7 +79,7 @@ struct ShoalRounds {
 
 ShoalRounds read_rounds(const fs::path& metrics) {
   ShoalRounds rounds;
-  auto text = crypto::read_file(metrics, 1 << 24);
+  auto text = base::read_file(metrics, 1 << 24);
   if (!text) die("no metrics log at " + metrics.string());
   std::istringstream lines(*text);
   for (std::string line; std::getline(lines, line);) {

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/weights/weights_file.h"
 
 namespace shoal::aggregator {
@@ -46,8 +46,8 @@ std::uint64_t count(const nlohmann::json& index, const char* key) {
 // Writes `weights` and reads the file back: a checkpoint names only files
 // known to hold what was meant, so the one before it is never pruned for a
 // successor that cannot be loaded.
-Status write_verified(const fs::path& path, const weights::Weights& weights) {
-  if (auto status = weights::write_weights_file(path, weights); !status) return status;
+Status write_verified(const fs::path& path, const weights::Weights& weights, base::Env& env) {
+  if (auto status = weights::write_weights_file(path, weights, env); !status) return status;
   auto back = weights::read_weights_file(path);
   if (!back) return make_error(back.error().code, "checkpoint file did not read back: " + back.error().message);
   const bool same = back->version() == weights.version() && back->layout() == weights.layout() &&
@@ -58,11 +58,12 @@ Status write_verified(const fs::path& path, const weights::Weights& weights) {
 
 // Moments are stored as weights files in the layout of the model's
 // parameters (server optimisers do not step buffers).
-Status write_moment(const fs::path& path, const weights::Weights& global, std::span<const float> values) {
+Status write_moment(const fs::path& path, const weights::Weights& global, std::span<const float> values,
+                    base::Env& env) {
   auto moment = weights::Weights::from_values(global.layout().parameter_layout(), global.version(),
                                               {values.begin(), values.end()});
   if (!moment) return moment.error();
-  return write_verified(path, *moment);
+  return write_verified(path, *moment, env);
 }
 
 Result<std::vector<float>> read_moment(const fs::path& path, const weights::Weights& global) {
@@ -97,22 +98,24 @@ PrivacyState read_privacy(const nlohmann::json& json) {
   return privacy;
 }
 
-// Removes weights files of the checkpoint family that `keep` does not name.
-void remove_stale(const fs::path& dir, const std::vector<std::string>& keep) {
-  std::error_code ignored;
-  for (const auto& entry : fs::directory_iterator(dir, ignored)) {
-    const auto name = entry.path().filename().string();
+// Removes weights files of the checkpoint family that `keep` does not name,
+// and temporary files a crash left behind. Best effort: what stays is
+// removed after the next checkpoint.
+void remove_stale(const fs::path& dir, const std::vector<std::string>& keep, base::Env& env) {
+  auto names = env.list_directory(dir);
+  if (!names) return;
+  for (const auto& name : *names) {
     const bool ours = (name.starts_with("global-v") || name.starts_with("moments-v")) && name.ends_with(".weights");
-    if (ours && std::find(keep.begin(), keep.end(), name) == keep.end()) fs::remove(entry.path(), ignored);
+    const bool stale = (ours && std::find(keep.begin(), keep.end(), name) == keep.end()) ||
+                       base::is_temporary_file_name(name);
+    if (stale) (void)env.remove_file(dir / name);
   }
 }
 
 }  // namespace
 
-Status write_checkpoint(const fs::path& state_dir, const CheckpointView& checkpoint) {
-  std::error_code error;
-  fs::create_directories(state_dir, error);
-  if (error) return make_error(ErrorCode::io, "cannot create state directory " + state_dir.string() + ": " + error.message());
+Status write_checkpoint(const fs::path& state_dir, const CheckpointView& checkpoint, base::Env& env) {
+  if (auto status = env.create_directories(state_dir); !status) return status;
   const auto version = checkpoint.global.version();
   nlohmann::json index = {{"format", kFormat},
                           {"model_version", version},
@@ -120,27 +123,28 @@ Status write_checkpoint(const fs::path& state_dir, const CheckpointView& checkpo
                           {"strategy", checkpoint.strategy},
                           {"global", versioned("global", version)}};
   std::vector<std::string> keep = {versioned("global", version)};
-  if (auto status = write_verified(state_dir / keep.back(), checkpoint.global); !status) return status;
+  if (auto status = write_verified(state_dir / keep.back(), checkpoint.global, env); !status) return status;
   const std::pair<const char*, std::span<const float>> moments[] = {{"first", checkpoint.first_moment},
                                                                     {"second", checkpoint.second_moment}};
   for (const auto& [which, values] : moments) {
     if (values.empty()) continue;
     keep.push_back(versioned("moments", version, std::string("-") + which));
-    if (auto status = write_moment(state_dir / keep.back(), checkpoint.global, values); !status) return status;
+    if (auto status = write_moment(state_dir / keep.back(), checkpoint.global, values, env); !status) return status;
     index[std::string(which) + "_moment"] = keep.back();
   }
   if (checkpoint.privacy) index["privacy"] = privacy_json(*checkpoint.privacy);
-  if (auto status = crypto::write_file_durably(state_dir / "checkpoint.json", index.dump(2) + "\n"); !status) {
+  if (auto status = base::write_file_durably(state_dir / "checkpoint.json", index.dump(2) + "\n", 0644, env);
+      !status) {
     return status;
   }
-  remove_stale(state_dir, keep);  // only now: the index names verified files
+  remove_stale(state_dir, keep, env);  // only now: the index names verified files
   return ok_status();
 }
 
 Result<std::optional<Checkpoint>> read_checkpoint(const fs::path& state_dir) {
   const auto index_path = state_dir / "checkpoint.json";
   if (!fs::exists(index_path)) return std::optional<Checkpoint>();
-  auto text = crypto::read_file(index_path, kMaxIndexBytes);
+  auto text = base::read_file(index_path, kMaxIndexBytes);
   if (!text) return text.error();
   nlohmann::json index;
   try {

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <utility>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
 namespace shoal::aggregator::detail {
 

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
+#include "shoal/base/durable_file.h"
 #include "shoal/client/aggregator_fetcher.h"
-#include "shoal/crypto/durable_file.h"
 #include "shoal/inference/prediction_session.h"
 #include "shoal/updater/http_fetcher.h"
 #include "shoal/weights/weights_file.h"
@@ -94,7 +94,7 @@ Result<updater::InstallOutcome> update_from_release(const ReleaseUpdateOptions& 
       return make_error(ErrorCode::not_found,
                         "this device trusts no release root yet: give the operator's root.json (--trusted-root)");
     }
-    auto root = crypto::read_file(options.trusted_root, 1 << 20);
+    auto root = base::read_file(options.trusted_root, 1 << 20);
     if (!root) return root.error();
     const std::span bytes(reinterpret_cast<const std::uint8_t*>(root->data()), root->size());
     if (auto status = updater::TufClient::trust_root(trust_dir, bytes, options.trusted_root.string()); !status) {

@@ -9,7 +9,7 @@
 #include <map>
 #include <optional>
 
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/encoding.h"
 
 namespace shoal::crypto {
@@ -195,20 +195,20 @@ Result<IdentityKeyFile> parse_identity_key(std::string_view text, std::string_vi
   return IdentityKeyFile{public_part->role, std::move(keys)};
 }
 
-Status save_identity_key(const std::filesystem::path& path, const IdentityKeyFile& key) {
+Status save_identity_key(const std::filesystem::path& path, const IdentityKeyFile& key, base::Env& env) {
   std::string text = format_identity_key(key);
-  Status status = write_file_durably(path, text, 0600);
+  Status status = base::write_file_durably(path, text, 0600, env);
   wipe(text.data(), text.size());
   return status;
 }
 
-Status save_public_key(const std::filesystem::path& path, const PublicKeyFile& key) {
-  return write_file_durably(path, format_public_key(key), 0644);
+Status save_public_key(const std::filesystem::path& path, const PublicKeyFile& key, base::Env& env) {
+  return base::write_file_durably(path, format_public_key(key), 0644, env);
 }
 
 Result<IdentityKeyFile> load_identity_key(const std::filesystem::path& path) {
   if (auto status = refuse_if_readable_by_others(path); !status) return status.error();
-  auto text = read_file(path, kMaxKeyFileBytes);
+  auto text = base::read_file(path, kMaxKeyFileBytes);
   if (!text) return text.error();
   auto parsed = parse_identity_key(*text, path.string());
   wipe(text->data(), text->size());
@@ -216,7 +216,7 @@ Result<IdentityKeyFile> load_identity_key(const std::filesystem::path& path) {
 }
 
 Result<PublicKeyFile> load_public_key(const std::filesystem::path& path) {
-  auto text = read_file(path, kMaxKeyFileBytes);
+  auto text = base::read_file(path, kMaxKeyFileBytes);
   if (!text) return text.error();
   return parse_public_key(*text, path.string());
 }

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <iostream>
 
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/encoding.h"
 #include "shoal/crypto/key_file.h"
 
@@ -56,7 +56,7 @@ int generate(const std::string& role_name, const fs::path& out, bool force) {
 
 // Accepts either kind of key file; shows only public information.
 int show(const fs::path& path) {
-  auto text = read_file(path, 4096);
+  auto text = base::read_file(path, 4096);
   if (!text) return fail(text.error());
   const bool secret = text->find("shoal-identity-secret/") != std::string::npos;
   wipe(text->data(), text->size());

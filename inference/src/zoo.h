@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/inference/torch_model.h"
 
 namespace shoal::inference::detail {

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/key_file.h"
 
 namespace shoal::protocol {
@@ -64,7 +64,7 @@ Result<EnrolmentList> EnrolmentList::parse(std::string_view text, std::string_vi
 Result<EnrolmentList> EnrolmentList::load(const std::filesystem::path& source) {
   std::error_code error;
   if (!std::filesystem::is_directory(source, error)) {
-    auto text = crypto::read_file(source, kMaxListBytes);
+    auto text = base::read_file(source, kMaxListBytes);
     if (!text) return make_error(text.error().code, "enrolment list: " + text.error().message);
     return parse(*text, source.string());
   }
@@ -117,7 +117,7 @@ bool is_enrolment_directory(const std::filesystem::path& path) {
 Result<std::string> list_text(const std::filesystem::path& source) {
   std::error_code ignored;
   if (!std::filesystem::exists(source, ignored)) return std::string();
-  auto text = crypto::read_file(source, kMaxListBytes);
+  auto text = base::read_file(source, kMaxListBytes);
   if (!text) return make_error(text.error().code, "enrolment list: " + text.error().message);
   return text;
 }
@@ -129,7 +129,8 @@ Error not_enrolled(const std::filesystem::path& source, const crypto::PublicIden
 
 }  // namespace
 
-Status enroll_device(const std::filesystem::path& source, const crypto::PublicIdentity& device, std::string_view name) {
+Status enroll_device(const std::filesystem::path& source, const crypto::PublicIdentity& device, std::string_view name,
+                     base::Env& env) {
   if (name.find_first_of(" \t\n/") != std::string_view::npos) {
     return make_error(ErrorCode::invalid_argument, "device name '" + std::string(name) + "' has a space or a slash");
   }
@@ -145,25 +146,28 @@ Status enroll_device(const std::filesystem::path& source, const crypto::PublicId
   }
   if (is_enrolment_directory(source)) {
     const std::string stem = name.empty() ? device.key_id() : std::string(name);
-    return crypto::save_public_key(source / (stem + ".pub"), {crypto::KeyRole::device, device});
+    return crypto::save_public_key(source / (stem + ".pub"), {crypto::KeyRole::device, device}, env);
   }
   auto text = list_text(source);
   if (!text) return text.error();
   if (!text->empty() && text->back() != '\n') text->push_back('\n');
   *text += key_text + (name.empty() ? "" : " " + std::string(name)) + "\n";
-  return crypto::write_file_durably(source, *text);
+  return base::write_file_durably(source, *text, 0644, env);
 }
 
-Status revoke_device(const std::filesystem::path& source, const crypto::PublicIdentity& device) {
+Status revoke_device(const std::filesystem::path& source, const crypto::PublicIdentity& device, base::Env& env) {
   if (is_enrolment_directory(source)) {
     std::error_code error;
     bool removed = false;
     for (const auto& file : public_key_files(source, error)) {
       auto key = crypto::load_public_key(file);
-      if (key && key->identity == device) removed = std::filesystem::remove(file, error) || removed;
+      if (!key || !(key->identity == device)) continue;
+      if (auto status = env.remove_file(file); !status) return status;
+      removed = true;
     }
     if (error) return make_error(ErrorCode::io, "cannot update enrolment directory " + source.string() + ": " + error.message());
-    return removed ? ok_status() : Status(not_enrolled(source, device));
+    if (!removed) return not_enrolled(source, device);
+    return env.sync_directory(source);  // a revocation must survive a power cut
   }
   auto text = list_text(source);
   if (!text) return text.error();
@@ -184,7 +188,7 @@ Status revoke_device(const std::filesystem::path& source, const crypto::PublicId
     kept.push_back('\n');
   }
   if (!removed) return not_enrolled(source, device);
-  return crypto::write_file_durably(source, kept);
+  return base::write_file_durably(source, kept, 0644, env);
 }
 
 }  // namespace shoal::protocol

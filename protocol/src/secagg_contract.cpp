@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "shoal/crypto/byte_io.h"
+#include "shoal/base/byte_io.h"
 
 namespace shoal::protocol::secagg {
 namespace {
@@ -14,16 +14,16 @@ static_assert(kSealedShareBytes == crypto::kAeadOverheadBytes + kPlaintextBytes)
 // round and its nonce, which bind it to that round alone.
 std::vector<std::uint8_t> round_record(std::string_view label, std::uint64_t round, const RoundNonce& nonce) {
   std::vector<std::uint8_t> data(label.begin(), label.end());
-  crypto::append_le(data, round);
-  crypto::append_bytes(data, nonce);
+  base::append_le(data, round);
+  base::append_bytes(data, nonce);
   return data;
 }
 
 std::vector<std::uint8_t> share_associated_data(std::uint64_t round, const RoundNonce& nonce, MemberIndex from,
                                                 MemberIndex to) {
   auto data = round_record("shoal/secagg/share", round, nonce);
-  crypto::append_le(data, from);
-  crypto::append_le(data, to);
+  base::append_le(data, from);
+  base::append_le(data, to);
   return data;
 }
 
@@ -33,8 +33,8 @@ std::vector<std::uint8_t> advertisement_transcript(std::uint64_t round, const Ro
                                                    const crypto::Curve25519PublicKey& cipher_key,
                                                    const crypto::Curve25519PublicKey& mask_key) {
   auto data = round_record("shoal/secagg/advertise", round, nonce);
-  crypto::append_bytes(data, cipher_key);
-  crypto::append_bytes(data, mask_key);
+  base::append_bytes(data, cipher_key);
+  base::append_bytes(data, mask_key);
   return data;
 }
 
@@ -45,8 +45,8 @@ Result<SealedShare> seal_shares(const crypto::X25519KeyPair& from_cipher, Member
   if (!key) return key.error();
   crypto::SecretBuffer plaintext(kPlaintextBytes);
   std::vector<std::uint8_t> header;
-  crypto::append_le(header, from);
-  crypto::append_le(header, to);
+  base::append_le(header, from);
+  base::append_le(header, to);
   std::memcpy(plaintext.data(), header.data(), 8);
   std::memcpy(plaintext.data() + 8, shares.mask_key.to_bytes().data(), crypto::kShamirShareBytes);
   std::memcpy(plaintext.data() + 8 + crypto::kShamirShareBytes, shares.self_mask.to_bytes().data(),
@@ -68,7 +68,7 @@ Result<SharePair> open_shares(const crypto::X25519KeyPair& to_cipher, MemberInde
   if (!plaintext) {
     return make_error(ErrorCode::corrupt, who + " does not open: altered, replayed from another round, or not sealed to this device");
   }
-  crypto::ByteReader reader(plaintext->data(), plaintext->size(), "share");
+  base::ByteReader reader(plaintext->data(), plaintext->size(), "share");
   auto said_from = reader.read_le<std::uint32_t>("sender");
   auto said_to = reader.read_le<std::uint32_t>("recipient");
   if (!said_from || !said_to || *said_from != from || *said_to != to) {

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "assign_field.h"
-#include "shoal/crypto/byte_io.h"
+#include "shoal/base/byte_io.h"
 
 namespace shoal::protocol {
 namespace {
@@ -22,7 +22,7 @@ DecodeError invalid(const std::string& field, const std::string& rule) {
 
 template <std::size_t N>
 void append(std::vector<std::uint8_t>& out, const std::array<std::uint8_t, N>& bytes) {
-  crypto::append_bytes(out, bytes);
+  base::append_bytes(out, bytes);
 }
 
 template <std::size_t N>
@@ -70,7 +70,7 @@ std::vector<std::uint8_t> write_sealed(const std::vector<SealedShare>& shares) {
   std::vector<std::uint8_t> out;
   out.reserve(shares.size() * kSealedShareRecordBytes);
   for (const auto& share : shares) {
-    crypto::append_le(out, share.peer);
+    base::append_le(out, share.peer);
     append(out, share.sealed);
   }
   return out;
@@ -128,7 +128,7 @@ void KeyRoster::write(HeaderWriter& header) const {
   std::vector<std::uint8_t> entries;
   entries.reserve(neighbours.size() * kRosterEntryBytes);
   for (const auto& entry : neighbours) {
-    crypto::append_le(entries, entry.index);
+    base::append_le(entries, entry.index);
     append(entries, entry.identity);
     append(entries, entry.cipher_key);
     append(entries, entry.mask_key);
@@ -213,8 +213,8 @@ void UnmaskResponse::write(HeaderWriter& header) const {
   std::vector<std::uint8_t> records;
   records.reserve(shares.size() * kRevealedShareBytes);
   for (const auto& share : shares) {
-    crypto::append_le(records, share.owner);
-    crypto::append_u8(records, static_cast<std::uint8_t>(share.kind));
+    base::append_le(records, share.owner);
+    base::append_u8(records, static_cast<std::uint8_t>(share.kind));
     append(records, share.share);
   }
   header.put("round", round).put_bytes("shares", records);

@@ -7,7 +7,7 @@
 #include <sstream>
 #include <vector>
 
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 
 namespace shoal::simulations {
 namespace {
@@ -258,7 +258,7 @@ std::string render_report(const SimulationConfig& config, const SimulationResult
 }
 
 Status write_report(const std::filesystem::path& path, const SimulationConfig& config, const SimulationResult& result) {
-  return crypto::write_file_durably(path, render_report(config, result));
+  return base::write_file_durably(path, render_report(config, result));
 }
 
 }  // namespace shoal::simulations

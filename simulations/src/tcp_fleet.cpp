@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "shoal/aggregator/aggregator_server.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/client/agent.h"
-#include "shoal/crypto/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/inference/device.h"
 
@@ -70,7 +70,7 @@ Status run_tcp_fleet(const SimulationConfig& config, aggregator::AggregatorConfi
     enrolment += crypto::format_ed25519_public(device_keys.back().public_identity().ed25519()) + " device-" +
                  std::to_string(i) + "\n";
   }
-  if (auto status = crypto::write_file_durably(work_dir / "enrolled.txt", enrolment); !status) return status;
+  if (auto status = base::write_file_durably(work_dir / "enrolled.txt", enrolment); !status) return status;
   server.bind = "tcp://127.0.0.1:*";
   server.server_key = work_dir / "server.key";
   server.enrolment = work_dir / "enrolled.txt";

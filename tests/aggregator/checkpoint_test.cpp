@@ -2,9 +2,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <fstream>
 
-#include "shoal/crypto/durable_file.h"
+#include "fault_sweep.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/weights/weights_file.h"
 #include "temp_dir.h"
 
@@ -75,25 +77,72 @@ TEST_CASE("an empty state directory has no checkpoint, and fedavg stores no mome
   CHECK_FALSE(std::filesystem::exists(dir / "moments-v3-first.weights"));
 }
 
-TEST_CASE("a crash before the index is renamed leaves the previous checkpoint in force") {
+namespace {
+
+// The version a restarted aggregator resumes from, with its files checked whole.
+std::uint64_t resumed_version(const std::filesystem::path& dir) {
+  auto read = read_checkpoint(dir);
+  REQUIRE(read);
+  REQUIRE(read->has_value());
+  const auto& checkpoint = **read;
+  const float f = static_cast<float>(checkpoint.global.version());
+  CHECK(checkpoint.global.values()[0] == f);
+  CHECK(checkpoint.first_moment == std::vector<float>(8, f / 10));
+  CHECK(checkpoint.rounds_started == checkpoint.global.version() + 2);
+  return checkpoint.global.version();
+}
+
+}  // namespace
+
+TEST_CASE("a crash between any two disk operations of a checkpoint resumes the old or the new one, whole") {
   TempDir dir;
-  REQUIRE(write_checkpoint(dir.path(), checkpoint_at(1)));
-  // What a kill between writing the new weights and committing the index leaves.
-  REQUIRE(weights::write_weights_file(dir / "global-v2.weights", model_at(2, 2.0f)));
-  overwrite(dir / "checkpoint.json.tmp-partial", "{\"format\": 1, \"model_ver");
-  auto read = *read_checkpoint(dir.path());
-  CHECK(read->global.version() == 1);
-  CHECK(read->global.values()[0] == 1.0f);
-  // The next checkpoint proceeds and clears the orphan.
-  REQUIRE(write_checkpoint(dir.path(), checkpoint_at(3)));
-  CHECK_FALSE(std::filesystem::exists(dir / "global-v2.weights"));
-  CHECK((*read_checkpoint(dir.path()))->global.version() == 3);
+  auto prepare = [&] {
+    std::filesystem::remove_all(dir.path());
+    REQUIRE(write_checkpoint(dir.path(), checkpoint_at(1)));
+  };
+  auto write = [&](base::Env& env) { return write_checkpoint(dir.path(), checkpoint_at(2), env); };
+  std::size_t resumed_new = 0;
+  shoal::testing::crash_sweep(prepare, write, [&](std::size_t, std::size_t, bool succeeded) {
+    const auto version = resumed_version(dir.path());
+    CHECK((version == 1 || version == 2));
+    if (succeeded) CHECK(version == 2);
+    resumed_new += version == 2;
+    // The next checkpoint after the restart goes through and clears what the crash left.
+    REQUIRE(write_checkpoint(dir.path(), checkpoint_at(3)));
+    CHECK(resumed_version(dir.path()) == 3);
+    CHECK(*base::Env::standard().list_directory(dir.path()) ==
+          std::vector<std::string>{"checkpoint.json", "global-v3.weights", "moments-v3-first.weights",
+                                   "moments-v3-second.weights"});
+  });
+  CHECK(resumed_new > 0);  // the sweep reached past the commit point
+}
+
+TEST_CASE("ENOSPC or EIO anywhere in a checkpoint is reported and never loses the previous one") {
+  TempDir dir;
+  auto prepare = [&] {
+    std::filesystem::remove_all(dir.path());
+    REQUIRE(write_checkpoint(dir.path(), checkpoint_at(1)));
+  };
+  std::string message;
+  auto write = [&](base::Env& env) {
+    auto status = write_checkpoint(dir.path(), checkpoint_at(2), env);
+    message = status ? "" : status.error().message;
+    return status;
+  };
+  shoal::testing::failure_sweep(prepare, write, [&](std::size_t, int error_number, bool succeeded) {
+    const auto version = resumed_version(dir.path());
+    CHECK((version == 1 || version == 2));
+    // A failed operation before the pruning is reported, naming the errno; a
+    // failed removal of an old file is not a failed checkpoint.
+    if (!succeeded) CHECK(message.find(std::strerror(error_number)) != std::string::npos);
+    if (version == 1) CHECK_FALSE(succeeded);
+  });
 }
 
 TEST_CASE("a damaged checkpoint is an error naming the file and the fault") {
   TempDir dir;
   REQUIRE(write_checkpoint(dir.path(), checkpoint_at(1)));
-  const auto index = crypto::read_file(dir / "checkpoint.json", 1 << 16).value();
+  const auto index = base::read_file(dir / "checkpoint.json", 1 << 16).value();
 
   overwrite(dir / "checkpoint.json", index.substr(0, index.size() / 2));
   auto truncated = read_checkpoint(dir.path());
@@ -127,7 +176,7 @@ TEST_CASE("damaged privacy accounting in a checkpoint is an error naming it") {
   auto checkpoint = checkpoint_at(1);
   checkpoint.privacy = PrivacyState{{1.5, 2.0}, {0.25, 0.5}, 1.0};
   REQUIRE(write_checkpoint(dir.path(), checkpoint));
-  const auto index = crypto::read_file(dir / "checkpoint.json", 1 << 16).value();
+  const auto index = base::read_file(dir / "checkpoint.json", 1 << 16).value();
   const auto damage = [&](const std::string& from, const std::string& to) {
     std::string text = index;
     const auto at = text.find(from);

@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "temp_dir.h"
 
 using namespace shoal;
@@ -17,7 +17,7 @@ const std::string kBase =
 Result<AgentConfig> load(const std::string& text) {
   shoal::testing::TempDir dir;
   const auto path = dir.path() / "agent.toml";
-  REQUIRE(crypto::write_file_durably(path, text));
+  REQUIRE(base::write_file_durably(path, text));
   return load_agent_config(path);
 }
 
@@ -136,10 +136,10 @@ TEST_CASE("serve settings: on with a port, what is served by name, bad values by
   // `serve --config` needs a state directory and a port, not an aggregator or data.
   shoal::testing::TempDir dir;
   const auto path = dir / "serve.toml";
-  REQUIRE(crypto::write_file_durably(path, "[agent]\nstate_dir = \"device\"\n"));
+  REQUIRE(base::write_file_durably(path, "[agent]\nstate_dir = \"device\"\n"));
   auto portless = load_agent_config(path, AgentUse::serve);
   REQUIRE_FALSE(portless);
   CHECK_THAT(portless.error().message, Catch::Contains("serve.port is required"));
-  REQUIRE(crypto::write_file_durably(path, "[agent]\nstate_dir = \"device\"\n[serve]\nport = 0\n"));
+  REQUIRE(base::write_file_durably(path, "[agent]\nstate_dir = \"device\"\n[serve]\nport = 0\n"));
   CHECK(load_agent_config(path, AgentUse::serve));
 }

@@ -39,8 +39,7 @@ TEST_CASE("the agent drops malformed and unusable server messages and keeps goin
   REQUIRE(model);
   auto agent = server.agent(std::move(model).value(), {});
   auto& router = server.router;
-  std::atomic<bool> stop{false};
-  std::thread running([&] { agent->run(stop); });
+  shoal::testing::RunningAgent running(*agent);
 
   auto hello = next_of_type(router, protocol::MessageType::hello);
   std::vector<zmq::message_t> garbage;
@@ -56,8 +55,7 @@ TEST_CASE("the agent drops malformed and unusable server messages and keeps goin
   REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(protocol::Welcome{"test", 1, 100})));
   // Messages are handled in order: a heartbeat after the welcome means the two before were handled.
   next_of_type(router, protocol::MessageType::heartbeat);
-  stop = true;
-  running.join();
+  running.stop();
   CHECK(agent->counters().dropped_messages == 2);
   CHECK(agent->counters().rounds_trained == 0);
   CHECK(agent->model_version() == 0);
@@ -73,8 +71,7 @@ TEST_CASE("the agent sends its update in order as parts of kUpdatePartValues, ze
   faults.zero_update = true;
   auto agent = server.agent(std::move(model).value(), {}, [](const std::string&) {}, faults);
   auto& router = server.router;
-  std::atomic<bool> stop{false};
-  std::thread running([&] { agent->run(stop); });
+  shoal::testing::RunningAgent running(*agent);
 
   auto hello = next_of_type(router, protocol::MessageType::hello);
   REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(protocol::Welcome{"test", 3, 10'000})));
@@ -97,8 +94,7 @@ TEST_CASE("the agent sends its update in order as parts of kUpdatePartValues, ze
     received += values;
     ++parts;
   }
-  stop = true;
-  running.join();
+  running.stop();
   CHECK(received == global.values().size());
   CHECK(parts == 7);
   CHECK(all_zero);
@@ -118,8 +114,7 @@ TEST_CASE("an agent whose training diverges sends nothing for the round and says
     lines.push_back(line);
   });
   auto& router = server.router;
-  std::atomic<bool> stop{false};
-  std::thread running([&] { agent->run(stop); });
+  shoal::testing::RunningAgent running(*agent);
 
   auto hello = next_of_type(router, protocol::MessageType::hello);
   REQUIRE(protocol::send_to_peer(router, hello.routing_id, protocol::encode(protocol::Welcome{"test", 2, 60'000})));
@@ -134,8 +129,7 @@ TEST_CASE("an agent whose training diverges sends nothing for the round and says
     if (received->message->type() == protocol::MessageType::heartbeat) break;
     sent_update = sent_update || received->message->type() == protocol::MessageType::update_report;
   }
-  stop = true;
-  running.join();
+  running.stop();
   CHECK_FALSE(sent_update);
   CHECK(agent->counters().rounds_diverged == 1);
   CHECK(agent->counters().rounds_trained == 0);

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "shoal/base/durable_file.h"
 #include "shoal/client/dataset.h"
-#include "shoal/crypto/durable_file.h"
 #include "temp_dir.h"
 
 using namespace shoal;
@@ -11,7 +11,7 @@ using shoal::testing::TempDir;
 namespace {
 
 Result<Dataset> load_text(const TempDir& dir, const std::string& text) {
-  REQUIRE(crypto::write_file_durably(dir / "data.csv", text));
+  REQUIRE(base::write_file_durably(dir / "data.csv", text));
   return load_csv(dir / "data.csv");
 }
 

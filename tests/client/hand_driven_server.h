@@ -4,12 +4,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 
+#include "shoal/base/durable_file.h"
 #include "shoal/client/agent.h"
-#include "shoal/crypto/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/transport.h"
 #include "temp_dir.h"
@@ -20,7 +22,8 @@ using namespace std::chrono_literals;
 
 // The next message from the client, of the given type, failing the test after 10 s.
 inline protocol::FromPeer next_of_type(zmq::socket_t& router, protocol::MessageType type) {
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  // An upper bound only: a slow or sanitised build may take many seconds.
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
   while (std::chrono::steady_clock::now() < give_up) {
     auto received = protocol::receive_from_peer(router, {}, 100ms);
     if (received && received->message && received->message->type() == type) return std::move(*received);
@@ -29,10 +32,28 @@ inline protocol::FromPeer next_of_type(zmq::socket_t& router, protocol::MessageT
   throw std::logic_error("unreachable");
 }
 
+// Runs an agent on a thread of its own; stops and joins it when the scope
+// ends, also when a failed check throws (a joinable thread would terminate).
+class RunningAgent {
+ public:
+  explicit RunningAgent(client::Agent& agent) : thread_([this, &agent] { agent.run(stop_); }) {}
+  RunningAgent(const RunningAgent&) = delete;
+  RunningAgent& operator=(const RunningAgent&) = delete;
+  ~RunningAgent() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 // A server socket the test drives by hand, with one device key enrolled.
 struct HandDrivenServer {
   HandDrivenServer() {
-    REQUIRE(crypto::write_file_durably(dir / "enrolled.txt",
+    REQUIRE(base::write_file_durably(dir / "enrolled.txt",
                                        crypto::format_ed25519_public(device_keys.public_identity().ed25519()) + "\n"));
     auto started = protocol::ZapAuthenticator::start(context, dir / "enrolled.txt");
     REQUIRE(started);

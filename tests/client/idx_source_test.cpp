@@ -4,8 +4,8 @@
 
 #include <filesystem>
 
+#include "shoal/base/durable_file.h"
 #include "shoal/client/dataset.h"
-#include "shoal/crypto/durable_file.h"
 #include "temp_dir.h"
 
 using namespace shoal;
@@ -24,7 +24,7 @@ std::string idx_bytes(std::vector<std::uint32_t> dims, const std::vector<std::ui
 }
 
 void write_plain(const std::filesystem::path& path, const std::string& bytes) {
-  REQUIRE(crypto::write_file_durably(path, bytes));
+  REQUIRE(base::write_file_durably(path, bytes));
 }
 
 void write_gzip(const std::filesystem::path& path, const std::string& bytes) {
@@ -89,7 +89,7 @@ TEST_CASE("a truncated gzip file is refused, not read as a short dataset") {
   TempDir dir;
   write_gzip(dir / "images.gz", idx_bytes({3, 2, 2}, kPixels));
   write_plain(dir / "labels", idx_bytes({3}, kLabels));
-  const auto compressed = *crypto::read_file(dir / "images.gz", 1 << 20);
+  const auto compressed = *base::read_file(dir / "images.gz", 1 << 20);
   write_plain(dir / "cut.gz", compressed.substr(0, compressed.size() - 6));
   auto data = load_idx(dir / "cut.gz", dir / "labels");
   REQUIRE_FALSE(data);

@@ -6,7 +6,8 @@
 
 #include <fstream>
 
-#include "shoal/crypto/durable_file.h"
+#include "fault_sweep.h"
+#include "shoal/base/durable_file.h"
 #include "temp_dir.h"
 
 using namespace shoal::crypto;
@@ -22,7 +23,7 @@ mode_t mode_of(const std::filesystem::path& path) {
 }
 
 void write_text(const std::filesystem::path& path, const std::string& text, mode_t mode) {
-  REQUIRE(write_file_durably(path, text, mode));
+  REQUIRE(shoal::base::write_file_durably(path, text, mode));
 }
 
 }  // namespace
@@ -135,4 +136,29 @@ TEST_CASE("an oversized file is not read into memory as a key") {
   auto loaded = load_public_key(dir / "big.pub");
   REQUIRE_FALSE(loaded);
   CHECK(loaded.error().message.find("limit") != std::string::npos);
+}
+
+TEST_CASE("a crash or a failed disk operation while a key file is replaced leaves the old key or the new, 0600") {
+  TempDir dir;
+  const auto path = dir / "device.key";
+  const IdentityKeyFile old_key{KeyRole::device, IdentityKeyPair::generate()};
+  const IdentityKeyFile new_key{KeyRole::device, IdentityKeyPair::generate()};
+  auto prepare = [&] {
+    std::filesystem::remove_all(dir.path());
+    std::filesystem::create_directory(dir.path());
+    REQUIRE(save_identity_key(path, old_key));
+  };
+  auto replace = [&](shoal::base::Env& env) { return save_identity_key(path, new_key, env); };
+  auto check = [&](bool succeeded) {
+    auto loaded = load_identity_key(path, KeyRole::device);
+    REQUIRE(loaded);
+    const auto identity = loaded->keys.public_identity();
+    const bool is_old = identity == old_key.keys.public_identity();
+    const bool is_new = identity == new_key.keys.public_identity();
+    CHECK((is_old || is_new));
+    if (succeeded) CHECK(is_new);
+    CHECK(mode_of(path) == 0600);
+  };
+  shoal::testing::crash_sweep(prepare, replace, [&](std::size_t, std::size_t, bool succeeded) { check(succeeded); });
+  shoal::testing::failure_sweep(prepare, replace, [&](std::size_t, int, bool succeeded) { check(succeeded); });
 }

@@ -7,13 +7,13 @@
 #include <filesystem>
 #include <string>
 
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/key_file.h"
 
 namespace shoal::testing {
 
 inline void write_text(const std::filesystem::path& path, const std::string& text) {
-  REQUIRE(crypto::write_file_durably(path, text));
+  REQUIRE(base::write_file_durably(path, text));
 }
 
 inline crypto::IdentityKeyPair make_key(const std::filesystem::path& path, crypto::KeyRole role) {

@@ -19,7 +19,7 @@
 
 #include "child_process.h"
 #include "e2e_files.h"
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/enrolment.h"
 #include "shoal/weights/weights_file.h"
@@ -47,7 +47,7 @@ constexpr std::uint64_t kHeldRound = 2;
 constexpr std::uint64_t kPlainRounds = 8;
 
 std::string text_of(const fs::path& path) {
-  auto text = crypto::read_file(path, 1 << 24);
+  auto text = base::read_file(path, 1 << 24);
   return text ? *text : std::string();
 }
 

@@ -7,7 +7,7 @@
 #include "child_process.h"
 #include "e2e_files.h"
 #include "e2e_releases.h"
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/enrolment.h"
 #include "temp_dir.h"

@@ -2,7 +2,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "shoal/crypto/durable_file.h"
+#include "fault_sweep.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "temp_dir.h"
 
@@ -43,7 +44,7 @@ TEST_CASE("a directory of .pub files is an enrolment list, named by file") {
   TempDir dir;
   const auto a = crypto::IdentityKeyPair::generate().public_identity();
   REQUIRE(crypto::save_public_key(dir / "phone-7.pub", {crypto::KeyRole::device, a}));
-  REQUIRE(crypto::write_file_durably(dir / "README", std::string_view("not a key")));
+  REQUIRE(base::write_file_durably(dir / "README", std::string_view("not a key")));
   auto list = EnrolmentList::load(dir.path());
   REQUIRE(list);
   CHECK(list->size() == 1);
@@ -80,7 +81,7 @@ TEST_CASE("enroll and revoke edit a list file, keeping comments and other device
   const auto list_path = dir.path() / "enrolled.txt";
   const auto a = crypto::IdentityKeyPair::generate().public_identity();
   const auto b = crypto::IdentityKeyPair::generate().public_identity();
-  REQUIRE(crypto::write_file_durably(list_path, std::string_view("# the fleet\n")));
+  REQUIRE(base::write_file_durably(list_path, std::string_view("# the fleet\n")));
   REQUIRE(enroll_device(list_path, a, "laptop-1"));
   REQUIRE(enroll_device(list_path, b, ""));
   auto twice = enroll_device(list_path, a, "again");
@@ -97,7 +98,7 @@ TEST_CASE("enroll and revoke edit a list file, keeping comments and other device
   CHECK(list->size() == 1);
   CHECK(list->find(a.curve25519()) == nullptr);
   CHECK(list->find(b.curve25519()) != nullptr);
-  CHECK(crypto::read_file(list_path, 1 << 20)->rfind("# the fleet\n", 0) == 0);
+  CHECK(base::read_file(list_path, 1 << 20)->rfind("# the fleet\n", 0) == 0);
   auto gone = revoke_device(list_path, a);
   REQUIRE_FALSE(gone);
   CHECK(gone.error().code == ErrorCode::not_found);
@@ -113,4 +114,47 @@ TEST_CASE("enroll and revoke in an enrolment directory add and remove .pub files
   CHECK(list->find(a.curve25519()) != nullptr);
   REQUIRE(revoke_device(dir.path(), a));
   CHECK_FALSE(std::filesystem::exists(dir.path() / "phone-7.pub"));
+}
+
+namespace {
+
+// The devices a restarted aggregator admits from `source`.
+std::vector<bool> admitted(const std::filesystem::path& source, const std::vector<crypto::PublicIdentity>& devices) {
+  auto list = EnrolmentList::load(source);
+  REQUIRE(list);
+  std::vector<bool> in;
+  for (const auto& device : devices) in.push_back(list->find(device.curve25519()) != nullptr);
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("a crash or a failed disk operation in an enrolment edit leaves the list before or after it, whole") {
+  TempDir dir;
+  const auto a = crypto::IdentityKeyPair::generate().public_identity();
+  const auto b = crypto::IdentityKeyPair::generate().public_identity();
+  const auto c = crypto::IdentityKeyPair::generate().public_identity();
+  const bool directory = GENERATE(false, true);
+  const auto source = directory ? dir / "enrolled" : dir / "enrolled.txt";
+  INFO((directory ? "an enrolment directory" : "a list file"));
+  auto prepare = [&] {
+    std::filesystem::remove_all(source);
+    if (directory) std::filesystem::create_directory(source);
+    REQUIRE(enroll_device(source, a, "a"));
+    REQUIRE(enroll_device(source, b, "b"));
+  };
+  // Revoking a, then enrolling c: before, between and after, b stays admitted.
+  auto edit = [&](base::Env& env) -> Status {
+    if (auto status = revoke_device(source, a, env); !status) return status;
+    return enroll_device(source, c, "c", env);
+  };
+  auto check = [&](bool succeeded) {
+    const auto in = admitted(source, {a, b, c});
+    CHECK(in[1]);
+    CHECK((in == std::vector<bool>{true, true, false} || in == std::vector<bool>{false, true, false} ||
+           in == std::vector<bool>{false, true, true}));
+    if (succeeded) CHECK(in == std::vector<bool>{false, true, true});
+  };
+  shoal::testing::crash_sweep(prepare, edit, [&](std::size_t, std::size_t, bool succeeded) { check(succeeded); });
+  shoal::testing::failure_sweep(prepare, edit, [&](std::size_t, int, bool succeeded) { check(succeeded); });
 }

@@ -10,7 +10,7 @@
 #include <memory>
 #include <optional>
 
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/messages.h"
 #include "temp_dir.h"
@@ -98,7 +98,7 @@ struct Server {
   void write_enrolment(const std::vector<crypto::PublicIdentity>& enrolled) {
     std::string text;
     for (const auto& key : enrolled) text += crypto::format_ed25519_public(key.ed25519()) + "\n";
-    REQUIRE(crypto::write_file_durably(dir / "devices.txt", text));
+    REQUIRE(base::write_file_durably(dir / "devices.txt", text));
   }
 
   std::optional<FromPeer> receive(std::chrono::milliseconds timeout = kPatience) {
@@ -195,7 +195,7 @@ TEST_CASE("enrolling and revoking take effect without a restart") {
 TEST_CASE("a broken enrolment file keeps the previous list in force") {
   Device device;
   Server server({device.identity.public_identity()});
-  REQUIRE(crypto::write_file_durably(server.dir / "devices.txt", std::string_view("ed25519:not-hex\n")));
+  REQUIRE(base::write_file_durably(server.dir / "devices.txt", std::string_view("ed25519:not-hex\n")));
   auto status = server.authenticator->reload();
   REQUIRE_FALSE(status);
   CHECK(server.authenticator->last_reload_error().find("line 1") != std::string::npos);
@@ -272,7 +272,7 @@ TEST_CASE("a peer sending an oversized frame is disconnected and the server serv
 
 // An authenticator on `context` over an empty enrolment list in `dir`.
 std::unique_ptr<ZapAuthenticator> start_empty_authenticator(zmq::context_t& context, const TempDir& dir) {
-  REQUIRE(crypto::write_file_durably(dir / "devices.txt", std::string_view("")));
+  REQUIRE(base::write_file_durably(dir / "devices.txt", std::string_view("")));
   auto authenticator = ZapAuthenticator::start(context, dir / "devices.txt");
   REQUIRE(authenticator);
   return std::move(authenticator).value();

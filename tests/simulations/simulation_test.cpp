@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "shoal/aggregator/checkpoint.h"
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/inference/model.h"
 #include "temp_dir.h"
 
@@ -45,7 +45,7 @@ simulations::SimulationConfig small_fleet(const fs::path& work_dir) {
 }
 
 std::string text_of(const fs::path& path) {
-  auto text = crypto::read_file(path, 1 << 24);
+  auto text = base::read_file(path, 1 << 24);
   REQUIRE(text);
   return *text;
 }

@@ -10,7 +10,7 @@
 #include <functional>
 #include <random>
 
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/updater/release_installer.h"
 #include "shoal/updater/release_repository.h"
 #include "temp_dir.h"
@@ -89,16 +89,18 @@ class ReleaseFixture {
 
   // The device trusts root version 1 of the repository.
   void trust_first_root() {
-    auto root = crypto::read_file(repo_dir / "metadata" / "1.root.json", 1 << 20);
+    auto root = base::read_file(repo_dir / "metadata" / "1.root.json", 1 << 20);
     REQUIRE(root.ok());
     REQUIRE(updater::TufClient::trust_root(trust_dir, bytes_of(*root), "1.root.json").ok());
   }
 
-  Result<updater::InstallOutcome> install(std::function<void(updater::InstallStep)> after_step = {}) {
+  // Trust directory and model store are written through `env`.
+  Result<updater::InstallOutcome> install(std::function<void(updater::InstallStep)> after_step = {},
+                                          base::Env& env = base::Env::standard()) {
     updater::DirectoryFetcher fetcher(repo_dir);
-    auto client = updater::TufClient::open(trust_dir);
+    auto client = updater::TufClient::open(trust_dir, {}, env);
     if (!client) return client.error();
-    auto store = updater::ModelStore::open(models_dir);
+    auto store = updater::ModelStore::open(models_dir, env);
     if (!store) return store.error();
     updater::InstallOptions options;
     options.model = "cnn";
@@ -118,7 +120,7 @@ class ReleaseFixture {
   fs::path metadata_path(RoleName role) { return repo_dir / "metadata" / updater::metadata_file_name(role); }
 
   updater::SignedMetadata read_metadata(const fs::path& path) {
-    auto text = crypto::read_file(path, 64 << 20);
+    auto text = base::read_file(path, 64 << 20);
     REQUIRE(text.ok());
     auto metadata = updater::parse_metadata_file(bytes_of(*text), path.string());
     REQUIRE(metadata.ok());
@@ -126,7 +128,7 @@ class ReleaseFixture {
   }
 
   void write_metadata(const fs::path& path, const updater::SignedMetadata& metadata) {
-    REQUIRE(crypto::write_file_durably(path, updater::format_metadata_file(metadata)).ok());
+    REQUIRE(base::write_file_durably(path, updater::format_metadata_file(metadata)).ok());
   }
 
   // The attacker (or a careless operator) edits a published file's signed
@@ -144,7 +146,7 @@ class ReleaseFixture {
   // name it, signed with the online keys: what an attacker holding the
   // online keys (but not the targets key) can serve.
   void rechain_with_online_keys() {
-    const auto targets_text = crypto::read_file(metadata_path(RoleName::targets), 64 << 20);
+    const auto targets_text = base::read_file(metadata_path(RoleName::targets), 64 << 20);
     REQUIRE(targets_text.ok());
     rewrite(metadata_path(RoleName::snapshot),
             [&](nlohmann::json& snapshot) {
@@ -156,7 +158,7 @@ class ReleaseFixture {
               entry["version"] = nlohmann::json::parse(*targets_text)["signed"]["version"];
             },
             {&snapshot_key});
-    const auto snapshot_text = crypto::read_file(metadata_path(RoleName::snapshot), 64 << 20);
+    const auto snapshot_text = base::read_file(metadata_path(RoleName::snapshot), 64 << 20);
     REQUIRE(snapshot_text.ok());
     rewrite(metadata_path(RoleName::timestamp),
             [&](nlohmann::json& timestamp) {

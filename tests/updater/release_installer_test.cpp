@@ -213,7 +213,7 @@ TEST_CASE("wrong base or wrong target for a delta: a delta that does not build t
     expected = "install step 'rebuild weights': cnn/v2.from-v1.delta builds a version other than the signed one";
   }
   REQUIRE(wrong.ok());
-  REQUIRE(crypto::write_file_durably(fixture.repo_dir / "targets" / path, *wrong).ok());
+  REQUIRE(base::write_file_durably(fixture.repo_dir / "targets" / path, *wrong).ok());
   fixture.rewrite(fixture.metadata_path(RoleName::targets), [&](nlohmann::json& targets) {
     targets["version"] = targets["version"].get<std::uint64_t>() + 1;
     targets["targets"][path]["length"] = wrong->size();

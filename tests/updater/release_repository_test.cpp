@@ -51,7 +51,7 @@ TEST_CASE("add writes the full file and deltas from earlier versions, and lists 
 
   for (const ReleaseFile& delta : added->deltas) {
     INFO(delta.path);
-    auto bytes = crypto::read_file(fixture.repo_dir / "targets" / delta.path, 1 << 24);
+    auto bytes = base::read_file(fixture.repo_dir / "targets" / delta.path, 1 << 24);
     REQUIRE(bytes.ok());
     CHECK(delta.length < added->full.length);
     const TargetFile& target = repository.staged_targets().targets.at(delta.path);
@@ -139,8 +139,8 @@ TEST_CASE("publish chains timestamp to snapshot to targets by version, length an
   auto repository = fixture.make_repository();
   fixture.release(repository, 1);
   fixture.release(repository, 2);
-  const auto targets_text = crypto::read_file(fixture.metadata_path(RoleName::targets), 1 << 24).value();
-  const auto snapshot_text = crypto::read_file(fixture.metadata_path(RoleName::snapshot), 1 << 24).value();
+  const auto targets_text = base::read_file(fixture.metadata_path(RoleName::targets), 1 << 24).value();
+  const auto snapshot_text = base::read_file(fixture.metadata_path(RoleName::snapshot), 1 << 24).value();
   auto snapshot = parse_snapshot(fixture.read_metadata(fixture.metadata_path(RoleName::snapshot)).signed_part, "s");
   auto timestamp = parse_timestamp(fixture.read_metadata(fixture.metadata_path(RoleName::timestamp)).signed_part, "t");
   REQUIRE(snapshot.ok());

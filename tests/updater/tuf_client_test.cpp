@@ -6,8 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <fstream>
 
+#include "fault_sweep.h"
 #include "release_fixture.h"
 
 using namespace shoal;
@@ -43,7 +45,7 @@ struct InstalledFixture : ReleaseFixture {
 };
 
 std::string target_bytes(const ReleaseFixture& fixture, const std::string& path) {
-  return crypto::read_file(fixture.repo_dir / "targets" / path, 1 << 24).value();
+  return base::read_file(fixture.repo_dir / "targets" / path, 1 << 24).value();
 }
 
 }  // namespace
@@ -142,7 +144,7 @@ TEST_CASE("rollback: older timestamp, snapshot or targets than the device has se
     fixture.write_metadata(fixture.metadata_path(RoleName::snapshot), old_snapshot);
     fixture.write_metadata(fixture.metadata_path(RoleName::targets), old_targets);
     fixture.rewrite(fixture.metadata_path(RoleName::timestamp), [&](nlohmann::json& timestamp) {
-      const auto text = crypto::read_file(fixture.metadata_path(RoleName::snapshot), 1 << 20).value();
+      const auto text = base::read_file(fixture.metadata_path(RoleName::snapshot), 1 << 20).value();
       timestamp["version"] = 9;
       timestamp["meta"]["snapshot.json"] = nlohmann::json{
           {"version", 2}, {"length", text.size()}, {"hashes", file_hashes(shoal::testing::bytes_of(text))}};
@@ -243,7 +245,7 @@ TEST_CASE("a trusted root must be signed by its own threshold, and is set only o
   REQUIRE_FALSE(refused.ok());
   CHECK_THAT(refused.error().message, Catch::Contains("root.json: 0 valid signature(s)"));
   fixture.trust_first_root();
-  const auto again = crypto::read_file(fixture.repo_dir / "metadata" / "1.root.json", 1 << 20).value();
+  const auto again = base::read_file(fixture.repo_dir / "metadata" / "1.root.json", 1 << 20).value();
   CHECK_FALSE(TufClient::trust_root(fixture.trust_dir, shoal::testing::bytes_of(again), "root.json").ok());
 }
 
@@ -289,4 +291,63 @@ TEST_CASE("snapshot and targets whose versions did not change are not downloaded
   CountingFetcher repaired(fixture.repo_dir);
   REQUIRE(reopened->refresh(repaired, fixture.now).ok());
   CHECK(std::count(repaired.fetched.begin(), repaired.fetched.end(), "metadata/snapshot.json") == 1);
+}
+
+// Version 1 installed, version 2 published; each round of the sweep starts
+// from a copy of the device's state (trusted metadata and models) as it was.
+struct FaultSweepFixture : InstalledFixture {
+  fs::path saved = temp / "saved-device";
+  FaultSweepFixture() { fs::copy(temp / "device", saved, fs::copy_options::recursive); }
+  void restore() {
+    fs::remove_all(temp / "device");
+    fs::copy(saved, temp / "device", fs::copy_options::recursive);
+  }
+  // What a restarted device trusts: its metadata loads and is never older than before.
+  void check_trusted_after_restart() {
+    auto client = TufClient::open(trust_dir);
+    REQUIRE(client);
+    REQUIRE(client->trusted().timestamp);
+    CHECK(client->trusted().timestamp->version >= 1);
+    REQUIRE(client->trusted().targets);
+    CHECK(client->trusted().targets->version >= 1);
+  }
+};
+
+TEST_CASE("a crash between any two disk operations of an update leaves trusted metadata and a model that load") {
+  FaultSweepFixture fixture;
+  auto write = [&](base::Env& env) -> Status {
+    auto outcome = fixture.install({}, env);
+    if (!outcome) return outcome.error();
+    return ok_status();
+  };
+  shoal::testing::crash_sweep([&] { fixture.restore(); }, write, [&](std::size_t, std::size_t, bool succeeded) {
+    fixture.check_trusted_after_restart();
+    const auto version = fixture.active_version();
+    CHECK((version == 1 || version == 2));
+    if (succeeded) CHECK(version == 2);
+    // The restarted device's next update goes through.
+    auto again = fixture.install();
+    REQUIRE(again);
+    CHECK(fixture.active_version() == 2);
+  });
+}
+
+TEST_CASE("ENOSPC or EIO anywhere in an update is reported and leaves trusted metadata and a model that load") {
+  FaultSweepFixture fixture;
+  std::string message;
+  auto write = [&](base::Env& env) -> Status {
+    auto outcome = fixture.install({}, env);
+    message = outcome ? "" : outcome.error().message;
+    if (!outcome) return outcome.error();
+    return ok_status();
+  };
+  shoal::testing::failure_sweep([&] { fixture.restore(); }, write, [&](std::size_t, int error_number, bool succeeded) {
+    fixture.check_trusted_after_restart();
+    const auto version = fixture.active_version();
+    CHECK((version == 1 || version == 2));
+    if (!succeeded) CHECK_THAT(message, Catch::Contains(std::strerror(error_number)));
+    if (version == 1) CHECK_FALSE(succeeded);
+    REQUIRE(fixture.install());
+    CHECK(fixture.active_version() == 2);
+  });
 }

@@ -4,7 +4,7 @@
 // and the specification's rules on signatures and thresholds.
 #include <catch2/catch.hpp>
 
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/encoding.h"
 #include "shoal/updater/tuf_metadata.h"
 
@@ -14,7 +14,7 @@ using namespace shoal::updater;
 namespace {
 
 std::vector<std::uint8_t> fixture_bytes() {
-  auto text = crypto::read_file(std::string(SHOAL_UPDATER_FIXTURES) + "/foreign_keys.root.json", 1 << 20);
+  auto text = base::read_file(std::string(SHOAL_UPDATER_FIXTURES) + "/foreign_keys.root.json", 1 << 20);
   REQUIRE(text.ok());
   return std::vector<std::uint8_t>(text->begin(), text->end());
 }

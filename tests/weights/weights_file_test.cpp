@@ -5,8 +5,8 @@
 #include <cstring>
 #include <random>
 
-#include "shoal/crypto/byte_io.h"
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/byte_io.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/hash.h"
 #include "temp_dir.h"
 
@@ -46,22 +46,22 @@ std::string format1_file(std::uint64_t version, const std::vector<float>& values
   const std::int64_t dim = static_cast<std::int64_t>(values.size());
   header.append(reinterpret_cast<const char*>(&dim), 8);
   const std::string payload(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
-  const auto payload_hash = crypto::blake2b256(crypto::text_bytes(payload));
+  const auto payload_hash = crypto::blake2b256(base::text_bytes(payload));
   header.append(reinterpret_cast<const char*>(payload_hash.data()), payload_hash.size());
   std::string file = "SHOALWTS";
   append_u32(file, 1);
   append_u32(file, static_cast<std::uint32_t>(header.size()));
   file += header;
-  const auto header_hash = crypto::blake2b256(crypto::text_bytes(file));
+  const auto header_hash = crypto::blake2b256(base::text_bytes(file));
   file.append(reinterpret_cast<const char*>(header_hash.data()), header_hash.size());
   file.resize((file.size() + 63) / 64 * 64, '\0');
   return file + payload;
 }
 
-std::string file_bytes(const std::filesystem::path& path) { return *crypto::read_file(path, 1 << 20); }
+std::string file_bytes(const std::filesystem::path& path) { return *base::read_file(path, 1 << 20); }
 
 void put_bytes(const std::filesystem::path& path, const std::string& bytes) {
-  REQUIRE(crypto::write_file_durably(path, bytes));
+  REQUIRE(base::write_file_durably(path, bytes));
 }
 
 }  // namespace

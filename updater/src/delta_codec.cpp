@@ -10,7 +10,7 @@
 #include <future>
 #include <memory>
 
-#include "shoal/crypto/byte_io.h"
+#include "shoal/base/byte_io.h"
 #include "shoal/crypto/encoding.h"
 
 namespace shoal::updater {
@@ -201,14 +201,14 @@ Result<std::vector<std::uint8_t>> encode_delta(const weights::Weights& base, con
                                                int level, std::optional<float> quantization_step) {
   if (base.layout() != target.layout()) return weights::layout_mismatch("delta target", base.layout(), target.layout());
   std::vector<std::uint8_t> out(std::begin(kMagic), std::end(kMagic));
-  crypto::append_le(out, kDeltaFormatVersion);
-  crypto::append_bytes(out, base.layout().hash());
-  crypto::append_le(out, base.version());
-  crypto::append_bytes(out, values_hash(base));
-  crypto::append_le(out, target.version());
-  crypto::append_bytes(out, values_hash(target));
+  base::append_le(out, kDeltaFormatVersion);
+  base::append_bytes(out, base.layout().hash());
+  base::append_le(out, base.version());
+  base::append_bytes(out, values_hash(base));
+  base::append_le(out, target.version());
+  base::append_bytes(out, values_hash(target));
   const auto& tensors = base.layout().tensors();
-  crypto::append_le(out, static_cast<std::uint32_t>(tensors.size()));
+  base::append_le(out, static_cast<std::uint32_t>(tensors.size()));
   // Each transform is tried at a fast zstd level; the smallest is then compressed at `level`.
   const int trial_level = std::min(level, 3);
   for (std::size_t t = 0; t < tensors.size(); ++t) {
@@ -242,10 +242,10 @@ Result<std::vector<std::uint8_t>> encode_delta(const weights::Weights& base, con
       const auto diff = forward(DeltaTransform::diff_bits, base_bits, target_bits);
       const auto hints = make_hints(diff, base_bits, static_cast<std::uint32_t>(shape[0]));
       std::vector<std::uint8_t> prefix;
-      crypto::append_le(prefix, hints.rows);
-      crypto::append_le(prefix, hints.cols);
-      for (auto hint : hints.row) crypto::append_le(prefix, static_cast<std::uint16_t>(hint));
-      for (auto hint : hints.col) crypto::append_le(prefix, static_cast<std::uint16_t>(hint));
+      base::append_le(prefix, hints.rows);
+      base::append_le(prefix, hints.cols);
+      for (auto hint : hints.row) base::append_le(prefix, static_cast<std::uint16_t>(hint));
+      for (auto hint : hints.col) base::append_le(prefix, static_cast<std::uint16_t>(hint));
       if (auto status = consider({DeltaTransform::sorted_diff, std::move(prefix),
                                   sort_words(hints, diff, base.tensor(t))});
           !status) {
@@ -255,7 +255,7 @@ Result<std::vector<std::uint8_t>> encode_delta(const weights::Weights& base, con
     if (quantization_step) {
       if (auto words = quantized_words(base.tensor(t), target.tensor(t), *quantization_step)) {
         std::vector<std::uint8_t> prefix;
-        crypto::append_le(prefix, std::bit_cast<std::uint32_t>(*quantization_step));
+        base::append_le(prefix, std::bit_cast<std::uint32_t>(*quantization_step));
         if (auto status = consider({DeltaTransform::quantized, std::move(prefix), std::move(*words)}); !status) {
           return status.error();
         }
@@ -263,10 +263,10 @@ Result<std::vector<std::uint8_t>> encode_delta(const weights::Weights& base, con
     }
     auto frame = compress(to_planes(best->words), level);
     if (!frame) return frame.error();
-    crypto::append_u8(out, static_cast<std::uint8_t>(best->transform));
-    crypto::append_le(out, static_cast<std::uint64_t>(best->prefix.size() + frame->size()));
-    crypto::append_bytes(out, best->prefix);
-    crypto::append_bytes(out, *frame);
+    base::append_u8(out, static_cast<std::uint8_t>(best->transform));
+    base::append_le(out, static_cast<std::uint64_t>(best->prefix.size() + frame->size()));
+    base::append_bytes(out, best->prefix);
+    base::append_bytes(out, *frame);
   }
   return out;
 }
@@ -274,7 +274,7 @@ Result<std::vector<std::uint8_t>> encode_delta(const weights::Weights& base, con
 namespace {
 
 // Reads a sorted tensor's hints, which must describe a tensor of `values` values.
-Status read_hints(crypto::ByteReader& reader, std::size_t values, SortHints& hints) {
+Status read_hints(base::ByteReader& reader, std::size_t values, SortHints& hints) {
   auto rows = reader.read_le<std::uint32_t>("the rows");
   auto cols = reader.read_le<std::uint32_t>("the columns");
   if (!rows || !cols) return (rows ? cols.error() : rows.error());
@@ -297,7 +297,7 @@ Status read_hints(crypto::ByteReader& reader, std::size_t values, SortHints& hin
 }
 
 // Reads the header; leaves `reader` at the first tensor.
-Result<DeltaInfo> read_header(crypto::ByteReader& reader, std::string_view source) {
+Result<DeltaInfo> read_header(base::ByteReader& reader, std::string_view source) {
   auto magic = reader.read_bytes(sizeof kMagic, "the magic");
   if (!magic) return corrupt(source, magic.error().message);
   if (std::memcmp(magic->data(), kMagic, sizeof kMagic) != 0) return corrupt(source, "not a shoal delta (bad magic)");
@@ -338,7 +338,7 @@ struct TensorEntry {
 };
 
 // One tensor's transform code and zstd frame; `name` is for errors.
-Result<TensorEntry> read_tensor_entry(crypto::ByteReader& reader, std::string_view source, const std::string& name) {
+Result<TensorEntry> read_tensor_entry(base::ByteReader& reader, std::string_view source, const std::string& name) {
   auto code = reader.read_le<std::uint8_t>("a tensor's transform");
   auto length = reader.read_le<std::uint64_t>("a tensor's length");
   if (!code || !length) return corrupt(source, (code ? length.error() : code.error()).message);
@@ -356,7 +356,7 @@ Status decode_tensor(const TensorEntry& entry, std::span<const float> base, std:
     return make_error(ErrorCode::corrupt, "unknown transform " + std::to_string(entry.transform));
   }
   const std::size_t n = base.size();
-  crypto::ByteReader prefix(entry.frame.data(), entry.frame.size(), "the entry");
+  base::ByteReader prefix(entry.frame.data(), entry.frame.size(), "the entry");
   float step = 0;
   SortHints hints;
   if (transform == DeltaTransform::quantized) {
@@ -408,7 +408,7 @@ Status decode_tensor(const TensorEntry& entry, std::span<const float> base, std:
 }  // namespace
 
 Result<DeltaInfo> read_delta_info(std::span<const std::uint8_t> delta, std::string_view source) {
-  crypto::ByteReader reader(delta.data(), delta.size(), std::string(source));
+  base::ByteReader reader(delta.data(), delta.size(), std::string(source));
   auto info = read_header(reader, source);
   if (!info) return info.error();
   for (auto& transform : info->transforms) {
@@ -421,7 +421,7 @@ Result<DeltaInfo> read_delta_info(std::span<const std::uint8_t> delta, std::stri
 
 Result<weights::Weights> apply_delta(const weights::Weights& base, std::span<const std::uint8_t> delta,
                                      std::string_view source) {
-  crypto::ByteReader reader(delta.data(), delta.size(), std::string(source));
+  base::ByteReader reader(delta.data(), delta.size(), std::string(source));
   auto info = read_header(reader, source);
   if (!info) return info.error();
   const auto& layout = base.layout();

@@ -2,7 +2,7 @@
 
 #include <sstream>
 
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/encoding.h"
 #include "shoal/updater/delta_codec.h"
 #include "shoal/weights/weights_file.h"
@@ -30,14 +30,12 @@ bool is_model_file_name(const std::string& name) {
 
 }  // namespace
 
-Result<ModelStore> ModelStore::open(const fs::path& dir) {
-  std::error_code error;
-  fs::create_directories(dir, error);
-  if (error) return make_error(ErrorCode::io, "cannot create " + dir.string() + ": " + error.message());
-  ModelStore store(dir);
+Result<ModelStore> ModelStore::open(const fs::path& dir, base::Env& env) {
+  if (auto status = env.create_directories(dir); !status) return status.error();
+  ModelStore store(dir, env);
   const fs::path current = dir / "CURRENT";
   if (!fs::exists(current)) return store;
-  auto text = crypto::read_file(current, 4096);
+  auto text = base::read_file(current, 4096, env);
   if (!text) return text.error();
   std::istringstream lines(*text);
   std::string line;
@@ -72,7 +70,7 @@ Result<std::string> ModelStore::stage(const weights::Weights& weights) {
   const auto hash = values_hash(weights);
   const std::string file = "v" + std::to_string(weights.version()) + "-" +
                            crypto::to_hex(std::span(hash).first(8)) + ".weights";
-  if (auto status = weights::write_weights_file(path_of(file), weights); !status) return status.error();
+  if (auto status = weights::write_weights_file(path_of(file), weights, *env_); !status) return status.error();
   return file;
 }
 
@@ -82,7 +80,7 @@ Status ModelStore::write_current(std::optional<std::string> active, std::optiona
   if (active) text += "active " + *active + "\n";
   if (previous) text += "previous " + *previous + "\n";
   if (rolled_back) text += "rolled_back " + std::to_string(*rolled_back) + "\n";
-  if (auto status = crypto::write_file_durably(dir_ / "CURRENT", text); !status) return status;
+  if (auto status = base::write_file_durably(dir_ / "CURRENT", text, 0644, *env_); !status) return status;
   active_ = std::move(active);
   previous_ = std::move(previous);
   rolled_back_ = rolled_back;
@@ -108,11 +106,13 @@ Status ModelStore::rollback() {
   return write_current(previous_, active_, leaving->version());
 }
 
+// Best effort, and also of temporary files a crash left: what stays is removed at the next install.
 void ModelStore::remove_unnamed_files() const {
-  std::error_code error;
-  for (const auto& entry : fs::directory_iterator(dir_, error)) {
-    const std::string name = entry.path().filename().string();
-    if (is_model_file_name(name) && name != active_ && name != previous_) fs::remove(entry.path(), error);
+  auto names = env_->list_directory(dir_);
+  if (!names) return;
+  for (const auto& name : *names) {
+    const bool unnamed = is_model_file_name(name) && name != active_ && name != previous_;
+    if (unnamed || base::is_temporary_file_name(name)) (void)env_->remove_file(dir_ / name);
   }
 }
 

@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <set>
 
-#include "shoal/crypto/byte_io.h"
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/byte_io.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/encoding.h"
 #include "shoal/updater/delta_codec.h"
 #include "shoal/weights/weights_file.h"
@@ -25,9 +25,9 @@ fs::path targets_dir(const fs::path& repo) { return repo / "targets"; }
 
 Result<std::optional<SignedMetadata>> read_optional_metadata(const fs::path& path) {
   if (!fs::exists(path)) return std::optional<SignedMetadata>();
-  auto bytes = crypto::read_file(path, kMaxMetadataBytes);
+  auto bytes = base::read_file(path, kMaxMetadataBytes);
   if (!bytes) return bytes.error();
-  auto metadata = parse_metadata_file(crypto::text_bytes(*bytes), path.string());
+  auto metadata = parse_metadata_file(base::text_bytes(*bytes), path.string());
   if (!metadata) return metadata.error();
   return std::optional<SignedMetadata>(std::move(metadata).value());
 }
@@ -51,7 +51,7 @@ Result<std::optional<Parsed>> read_optional_role(const fs::path& path, Parse par
 }
 
 Status write_metadata(const fs::path& path, const SignedMetadata& metadata) {
-  return crypto::write_file_durably(path, format_metadata_file(metadata));
+  return base::write_file_durably(path, format_metadata_file(metadata));
 }
 
 Result<std::map<std::string, TufKey>> apply_key_choices(
@@ -271,7 +271,7 @@ Result<AddedRelease> ReleaseRepository::add(const weights::Weights& new_version,
     std::error_code error;
     fs::create_directories(path.parent_path(), error);
     if (error) return make_error(ErrorCode::io, "cannot create " + path.parent_path().string() + ": " + error.message());
-    if (auto status = crypto::write_file_durably(path, bytes); !status) return status.error();
+    if (auto status = base::write_file_durably(path, bytes); !status) return status.error();
     TargetFile target;
     target.length = bytes.size();
     target.hashes = file_hashes(bytes);
@@ -341,13 +341,13 @@ Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
   const std::string root_text = format_metadata_file(staged_root_file_);
   const std::string targets_text = format_metadata_file(staged_targets_file_);
   const fs::path metadata = metadata_dir(dir_);
-  if (auto status = crypto::write_file_durably(metadata / (std::to_string(staged_root_.version) + ".root.json"),
+  if (auto status = base::write_file_durably(metadata / (std::to_string(staged_root_.version) + ".root.json"),
                                                root_text);
       !status) {
     return status;
   }
-  if (auto status = crypto::write_file_durably(metadata / "root.json", root_text); !status) return status;
-  if (auto status = crypto::write_file_durably(metadata / "targets.json", targets_text); !status) return status;
+  if (auto status = base::write_file_durably(metadata / "root.json", root_text); !status) return status;
+  if (auto status = base::write_file_durably(metadata / "targets.json", targets_text); !status) return status;
 
   // Snapshot and timestamp: each one version on from the published one.
   auto next_version = [&](RoleName role) -> Result<std::uint64_t> {
@@ -366,21 +366,21 @@ Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
   snapshot.version = *snapshot_version;
   snapshot.expires = now + expiry_.snapshot * kDay;
   snapshot.meta["targets.json"] =
-      MetaFile{staged_targets_.version, targets_text.size(), file_hashes(crypto::text_bytes(targets_text))};
+      MetaFile{staged_targets_.version, targets_text.size(), file_hashes(base::text_bytes(targets_text))};
   SignedMetadata snapshot_file{to_json(snapshot), {}};
   if (auto status = add_signature(snapshot_file, snapshot_key); !status) return status;
   const std::string snapshot_text = format_metadata_file(snapshot_file);
-  if (auto status = crypto::write_file_durably(metadata / "snapshot.json", snapshot_text); !status) return status;
+  if (auto status = base::write_file_durably(metadata / "snapshot.json", snapshot_text); !status) return status;
 
   auto timestamp_version = next_version(RoleName::timestamp);
   if (!timestamp_version) return timestamp_version.error();
   TimestampMetadata timestamp;
   timestamp.version = *timestamp_version;
   timestamp.expires = now + expiry_.timestamp * kDay;
-  timestamp.snapshot = MetaFile{snapshot.version, snapshot_text.size(), file_hashes(crypto::text_bytes(snapshot_text))};
+  timestamp.snapshot = MetaFile{snapshot.version, snapshot_text.size(), file_hashes(base::text_bytes(snapshot_text))};
   SignedMetadata timestamp_file{to_json(timestamp), {}};
   if (auto status = add_signature(timestamp_file, timestamp_key); !status) return status;
-  return crypto::write_file_durably(metadata / "timestamp.json", format_metadata_file(timestamp_file));
+  return base::write_file_durably(metadata / "timestamp.json", format_metadata_file(timestamp_file));
 }
 
 Status ReleaseRepository::rotate(const std::map<RoleName, RoleKeyChoice>& changes, UnixTime now) {

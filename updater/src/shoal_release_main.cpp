@@ -19,8 +19,8 @@
 #include <iostream>
 #include <set>
 
-#include "shoal/crypto/byte_io.h"
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/byte_io.h"
+#include "shoal/base/durable_file.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/updater/delta_codec.h"
 #include "shoal/updater/release_repository.h"
@@ -112,9 +112,9 @@ int inspect(const fs::path& repo_dir) {
     std::printf("\n");
   }
   auto read = [&](const fs::path& path) -> std::optional<SignedMetadata> {
-    auto text = crypto::read_file(path, 64 << 20);
+    auto text = base::read_file(path, 64 << 20);
     if (!text) return std::nullopt;
-    auto file = parse_metadata_file(crypto::text_bytes(*text), path.string());
+    auto file = parse_metadata_file(base::text_bytes(*text), path.string());
     if (!file) return std::nullopt;
     return std::move(file).value();
   };
@@ -155,7 +155,7 @@ int inspect(const fs::path& repo_dir) {
 // would, then every target file: hashes, and that each delta rebuilds its version.
 int verify(const fs::path& repo_dir, fs::path root_path) {
   if (root_path.empty()) root_path = repo_dir / "metadata" / "1.root.json";
-  auto root = crypto::read_file(root_path, 1 << 20);
+  auto root = base::read_file(root_path, 1 << 20);
   if (!root) return fail(root.error());
   std::string pattern = (fs::temp_directory_path() / "shoal-release-verify-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) {
@@ -169,7 +169,7 @@ int verify(const fs::path& repo_dir, fs::path root_path) {
       fs::remove_all(dir, ignored);
     }
   } cleanup{trust_dir};
-  if (auto status = TufClient::trust_root(trust_dir, crypto::text_bytes(*root), root_path.string()); !status) {
+  if (auto status = TufClient::trust_root(trust_dir, base::text_bytes(*root), root_path.string()); !status) {
     return fail(status.error());
   }
   auto client = TufClient::open(trust_dir);

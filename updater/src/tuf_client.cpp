@@ -1,7 +1,7 @@
 #include "shoal/updater/tuf_client.h"
 
-#include "shoal/crypto/byte_io.h"
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/byte_io.h"
+#include "shoal/base/durable_file.h"
 
 namespace fs = std::filesystem;
 
@@ -23,10 +23,11 @@ Status check_expiry(UnixTime expires, UnixTime start_time, std::string_view what
 // Reads a stored metadata file and checks it against `root`; nullopt if it
 // is absent, damaged or no longer signed by the role's current keys.
 template <typename Parsed, typename Parse>
-std::optional<Parsed> load_trusted(const fs::path& path, const RootMetadata& root, RoleName role, Parse parse) {
-  auto bytes = crypto::read_file(path, 64 << 20);
+std::optional<Parsed> load_trusted(const fs::path& path, const RootMetadata& root, RoleName role, Parse parse,
+                                   base::Env& env) {
+  auto bytes = base::read_file(path, 64 << 20, env);
   if (!bytes) return std::nullopt;
-  auto metadata = parse_metadata_file(crypto::text_bytes(*bytes), path.string());
+  auto metadata = parse_metadata_file(base::text_bytes(*bytes), path.string());
   if (!metadata || !verify_threshold(*metadata, root, role, path.string())) return std::nullopt;
   auto parsed = parse(metadata->signed_part, path.string());
   if (!parsed) return std::nullopt;
@@ -57,7 +58,7 @@ Result<ListedFile> fetch_listed(RepositoryFetcher& fetcher, const std::string& p
 }  // namespace
 
 Status TufClient::trust_root(const fs::path& trust_dir, std::span<const std::uint8_t> root_file,
-                             std::string_view source) {
+                             std::string_view source, base::Env& env) {
   if (fs::exists(trust_dir / "root.json")) {
     return make_error(ErrorCode::invalid_argument,
                       (trust_dir / "root.json").string() + " already exists: a device's root changes only by rotation");
@@ -67,46 +68,44 @@ Status TufClient::trust_root(const fs::path& trust_dir, std::span<const std::uin
   auto root = parse_root(metadata->signed_part, source);
   if (!root) return root.error();
   if (auto status = verify_threshold(*metadata, *root, RoleName::root, source); !status) return status;
-  std::error_code error;
-  fs::create_directories(trust_dir, error);
-  if (error) return make_error(ErrorCode::io, "cannot create " + trust_dir.string() + ": " + error.message());
-  return crypto::write_file_durably(trust_dir / "root.json", root_file);
+  if (auto status = env.create_directories(trust_dir); !status) return status;
+  return base::write_file_durably(trust_dir / "root.json", root_file, 0644, env);
 }
 
-Result<TufClient> TufClient::open(const fs::path& trust_dir, DownloadLimits limits) {
+Result<TufClient> TufClient::open(const fs::path& trust_dir, DownloadLimits limits, base::Env& env) {
   const fs::path root_path = trust_dir / "root.json";
-  auto bytes = crypto::read_file(root_path, limits.root_bytes);
+  auto bytes = base::read_file(root_path, limits.root_bytes, env);
   if (!bytes) {
     if (bytes.error().code == ErrorCode::not_found) {
       return make_error(ErrorCode::not_found, root_path.string() + " does not exist: this device trusts no release root yet");
     }
     return bytes.error();
   }
-  auto metadata = parse_metadata_file(crypto::text_bytes(*bytes), root_path.string());
+  auto metadata = parse_metadata_file(base::text_bytes(*bytes), root_path.string());
   if (!metadata) return metadata.error();
   auto root = parse_root(metadata->signed_part, root_path.string());
   if (!root) return root.error();
-  TufClient client(trust_dir, limits);
+  TufClient client(trust_dir, limits, env);
   client.trusted_.root = std::move(root).value();
   const RootMetadata& trusted_root = client.trusted_.root;
   client.trusted_.timestamp =
-      load_trusted<TimestampMetadata>(trust_dir / "timestamp.json", trusted_root, RoleName::timestamp, parse_timestamp);
+      load_trusted<TimestampMetadata>(trust_dir / "timestamp.json", trusted_root, RoleName::timestamp, parse_timestamp, env);
   client.trusted_.snapshot =
-      load_trusted<SnapshotMetadata>(trust_dir / "snapshot.json", trusted_root, RoleName::snapshot, parse_snapshot);
+      load_trusted<SnapshotMetadata>(trust_dir / "snapshot.json", trusted_root, RoleName::snapshot, parse_snapshot, env);
   client.trusted_.targets =
-      load_trusted<TargetsMetadata>(trust_dir / "targets.json", trusted_root, RoleName::targets, parse_targets);
+      load_trusted<TargetsMetadata>(trust_dir / "targets.json", trusted_root, RoleName::targets, parse_targets, env);
   return client;
 }
 
 Status TufClient::keep(RoleName role, std::span<const std::uint8_t> bytes) const {
-  return crypto::write_file_durably(trust_dir_ / metadata_file_name(role), bytes);
+  return base::write_file_durably(trust_dir_ / metadata_file_name(role), bytes, 0644, *env_);
 }
 
 bool TufClient::kept_is_listed(RoleName role, const MetaFile& listed, std::uint64_t trusted_version) const {
   if (trusted_version != listed.version) return false;
-  auto bytes = crypto::read_file(trust_dir_ / metadata_file_name(role), 64 << 20);
+  auto bytes = base::read_file(trust_dir_ / metadata_file_name(role), 64 << 20, *env_);
   if (!bytes) return false;
-  const auto kept = crypto::text_bytes(*bytes);
+  const auto kept = base::text_bytes(*bytes);
   if (listed.length && kept.size() != *listed.length) return false;
   if (!listed.hashes.empty() && !check_hashes(kept, listed.hashes, metadata_file_name(role))) return false;
   auto metadata = parse_metadata_file(kept, metadata_file_name(role));
@@ -114,8 +113,7 @@ bool TufClient::kept_is_listed(RoleName role, const MetaFile& listed, std::uint6
 }
 
 void TufClient::forget(RoleName role) {
-  std::error_code ignored;
-  fs::remove(trust_dir_ / metadata_file_name(role), ignored);
+  (void)env_->remove_file(trust_dir_ / metadata_file_name(role));  // absent is fine: forgotten either way
   if (role == RoleName::timestamp) trusted_.timestamp.reset();
   if (role == RoleName::snapshot) trusted_.snapshot.reset();
 }

@@ -6,14 +6,14 @@
 #include <string>
 #include <vector>
 
-#include "shoal/crypto/byte_io.h"
+#include "shoal/base/byte_io.h"
 #include "shoal/weights/layout.h"
 
 namespace shoal::weights::detail {
 
-using crypto::append_le;
-using crypto::append_u8;
-using crypto::ByteReader;
+using base::append_le;
+using base::append_u8;
+using base::ByteReader;
 
 // tensor count u32, then per tensor: name length u16, name, kind u8,
 // dtype u8, rank u8, dims i64.

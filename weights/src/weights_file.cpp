@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "layout_encoding.h"
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 
 namespace shoal::weights {
 namespace {
@@ -155,9 +155,9 @@ Result<Weights> decode_weights(std::span<const std::uint8_t> bytes, std::string_
   return finish(std::move(head).value(), std::move(values), source);
 }
 
-Status write_weights_file(const std::filesystem::path& path, const Weights& weights) {
+Status write_weights_file(const std::filesystem::path& path, const Weights& weights, base::Env& env) {
   // Head and payload are written separately so the model is not copied.
-  auto writer = crypto::DurableFileWriter::create(path);
+  auto writer = base::DurableFileWriter::create(path, 0644, env);
   if (!writer) return writer.error();
   if (auto status = writer->write(encode_head(weights)); !status) return status;
   if (auto status = writer->write(bytes_of(weights.values())); !status) return status;

@@ -24,7 +24,8 @@
 #include <string_view>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/env.h"
+#include "shoal/base/result.h"
 #include "shoal/weights/weights.h"
 
 namespace shoal::aggregator {
@@ -58,11 +59,15 @@ struct CheckpointView {
   const PrivacyState* privacy;  // null: none to keep
 };
 
-Status write_checkpoint(const std::filesystem::path& state_dir, const CheckpointView& checkpoint);
-inline Status write_checkpoint(const std::filesystem::path& state_dir, const Checkpoint& checkpoint) {
+// Every disk operation goes through `env`.
+Status write_checkpoint(const std::filesystem::path& state_dir, const CheckpointView& checkpoint,
+                        base::Env& env = base::Env::standard());
+inline Status write_checkpoint(const std::filesystem::path& state_dir, const Checkpoint& checkpoint,
+                               base::Env& env = base::Env::standard()) {
   return write_checkpoint(state_dir, CheckpointView{checkpoint.global, checkpoint.rounds_started, checkpoint.strategy,
                                                     checkpoint.first_moment, checkpoint.second_moment,
-                                                    checkpoint.privacy ? &*checkpoint.privacy : nullptr});
+                                                    checkpoint.privacy ? &*checkpoint.privacy : nullptr},
+                          env);
 }
 
 // nullopt when the directory holds no checkpoint yet; an error naming the

@@ -14,7 +14,7 @@
 #include <span>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
 namespace shoal::aggregator {
 

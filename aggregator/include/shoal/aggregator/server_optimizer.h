@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
 namespace shoal::aggregator {
 

@@ -8,11 +8,11 @@
 #include <memory>
 #include <optional>
 
+#include "shoal/base/result.h"
 #include "shoal/client/agent.h"
 #include "shoal/client/agent_config.h"
 #include "shoal/client/device_runtime.h"
 #include "shoal/client/release_update.h"
-#include "shoal/crypto/result.h"
 
 namespace shoal::client {
 

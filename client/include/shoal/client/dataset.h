@@ -13,7 +13,7 @@
 #include <span>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
 namespace shoal::client {
 

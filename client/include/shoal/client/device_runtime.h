@@ -25,10 +25,10 @@
 #include <span>
 #include <string>
 
+#include "shoal/base/result.h"
 #include "shoal/client/agent.h"
 #include "shoal/client/agent_config.h"
 #include "shoal/client/release_update.h"
-#include "shoal/crypto/result.h"
 #include "shoal/serving/inference_service.h"
 
 namespace shoal::client {

@@ -11,7 +11,7 @@
 #include <span>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/inference/model.h"
 #include "shoal/weights/weights.h"
 

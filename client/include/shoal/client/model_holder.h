@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "shoal/base/result.h"
 #include "shoal/crypto/hash.h"
-#include "shoal/crypto/result.h"
 #include "shoal/weights/weights.h"
 
 namespace shoal::client {

@@ -18,8 +18,8 @@
 #include <optional>
 #include <string>
 
+#include "shoal/base/result.h"
 #include "shoal/crypto/identity.h"
-#include "shoal/crypto/result.h"
 #include "shoal/inference/model.h"
 #include "shoal/updater/release_installer.h"
 

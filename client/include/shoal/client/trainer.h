@@ -12,8 +12,8 @@
 #include <span>
 #include <vector>
 
+#include "shoal/base/result.h"
 #include "shoal/client/dataset.h"
-#include "shoal/crypto/result.h"
 #include "shoal/inference/model.h"
 
 namespace shoal::client {

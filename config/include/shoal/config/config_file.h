@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
 namespace shoal::config {
 

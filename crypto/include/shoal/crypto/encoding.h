@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
 namespace shoal::crypto {
 

@@ -13,7 +13,7 @@
 #include <span>
 #include <string_view>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/crypto/secret.h"
 
 namespace shoal::crypto {

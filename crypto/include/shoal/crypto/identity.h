@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/crypto/secret.h"
 
 namespace shoal::crypto {

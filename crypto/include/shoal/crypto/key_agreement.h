@@ -9,9 +9,9 @@
 
 #include <string_view>
 
+#include "shoal/base/result.h"
 #include "shoal/crypto/identity.h"
 #include "shoal/crypto/random_source.h"
-#include "shoal/crypto/result.h"
 #include "shoal/crypto/secret.h"
 
 namespace shoal::crypto {

@@ -18,8 +18,9 @@
 #include <string>
 #include <string_view>
 
+#include "shoal/base/env.h"
+#include "shoal/base/result.h"
 #include "shoal/crypto/identity.h"
-#include "shoal/crypto/result.h"
 
 namespace shoal::crypto {
 
@@ -41,9 +42,11 @@ struct PublicKeyFile {
 };
 
 // Writes the secret key file at `path` (mode 0600) atomically.
-Status save_identity_key(const std::filesystem::path& path, const IdentityKeyFile& key);
+Status save_identity_key(const std::filesystem::path& path, const IdentityKeyFile& key,
+                         base::Env& env = base::Env::standard());
 // Writes the public key file at `path` (mode 0644) atomically.
-Status save_public_key(const std::filesystem::path& path, const PublicKeyFile& key);
+Status save_public_key(const std::filesystem::path& path, const PublicKeyFile& key,
+                       base::Env& env = base::Env::standard());
 
 // Loads a secret key file; refuses one readable by group or others.
 Result<IdentityKeyFile> load_identity_key(const std::filesystem::path& path);

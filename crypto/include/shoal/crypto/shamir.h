@@ -15,8 +15,8 @@
 #include <span>
 #include <vector>
 
+#include "shoal/base/result.h"
 #include "shoal/crypto/random_source.h"
-#include "shoal/crypto/result.h"
 #include "shoal/crypto/secret.h"
 
 namespace shoal::crypto {

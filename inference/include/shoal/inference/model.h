@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/inference/device.h"
 #include "shoal/weights/weights.h"
 

@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/inference/model.h"
 
 namespace shoal::inference {

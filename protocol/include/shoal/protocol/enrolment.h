@@ -15,8 +15,9 @@
 #include <string>
 #include <string_view>
 
+#include "shoal/base/env.h"
+#include "shoal/base/result.h"
 #include "shoal/crypto/identity.h"
-#include "shoal/crypto/result.h"
 
 namespace shoal::protocol {
 
@@ -45,9 +46,11 @@ class EnrolmentList {
 // gets a line (and is created if absent), a directory gets <name>.pub. The
 // file is replaced atomically, so a running authenticator reloads either the
 // old list or the new one. A key already enrolled is an error.
-Status enroll_device(const std::filesystem::path& source, const crypto::PublicIdentity& device, std::string_view name);
+Status enroll_device(const std::filesystem::path& source, const crypto::PublicIdentity& device, std::string_view name,
+                     base::Env& env = base::Env::standard());
 // Removes every entry for `device`; not_found if it was not enrolled.
-Status revoke_device(const std::filesystem::path& source, const crypto::PublicIdentity& device);
+Status revoke_device(const std::filesystem::path& source, const crypto::PublicIdentity& device,
+                     base::Env& env = base::Env::standard());
 
 // A value that changes whenever the source's contents may have changed
 // (modification times and sizes of the file, or of the directory and its

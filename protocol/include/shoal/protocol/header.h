@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/protocol/decode_error.h"
 
 namespace shoal::protocol {

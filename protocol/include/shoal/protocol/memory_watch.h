@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/protocol/peer_memory_guard.h"
 
 namespace shoal::protocol {

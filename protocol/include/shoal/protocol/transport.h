@@ -16,8 +16,8 @@
 #include <optional>
 #include <string>
 
+#include "shoal/base/result.h"
 #include "shoal/crypto/identity.h"
-#include "shoal/crypto/result.h"
 #include "shoal/protocol/envelope.h"
 #include "shoal/protocol/limits.h"
 #include "shoal/protocol/zap_authenticator.h"

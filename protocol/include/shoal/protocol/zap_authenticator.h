@@ -20,7 +20,7 @@
 #include <string>
 #include <thread>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/protocol/enrolment.h"
 
 namespace shoal::protocol {

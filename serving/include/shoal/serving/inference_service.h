@@ -33,10 +33,10 @@
 #include <span>
 #include <string>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/serving/batcher.h"
-#include "shoal/serving/service_metrics.h"
 #include "shoal/serving/served_model.h"
+#include "shoal/serving/service_metrics.h"
 
 namespace shoal::serving {
 

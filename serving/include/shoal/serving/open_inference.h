@@ -27,7 +27,7 @@
 #include <string_view>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/serving/served_model.h"
 
 namespace shoal::serving {

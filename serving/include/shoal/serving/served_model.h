@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/inference/model.h"
 #include "shoal/inference/prediction_session.h"
 #include "shoal/weights/weights.h"

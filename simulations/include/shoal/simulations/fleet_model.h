@@ -21,7 +21,7 @@
 #include <array>
 #include <cstdint>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
 namespace shoal::simulations {
 

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/inference/model.h"
 
 namespace shoal::simulations {

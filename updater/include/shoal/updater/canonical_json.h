@@ -12,7 +12,7 @@
 
 #include <string>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
 namespace shoal::updater {
 

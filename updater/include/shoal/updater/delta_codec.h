@@ -53,8 +53,8 @@
 #include <string_view>
 #include <vector>
 
+#include "shoal/base/result.h"
 #include "shoal/crypto/hash.h"
-#include "shoal/crypto/result.h"
 #include "shoal/weights/weights.h"
 
 namespace shoal::updater {

@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/updater/repository_fetcher.h"
 
 namespace shoal::updater {

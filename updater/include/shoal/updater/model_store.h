@@ -19,7 +19,8 @@
 #include <optional>
 #include <string>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/env.h"
+#include "shoal/base/result.h"
 #include "shoal/weights/weights.h"
 
 namespace shoal::updater {
@@ -27,7 +28,8 @@ namespace shoal::updater {
 class ModelStore {
  public:
   // Opens (creating if needed) the store in `dir`. A damaged CURRENT is an error naming it.
-  static Result<ModelStore> open(const std::filesystem::path& dir);
+  // Every change to the disk goes through `env`, which must outlive the store.
+  static Result<ModelStore> open(const std::filesystem::path& dir, base::Env& env = base::Env::standard());
 
   const std::optional<std::string>& active() const { return active_; }
   const std::optional<std::string>& previous() const { return previous_; }
@@ -46,12 +48,13 @@ class ModelStore {
   Status rollback();
 
  private:
-  explicit ModelStore(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  ModelStore(std::filesystem::path dir, base::Env& env) : dir_(std::move(dir)), env_(&env) {}
   Status write_current(std::optional<std::string> active, std::optional<std::string> previous,
                        std::optional<std::uint64_t> rolled_back);
   void remove_unnamed_files() const;
 
   std::filesystem::path dir_;
+  base::Env* env_;
   std::optional<std::string> active_, previous_;
   std::optional<std::uint64_t> rolled_back_;
 };

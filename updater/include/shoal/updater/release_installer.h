@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/updater/model_store.h"
 #include "shoal/updater/release_file.h"
 #include "shoal/updater/repository_fetcher.h"

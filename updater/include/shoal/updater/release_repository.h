@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "shoal/base/result.h"
 #include "shoal/crypto/identity.h"
-#include "shoal/crypto/result.h"
 #include "shoal/updater/release_file.h"
 #include "shoal/updater/tuf_metadata.h"
 #include "shoal/weights/weights.h"

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
 namespace shoal::updater {
 

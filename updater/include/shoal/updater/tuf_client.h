@@ -20,7 +20,8 @@
 #include <string_view>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/env.h"
+#include "shoal/base/result.h"
 #include "shoal/updater/repository_fetcher.h"
 #include "shoal/updater/tuf_metadata.h"
 
@@ -48,10 +49,12 @@ class TufClient {
   // threshold. Refuses a trust directory that already holds a root: later
   // roots arrive through refresh(), which checks the chain.
   static Status trust_root(const std::filesystem::path& trust_dir, std::span<const std::uint8_t> root_file,
-                           std::string_view source);
+                           std::string_view source, base::Env& env = base::Env::standard());
   // Loads the trusted metadata. A stored timestamp, snapshot or targets that
-  // no longer verifies against the trusted root is ignored.
-  static Result<TufClient> open(const std::filesystem::path& trust_dir, DownloadLimits limits = {});
+  // no longer verifies against the trusted root is ignored. The trust
+  // directory is read and written through `env`, which must outlive the client.
+  static Result<TufClient> open(const std::filesystem::path& trust_dir, DownloadLimits limits = {},
+                                base::Env& env = base::Env::standard());
 
   // Spec 5.3–5.6: updates root one version at a time, then timestamp,
   // snapshot and targets, and returns the verified targets.
@@ -64,8 +67,8 @@ class TufClient {
   const TrustedMetadata& trusted() const { return trusted_; }
 
  private:
-  TufClient(std::filesystem::path trust_dir, DownloadLimits limits)
-      : trust_dir_(std::move(trust_dir)), limits_(limits) {}
+  TufClient(std::filesystem::path trust_dir, DownloadLimits limits, base::Env& env)
+      : trust_dir_(std::move(trust_dir)), limits_(limits), env_(&env) {}
   Status update_root(RepositoryFetcher& fetcher, UnixTime start_time);
   Status update_timestamp(RepositoryFetcher& fetcher, UnixTime start_time);
   Status update_snapshot(RepositoryFetcher& fetcher, UnixTime start_time);
@@ -79,6 +82,7 @@ class TufClient {
 
   std::filesystem::path trust_dir_;
   DownloadLimits limits_;
+  base::Env* env_;
   TrustedMetadata trusted_;
 };
 

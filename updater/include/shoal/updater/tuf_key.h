@@ -20,8 +20,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shoal/base/result.h"
 #include "shoal/crypto/identity.h"
-#include "shoal/crypto/result.h"
 
 namespace shoal::updater {
 

@@ -27,8 +27,8 @@
 #include <string_view>
 #include <vector>
 
+#include "shoal/base/result.h"
 #include "shoal/crypto/identity.h"
-#include "shoal/crypto/result.h"
 #include "shoal/updater/tuf_key.h"
 
 namespace shoal::updater {

@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "shoal/base/result.h"
 #include "shoal/crypto/hash.h"
-#include "shoal/crypto/result.h"
 
 namespace shoal::weights {
 

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <span>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
 namespace shoal::weights {
 

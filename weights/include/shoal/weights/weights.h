@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 #include "shoal/weights/layout.h"
 
 namespace shoal::weights {

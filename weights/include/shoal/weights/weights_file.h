@@ -30,14 +30,18 @@
 #include <string_view>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/env.h"
+#include "shoal/base/result.h"
 #include "shoal/weights/weights.h"
 
 namespace shoal::weights {
 
 inline constexpr std::uint32_t kWeightsFormatVersion = 2;
 
-Status write_weights_file(const std::filesystem::path& path, const Weights& weights);
+// Written durably through `env`. Read back streamed from the file system, so
+// that a model is never held twice in memory.
+Status write_weights_file(const std::filesystem::path& path, const Weights& weights,
+                          base::Env& env = base::Env::standard());
 Result<Weights> read_weights_file(const std::filesystem::path& path);
 
 // The same format in memory, for sending a model in a message. Errors start

@@ -1,7 +1,7 @@
 // Result<T> and Status: how shoal reports expected failures across library
 // boundaries (bad input, missing file, failed verification) without throwing.
 //
-// It lives in crypto/ because crypto is the root of shoal's dependency graph:
+// It lives in base/, the root of shoal's dependency graph:
 // every other library links it, so this is the one place all of them can use.
 //
 // An Error carries a category and a message that names the thing that was

@@ -1,6 +1,6 @@
-#include "shoal/crypto/byte_io.h"
+#include "shoal/base/byte_io.h"
 
-namespace shoal::crypto {
+namespace shoal::base {
 
 Error ByteReader::truncated(const char* what) const {
   return make_error(ErrorCode::corrupt, buffer_ + " ends at byte " + std::to_string(size_) + " while reading " +
@@ -20,4 +20,4 @@ Result<std::span<const std::uint8_t>> ByteReader::read_bytes(std::size_t length,
   return bytes;
 }
 
-}  // namespace shoal::crypto
+}  // namespace shoal::base

@@ -1,4 +1,4 @@
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
 namespace shoal {
 

@@ -10,9 +10,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "shoal/crypto/result.h"
+#include "shoal/base/result.h"
 
-namespace shoal::crypto {
+namespace shoal::base {
 
 // The bytes of a text, for hashing, signing or writing it.
 inline std::span<const std::uint8_t> text_bytes(std::string_view text) {
@@ -63,4 +63,4 @@ class ByteReader {
   std::size_t position_ = 0;
 };
 
-}  // namespace shoal::crypto
+}  // namespace shoal::base

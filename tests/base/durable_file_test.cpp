@@ -1,10 +1,10 @@
-#include "shoal/crypto/durable_file.h"
+#include "shoal/base/durable_file.h"
 
 #include <catch2/catch.hpp>
 
 #include "temp_dir.h"
 
-using namespace shoal::crypto;
+using namespace shoal::base;
 using shoal::testing::TempDir;
 
 TEST_CASE("a durable write replaces the old contents and leaves no temporary file") {
