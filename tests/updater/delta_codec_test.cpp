@@ -204,3 +204,17 @@ TEST_CASE("a trained matrix is sorted by its rows' and columns' step sizes, and 
   REQUIRE_FALSE(refused);
   CHECK_THAT(refused.error().message, Catch::Contains("tensor fc.weight: 257 x 128 hints for 32768 values"));
 }
+
+TEST_CASE("a delta claiming more tensors than its bytes can hold is refused before anything is sized by the claim") {
+  // Found by fuzz_delta: a 127-byte delta made the decoder allocate 4 GiB.
+  const auto [base, target] = version_pair();
+  auto delta = *encode_delta(base, target, 1);
+  // magic, format version, layout hash, base version and hash, target version and hash, then the count.
+  constexpr std::size_t count_at = 8 + 4 + 32 + 8 + 32 + 8 + 32;
+  for (std::size_t i = 0; i < 4; ++i) delta[count_at + i] = 0xff;
+  auto info = read_delta_info(delta, "huge.delta");
+  REQUIRE_FALSE(info);
+  CHECK(info.error().message.find("huge.delta: ") == 0);
+  CHECK(info.error().message.find("claims 4294967295 tensors") != std::string::npos);
+  CHECK_FALSE(apply_delta(base, delta, "huge.delta"));
+}

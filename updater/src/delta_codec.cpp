@@ -328,6 +328,13 @@ Result<DeltaInfo> read_header(base::ByteReader& reader, std::string_view source)
   if (auto s = read_digest(info.target_hash, "the target hash"); !s) return s.error();
   auto count = reader.read_le<std::uint32_t>("the tensor count");
   if (!count) return corrupt(source, count.error().message);
+  // Each tensor's entry takes at least its code and length: a count the
+  // remaining bytes cannot hold is refused before anything is sized by it.
+  constexpr std::size_t kMinEntryBytes = 1 + 8;
+  if (*count > reader.remaining() / kMinEntryBytes) {
+    return corrupt(source, "claims " + std::to_string(*count) + " tensors but has only " +
+                               std::to_string(reader.remaining()) + " bytes left for them");
+  }
   info.transforms.resize(*count);
   return info;
 }
