@@ -141,10 +141,10 @@ Status write_checkpoint(const fs::path& state_dir, const CheckpointView& checkpo
   return ok_status();
 }
 
-Result<std::optional<Checkpoint>> read_checkpoint(const fs::path& state_dir) {
+Result<std::optional<Checkpoint>> read_checkpoint(const fs::path& state_dir, base::Env& env) {
   const auto index_path = state_dir / "checkpoint.json";
-  if (!fs::exists(index_path)) return std::optional<Checkpoint>();
-  auto text = base::read_file(index_path, kMaxIndexBytes);
+  auto text = base::read_file(index_path, kMaxIndexBytes, env);
+  if (!text && text.error().code == ErrorCode::not_found) return std::optional<Checkpoint>();
   if (!text) return text.error();
   nlohmann::json index;
   try {

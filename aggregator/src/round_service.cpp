@@ -43,7 +43,7 @@ Status resume_privacy(RoundCoordinator& coordinator, const std::optional<Privacy
 // The starting point: the last checkpoint, or the initial weights at round 0.
 Result<RoundCoordinator> restore_coordinator(const AggregatorConfig& config, std::ostream& log,
                                              crypto::RandomSource& random) {
-  auto checkpoint = read_checkpoint(config.state_dir);
+  auto checkpoint = read_checkpoint(config.state_dir, *config.env);
   if (!checkpoint) return checkpoint.error();
   if (*checkpoint) {
     auto& saved = **checkpoint;
@@ -243,7 +243,11 @@ Status RoundService::record_finished() {
       const CheckpointView checkpoint{coordinator_.global(), coordinator_.rounds_started(),
                                       strategy_name(optimizer.config().kind), optimizer.first_moment(),
                                       optimizer.second_moment(), privacy ? &*privacy : nullptr};
-      if (auto status = write_checkpoint(config_.state_dir, checkpoint); !status) return status;
+      if (auto status = write_checkpoint(config_.state_dir, checkpoint, *config_.env); !status) {
+        return make_error(status.error().code, "round " + std::to_string(record.round) +
+                                                   ": the new model could not be checkpointed, so it is not used: " +
+                                                   status.error().message);
+      }
       costs_.checkpoint_seconds = std::chrono::duration<double>(Clock::now() - start).count();
       log_ << "round " << record.round << ": applied " << record.reported << " of " << record.cohort
            << " updates (" << record.samples << " samples, device accuracy "

@@ -10,7 +10,9 @@
 #include <sstream>
 #include <thread>
 
+#include "shoal/aggregator/checkpoint.h"
 #include "shoal/base/durable_file.h"
+#include "shoal/base/fault_injecting_env.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/enrolment.h"
 #include "shoal/protocol/messages.h"
@@ -275,6 +277,39 @@ TEST_CASE("revocation cuts off a device that only ever fetches release files") {
   CHECK(refused->status == "refused");
   CHECK(refused->detail == "this device's enrolment was revoked");
   REQUIRE(f.finish());
+}
+
+TEST_CASE("a checkpoint the disk refuses stops the server with the reason, and a restart resumes the last committed model") {
+  base::FaultInjectingEnv disk;
+  disk.fail_every(base::FileOperation::sync, ENOSPC);  // a full disk: nothing written reaches it
+  Fixture f(4, 1, 1, [&](aggregator::AggregatorConfig& config) { config.env = &disk; });
+  train_once(f, std::vector<float>(4, 0.25f));
+  REQUIRE(f.stopped_by_itself());
+  CHECK_FALSE(f.finish());  // the loop ended with an error rather than serve a model it could not keep
+  INFO(f.log.str());
+  CHECK(f.log.str().find("round 1: applied") == std::string::npos);
+
+  // The restarted server has nothing newer than what was committed: the initial model, version 0,
+  // and no file of the failed checkpoint.
+  f.config.env = &base::Env::standard();
+  f.start();
+  CHECK(f.server->global().version() == 0);
+  CHECK(f.server->global().values()[0] == 0.0f);
+  const auto names = base::Env::standard().list_directory(f.config.state_dir);
+  REQUIRE(names);
+  for (const auto& name : *names) {
+    CHECK_FALSE(base::is_temporary_file_name(name));
+    CHECK(name.find("global-v1") == std::string::npos);
+  }
+  train_once(f, std::vector<float>(4, 0.25f));
+  auto first_round = f.first_round.get_future();
+  REQUIRE(first_round.wait_for(90s) == std::future_status::ready);
+  REQUIRE(f.finish());
+  CHECK(f.server->global().version() == 1);
+  auto checkpoint = aggregator::read_checkpoint(f.config.state_dir);
+  REQUIRE(checkpoint);
+  REQUIRE(checkpoint->has_value());
+  CHECK((*checkpoint)->global.version() == 1);
 }
 
 TEST_CASE("a restarted aggregator counts the privacy spent before it against the budget") {

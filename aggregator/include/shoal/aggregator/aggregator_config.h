@@ -9,6 +9,7 @@
 
 #include "shoal/aggregator/round_coordinator.h"
 #include "shoal/aggregator/server_optimizer.h"
+#include "shoal/base/env.h"
 #include "shoal/config/config_file.h"
 #include "shoal/protocol/peer_memory_guard.h"
 
@@ -25,6 +26,8 @@ struct AggregatorConfig {
   protocol::MemoryBudget memory;  // [limits]: what libzmq may hold for one peer, and for all
   RoundConfig round;  // round.final_version (key server.rounds): stop at this version; 0: run until stopped
   StrategyConfig strategy;
+  // Not a setting: where checkpoints reach the disk. Tests give a FaultInjectingEnv.
+  base::Env* env = &base::Env::standard();
 
   // Every required setting present and every value in range; errors name the setting.
   Status validate() const;

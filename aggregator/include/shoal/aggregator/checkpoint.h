@@ -72,6 +72,7 @@ inline Status write_checkpoint(const std::filesystem::path& state_dir, const Che
 
 // nullopt when the directory holds no checkpoint yet; an error naming the
 // file and the fault when one is damaged or inconsistent.
-Result<std::optional<Checkpoint>> read_checkpoint(const std::filesystem::path& state_dir);
+Result<std::optional<Checkpoint>> read_checkpoint(const std::filesystem::path& state_dir,
+                                                  base::Env& env = base::Env::standard());
 
 }  // namespace shoal::aggregator
