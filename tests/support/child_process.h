@@ -43,6 +43,7 @@ class ChildProcess {
   }
 
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   // Sends `signal`, then waits: returns the status from waitpid.
   int kill(int signal) {
     ::kill(pid_, signal);
