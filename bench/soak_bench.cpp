@@ -251,7 +251,7 @@ int main(int argc, char** argv) {
       seen = applied;
       last_progress = Clock::now();
       life.last_version = applied;
-      life.end_rss = rss;
+      if (applied < rounds) life.end_rss = rss;  // at the last version the process is already freeing everything
       if (life.warm_rss == 0 && applied >= life.first_version + warmup) life.warm_rss = rss;
     }
     if (applied >= rounds) seen = applied;
@@ -273,6 +273,7 @@ int main(int argc, char** argv) {
   }
   if (aggregator->wait() != 0) fail("the aggregator failed: " + aggregator->log());
   const double wall = std::chrono::duration<double>(Clock::now() - started).count();
+  for (auto& device : fleet.devices) *device.stop = true;  // all at once, then each is joined
   for (auto& device : fleet.devices) device.kill();
 
   // Versions: applied in order, none twice, none lost across a kill.
