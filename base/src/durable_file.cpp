@@ -2,19 +2,20 @@
 
 #include <unistd.h>
 
-#include <atomic>
+#include <random>
 
 namespace shoal::base {
 namespace {
 
 constexpr std::string_view kTemporaryMarker = ".tmp.";
 
-// ".NAME.tmp.PID.N": unique within the process by the counter and across
-// processes by the pid; create_new_file's O_EXCL refuses any collision.
+// ".NAME.tmp.PID.R": R random, so that a file a crashed process left cannot
+// block a later one that has the same pid (in a container, the aggregator is
+// often pid 1 after every restart); create_new_file's O_EXCL refuses any collision.
 std::filesystem::path temporary_sibling(const std::filesystem::path& path) {
-  static std::atomic<std::uint64_t> counter{0};
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
   auto name = "." + path.filename().string() + std::string(kTemporaryMarker) + std::to_string(::getpid()) +
-              "." + std::to_string(counter.fetch_add(1));
+              "." + std::to_string(rng() & 0xffffffff);
   return path.parent_path() / name;
 }
 

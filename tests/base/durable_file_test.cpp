@@ -1,6 +1,10 @@
 #include "shoal/base/durable_file.h"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+
+#include <fstream>
 
 #include "temp_dir.h"
 
@@ -75,4 +79,14 @@ TEST_CASE("a writer fed in pieces commits their concatenation") {
   REQUIRE(writer->commit());
   CHECK(*read_file(dir / "model", 100) == "abcdef");
   CHECK_FALSE(writer->commit());  // a second commit is refused, not a crash
+}
+
+TEST_CASE("temporary files a crashed process of the same pid left behind do not block a durable write") {
+  // In a container the aggregator can be pid 1 after every restart.
+  TempDir dir;
+  for (int n = 0; n < 100; ++n) {
+    std::ofstream(dir / (".state.tmp." + std::to_string(::getpid()) + "." + std::to_string(n))) << "left";
+  }
+  REQUIRE(write_file_durably(dir / "state", std::string_view("written")));
+  CHECK(*read_file(dir / "state", 100) == "written");
 }
