@@ -18,16 +18,19 @@ std::vector<std::string> entries(const std::filesystem::path& dir) {
   return *Env::standard().list_directory(dir);
 }
 
+// An empty `dir` but for `target`, which holds "old".
+void start_over(const TempDir& dir, const std::filesystem::path& target) {
+  std::filesystem::remove_all(dir.path());
+  std::filesystem::create_directory(dir.path());
+  REQUIRE(write_file_durably(target, std::string_view("old")));
+}
+
 }  // namespace
 
 TEST_CASE("a durable write is six disk operations, and a crash between any two leaves old or new") {
   TempDir dir;
   const auto target = dir / "state";
-  auto prepare = [&] {
-    std::filesystem::remove_all(dir.path());
-    std::filesystem::create_directory(dir.path());
-    REQUIRE(write_file_durably(target, std::string_view("old")));
-  };
+  auto prepare = [&] { start_over(dir, target); };
   auto write = [&](Env& env) { return write_file_durably(target, std::string_view("new contents"), 0644, env); };
   {
     prepare();
@@ -51,11 +54,7 @@ TEST_CASE("a durable write is six disk operations, and a crash between any two l
 TEST_CASE("ENOSPC or EIO at any step of a durable write is reported and leaves the old file and no temporary") {
   TempDir dir;
   const auto target = dir / "state";
-  auto prepare = [&] {
-    std::filesystem::remove_all(dir.path());
-    std::filesystem::create_directory(dir.path());
-    REQUIRE(write_file_durably(target, std::string_view("old")));
-  };
+  auto prepare = [&] { start_over(dir, target); };
   std::string message;
   auto write = [&](Env& env) {
     auto status = write_file_durably(target, std::string_view("new contents"), 0644, env);
