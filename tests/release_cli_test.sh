@@ -5,10 +5,11 @@
 # shoal-agent update / rollback / predict installs from it. Also: a tampered
 # target and an install killed after each step leave the device's model
 # intact and loadable; securesystemslib (python-tuf's library) verifies the
-# repository the commands built.
-# Usage: release_cli_test.sh SHOAL_KEYS SHOAL_RELEASE SHOAL_AGENT
+# repository the commands built. A delegated role signs a plain file, which
+# shoal-tuf downloads from the repository.
+# Usage: release_cli_test.sh SHOAL_KEYS SHOAL_RELEASE SHOAL_AGENT SHOAL_TUF
 set -euo pipefail
-keys="$1" release="$2" agent="$3"
+keys="$1" release="$2" agent="$3" tuf="$4"
 interop="$(cd "$(dirname "$0")" && pwd)/tuf_interop_check.py"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -97,6 +98,34 @@ expect "published root version 2" "$release" publish "${repo[@]}" "${publish[@]}
 expect "installed mlp version 2 (lossy, within 0.0001)" "$agent" update "${device[@]}"
 grep -q '"version": 2' device/release/trust/root.json || fail "the device did not take root version 2"
 
+# A delegation: role docs may sign docs/* and nothing else; publish needs its signature.
+"$keys" generate --role release --out keys/docs.key >/dev/null
+expect "staged delegation of paths to role 'docs'" "$release" delegate "${repo[@]}" --role docs --key keys/docs.pub \
+  --paths 'docs/*'
+echo "release notes" >notes.txt
+expect_error "is not delegated path 'other/notes.txt'" "$release" add-target "${repo[@]}" --role docs \
+  --path other/notes.txt --file notes.txt
+expect "staged target docs/notes.txt" "$release" add-target "${repo[@]}" --role docs --path docs/notes.txt \
+  --file notes.txt
+"$release" sign "${repo[@]}" --role targets --key keys/targets.key >/dev/null
+expect_error "staged docs: 0 valid signature(s)" "$release" publish "${repo[@]}" "${publish[@]}"
+expect_error "is not one of the keys targets delegates role 'docs' to" "$release" sign "${repo[@]}" --role docs \
+  --key keys/targets.key
+expect "signed staged role 'docs'" "$release" sign "${repo[@]}" --role docs --key keys/docs.key
+expect "role 'docs'.*1 of 1 required signature(s), delegated by targets paths docs/\*" "$release" inspect "${repo[@]}"
+expect "published" "$release" publish "${repo[@]}" "${publish[@]}"
+expect "0 problem(s)" "$release" verify "${repo[@]}"
+expect "up to date: version 2" "$agent" update "${device[@]}"
+
+# shoal-tuf, a generic TUF client, follows the repository (root rotation,
+# consistent snapshots) and downloads the delegated file.
+expect "trusting" "$tuf" --metadata-dir tuf init releases/metadata/1.root.json
+expect "docs/notes.txt: downloaded" "$tuf" --metadata-dir tuf --metadata-url releases/metadata \
+  --target-name docs/notes.txt --target-dir got --target-base-url releases/targets download
+cmp got/docs%2Fnotes.txt notes.txt || fail "shoal-tuf downloaded something else"
+grep -q '"version": 2' tuf/root.json || fail "shoal-tuf did not follow the root rotation"
+
 # TUF tooling reads the repository: securesystemslib agrees on canonical JSON, key ids and signatures.
 "$interop" releases >out 2>err || fail "interop check: $(cat err)"
+grep -q "and 1 delegated role(s)" out || fail "interop check did not see the delegated role: $(cat out)"
 echo "release CLI: all checks passed"

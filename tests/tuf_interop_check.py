@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import sys
+from urllib import parse
 
 import securesystemslib.formats as formats
 import securesystemslib.keys as keys
@@ -25,9 +26,9 @@ def load(path):
         return json.load(f)
 
 
-def check_signatures(name, document, root):
-    role = document["signed"]["_type"]
-    role_keys = root["roles"][role]
+def check_signatures(name, document, root, role_keys=None):
+    if role_keys is None:
+        role_keys = root["roles"][document["signed"]["_type"]]
     data = formats.encode_canonical(document["signed"]).encode("utf-8")
     valid = set()
     for signature in document["signatures"]:
@@ -60,7 +61,23 @@ def main():
         trusted = root["signed"]
     for role in ("timestamp", "snapshot", "targets"):
         check_signatures(role + ".json", load(os.path.join(metadata, role + ".json")), trusted)
-    print("securesystemslib verifies %d root version(s) and timestamp, snapshot and targets" % len(roots))
+    # Delegated roles, each against its delegator's delegation (names percent-encoded in file names).
+    delegated = 0
+    to_check = [load(os.path.join(metadata, "targets.json"))]
+    seen = set()
+    while to_check:
+        delegations = to_check.pop()["signed"].get("delegations")
+        for role in (delegations or {}).get("roles", []):
+            if role["name"] in seen:
+                continue
+            seen.add(role["name"])
+            path = os.path.join(metadata, parse.quote(role["name"], "") + ".json")
+            document = load(path)
+            check_signatures(path, document, delegations, role)
+            to_check.append(document)
+            delegated += 1
+    print("securesystemslib verifies %d root version(s), timestamp, snapshot, targets and %d delegated role(s)"
+          % (len(roots), delegated))
 
 
 if __name__ == "__main__":

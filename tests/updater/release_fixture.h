@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -24,6 +25,22 @@ inline std::span<const std::uint8_t> bytes_of(const std::string& text) {
   return std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
 }
 
+// A directory repository that records what is fetched from it.
+class CountingFetcher : public updater::RepositoryFetcher {
+ public:
+  explicit CountingFetcher(const fs::path& root) : inner_(root) {}
+  Result<std::vector<std::uint8_t>> fetch(const std::string& path, std::uint64_t max_bytes) override {
+    fetched.push_back(path);
+    return inner_.fetch(path, max_bytes);
+  }
+  std::string describe() const override { return inner_.describe(); }
+  std::size_t count(const std::string& path) const { return std::count(fetched.begin(), fetched.end(), path); }
+  std::vector<std::string> fetched;
+
+ private:
+  updater::DirectoryFetcher inner_;
+};
+
 class ReleaseFixture {
  public:
   TempDir temp;
@@ -35,6 +52,9 @@ class ReleaseFixture {
   crypto::IdentityKeyPair snapshot_key = crypto::IdentityKeyPair::generate();
   crypto::IdentityKeyPair timestamp_key = crypto::IdentityKeyPair::generate();
   updater::UnixTime now = 1'800'000'000;  // 2027-01-15
+  // The attack tests edit metadata/<role>.json, the files of a repository
+  // without consistent snapshots; tests of the consistent layout set this.
+  bool consistent_snapshot = false;
 
   // One key per role; with `second_targets_key`, targets needs it and targets_key both.
   std::map<RoleName, updater::RoleKeyChoice> role_keys(const crypto::IdentityKeyPair* second_targets_key = nullptr) {
@@ -52,7 +72,7 @@ class ReleaseFixture {
 
   updater::ReleaseRepository make_repository(const std::map<RoleName, updater::RoleKeyChoice>& keys,
                                              const std::vector<const crypto::IdentityKeyPair*>& root_signers) {
-    auto repository = updater::ReleaseRepository::init(repo_dir, keys, now);
+    auto repository = updater::ReleaseRepository::init(repo_dir, keys, now, {}, consistent_snapshot);
     REQUIRE(repository.ok());
     for (const auto* key : root_signers) REQUIRE(repository->sign(RoleName::root, *key).ok());
     return std::move(repository).value();

@@ -249,30 +249,11 @@ TEST_CASE("a trusted root must be signed by its own threshold, and is set only o
   CHECK_FALSE(TufClient::trust_root(fixture.trust_dir, shoal::testing::bytes_of(again), "root.json").ok());
 }
 
-namespace {
-
-// A directory repository that records what is fetched from it.
-class CountingFetcher : public updater::RepositoryFetcher {
- public:
-  explicit CountingFetcher(const fs::path& root) : inner_(root) {}
-  Result<std::vector<std::uint8_t>> fetch(const std::string& path, std::uint64_t max_bytes) override {
-    fetched.push_back(path);
-    return inner_.fetch(path, max_bytes);
-  }
-  std::string describe() const override { return inner_.describe(); }
-  std::vector<std::string> fetched;
-
- private:
-  updater::DirectoryFetcher inner_;
-};
-
-}  // namespace
-
 TEST_CASE("snapshot and targets whose versions did not change are not downloaded again") {
   InstalledFixture fixture;
   auto client = TufClient::open(fixture.trust_dir);
   REQUIRE(client.ok());
-  CountingFetcher first(fixture.repo_dir);
+  shoal::testing::CountingFetcher first(fixture.repo_dir);
   REQUIRE(client->refresh(first, fixture.now).ok());  // version 2 is new: all of it comes
   CHECK(std::count(first.fetched.begin(), first.fetched.end(), "metadata/snapshot.json") == 1);
   CHECK(std::count(first.fetched.begin(), first.fetched.end(), "metadata/targets.json") == 1);
@@ -280,7 +261,7 @@ TEST_CASE("snapshot and targets whose versions did not change are not downloaded
   // Nothing published since: the timestamp names the kept snapshot, which names the kept targets.
   auto reopened = TufClient::open(fixture.trust_dir);
   REQUIRE(reopened.ok());
-  CountingFetcher again(fixture.repo_dir);
+  shoal::testing::CountingFetcher again(fixture.repo_dir);
   auto targets = reopened->refresh(again, fixture.now);
   REQUIRE(targets.ok());
   CHECK(targets->targets.size() == client->trusted().targets->targets.size());
@@ -288,7 +269,7 @@ TEST_CASE("snapshot and targets whose versions did not change are not downloaded
 
   // A kept snapshot that was damaged on disk is downloaded again, not trusted.
   std::ofstream(fixture.trust_dir / "snapshot.json", std::ios::app) << " ";
-  CountingFetcher repaired(fixture.repo_dir);
+  shoal::testing::CountingFetcher repaired(fixture.repo_dir);
   REQUIRE(reopened->refresh(repaired, fixture.now).ok());
   CHECK(std::count(repaired.fetched.begin(), repaired.fetched.end(), "metadata/snapshot.json") == 1);
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <tuple>
 
 #include "shoal/base/byte_io.h"
 #include "shoal/base/durable_file.h"
@@ -89,6 +90,25 @@ Result<std::map<std::string, TufKey>> apply_key_choices(
   return root.keys;
 }
 
+// Makes target `path` also reachable as "<dir>/<first hash>.<name>", the
+// name clients use with consistent snapshots: a hard link, so the bytes are
+// stored once (a copy where the file system has no links). Made durably,
+// before any metadata names it.
+Status link_by_hash(const fs::path& targets, const std::string& path, const TargetFile& target) {
+  if (target.hashes.empty()) return ok_status();
+  const fs::path plain = targets / path;
+  const fs::path by_hash = plain.parent_path() / (target.hashes.begin()->second + "." + plain.filename().string());
+  std::error_code error;
+  if (fs::exists(by_hash, error)) return ok_status();  // the name is its content's hash
+  fs::create_hard_link(plain, by_hash, error);
+  if (error) {
+    auto bytes = base::read_file(plain, kMaxTargetBytes);
+    if (!bytes) return bytes.error();
+    return base::write_file_durably(by_hash, *bytes);
+  }
+  return base::Env::standard().sync_directory(by_hash.parent_path());
+}
+
 bool valid_model_name(const std::string& name) {
   return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
@@ -98,7 +118,7 @@ bool valid_model_name(const std::string& name) {
 }  // namespace
 
 Result<ReleaseRepository> ReleaseRepository::init(const fs::path& dir, const std::map<RoleName, RoleKeyChoice>& keys,
-                                                  UnixTime now, const ExpiryDays& expiry) {
+                                                  UnixTime now, const ExpiryDays& expiry, bool consistent_snapshot) {
   if (fs::exists(staged_dir(dir) / "root.json") || fs::exists(metadata_dir(dir) / "root.json")) {
     return make_error(ErrorCode::invalid_argument, dir.string() + " already holds a release repository");
   }
@@ -110,6 +130,7 @@ Result<ReleaseRepository> ReleaseRepository::init(const fs::path& dir, const std
   RootMetadata root;
   root.version = 1;
   root.expires = now + expiry.root * kDay;
+  root.consistent_snapshot = consistent_snapshot;
   if (auto applied = apply_key_choices(root, keys); !applied) return applied.error();
   std::error_code error;
   for (const fs::path& sub : {metadata_dir(dir), staged_dir(dir), targets_dir(dir)}) {
@@ -152,6 +173,74 @@ Status ReleaseRepository::load() {
   staged_root_ = std::move(root).value();
   staged_targets_file_ = std::move(targets_file).value();
   staged_targets_ = std::move(targets).value();
+  // The delegated roles reachable from targets, each once.
+  std::vector<const TargetsMetadata*> to_read{&staged_targets_};
+  while (!to_read.empty()) {
+    const TargetsMetadata* delegator = to_read.back();
+    to_read.pop_back();
+    if (!delegator->delegations) continue;
+    for (const auto& role : delegator->delegations->roles) {
+      if (staged_delegated_.contains(role.name)) continue;
+      const fs::path path = staged_dir(dir_) / (encode_role_name(role.name) + ".json");
+      auto file = read_metadata(path);
+      if (!file) return file.error();
+      auto parsed = parse_targets(file->signed_part, path.string());
+      if (!parsed) return parsed.error();
+      staged_delegated_files_[role.name] = std::move(file).value();
+      to_read.push_back(&staged_delegated_.emplace(role.name, std::move(parsed).value()).first->second);
+    }
+  }
+  return ok_status();
+}
+
+Result<std::pair<TargetsMetadata*, SignedMetadata*>> ReleaseRepository::staged_role(const std::string& role) {
+  if (role == "targets") return std::pair{&staged_targets_, &staged_targets_file_};
+  auto found = staged_delegated_.find(role);
+  if (found == staged_delegated_.end()) {
+    return make_error(ErrorCode::not_found, "no role '" + crypto::printable_text(role) + "' is delegated in " +
+                                                dir_.string() + " (see shoal-release delegate)");
+  }
+  return std::pair{&found->second, &staged_delegated_files_.at(role)};
+}
+
+Status ReleaseRepository::save_staged(const std::string& role) {
+  if (role == "targets") return save_staged_targets();
+  return write_metadata(staged_dir(dir_) / (encode_role_name(role) + ".json"), staged_delegated_files_.at(role));
+}
+
+std::optional<std::pair<std::string, DelegatedRole>> ReleaseRepository::delegation_of(const std::string& role) const {
+  auto search = [&](const std::string& name, const TargetsMetadata& targets)
+      -> std::optional<std::pair<std::string, DelegatedRole>> {
+    if (!targets.delegations) return std::nullopt;
+    for (const auto& delegated : targets.delegations->roles) {
+      if (delegated.name == role) return std::pair{name, delegated};
+    }
+    return std::nullopt;
+  };
+  if (auto found = search("targets", staged_targets_)) return found;
+  for (const auto& [name, targets] : staged_delegated_) {
+    if (auto found = search(name, targets)) return found;
+  }
+  return std::nullopt;
+}
+
+Status ReleaseRepository::verify_delegated() const {
+  auto check = [&](const TargetsMetadata& delegator) -> Status {
+    if (!delegator.delegations) return ok_status();
+    for (const auto& role : delegator.delegations->roles) {
+      const auto& file = staged_delegated_files_.at(role.name);
+      if (auto status = verify_delegated_threshold(file, *delegator.delegations, role,
+                                                   "staged " + crypto::printable_text(role.name));
+          !status) {
+        return status;
+      }
+    }
+    return ok_status();
+  };
+  if (auto status = check(staged_targets_); !status) return status;
+  for (const auto& [name, targets] : staged_delegated_) {
+    if (auto status = check(targets); !status) return status;
+  }
   return ok_status();
 }
 
@@ -177,18 +266,128 @@ Result<std::optional<RootMetadata>> ReleaseRepository::previous_root() const {
   return std::optional<RootMetadata>(std::move(root).value());
 }
 
-Result<std::optional<TargetsMetadata>> ReleaseRepository::published_targets() const {
-  return read_optional_role<TargetsMetadata>(metadata_dir(dir_) / "targets.json", parse_targets);
+Status ReleaseRepository::begin_targets_change(UnixTime now) { return begin_change("targets", staged_targets_, now); }
+
+Status ReleaseRepository::begin_change(const std::string& role, TargetsMetadata& targets, UnixTime now) {
+  auto published = read_optional_role<TargetsMetadata>(metadata_dir(dir_) / (encode_role_name(role) + ".json"),
+                                                       parse_targets);
+  if (!published) return published.error();
+  if (*published && (*published)->version >= targets.version) targets.version = (*published)->version + 1;
+  targets.expires = now + expiry_.targets * kDay;
+  return ok_status();
 }
 
-Status ReleaseRepository::begin_targets_change(UnixTime now) {
-  auto published = published_targets();
-  if (!published) return published.error();
-  if (*published && (*published)->version >= staged_targets_.version) {
-    staged_targets_.version = (*published)->version + 1;
+Status ReleaseRepository::delegate(const DelegationChoice& choice, const std::string& delegator, UnixTime now) {
+  const std::string name = crypto::printable_text(choice.name);
+  if (choice.name.empty() || choice.name.size() > 255 || parse_role_name(choice.name) || choice.name == delegator) {
+    return make_error(ErrorCode::invalid_argument, "role name '" + name +
+                                                       "' must be 1 to 255 bytes, not a top-level role's name "
+                                                       "and not its delegator's");
   }
-  staged_targets_.expires = now + expiry_.targets * kDay;
+  if (choice.keys.empty() || choice.threshold < 1 || choice.threshold > choice.keys.size()) {
+    return make_error(ErrorCode::invalid_argument, "delegation '" + name + "' needs keys and a threshold of 1 to " +
+                                                       std::to_string(choice.keys.size()));
+  }
+  if (choice.paths.empty() == choice.path_hash_prefixes.empty()) {
+    return make_error(ErrorCode::invalid_argument,
+                      "delegation '" + name + "' needs paths or path hash prefixes, not both");
+  }
+  for (const auto& prefix : choice.path_hash_prefixes) {
+    if (prefix.empty() || prefix.size() > 64 || prefix.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return make_error(ErrorCode::invalid_argument, "path hash prefix '" + crypto::printable_text(prefix) +
+                                                         "' must be lower-case hex, at most 64 digits");
+    }
+  }
+  auto staged = staged_role(delegator);
+  if (!staged) return staged.error();
+  auto [targets, file] = *staged;
+  if (auto status = begin_change(delegator, *targets, now); !status) return status;
+  if (!targets->delegations) targets->delegations.emplace();
+  Delegations& delegations = *targets->delegations;
+  DelegatedRole role;
+  role.name = choice.name;
+  role.keys.threshold = choice.threshold;
+  role.terminating = choice.terminating;
+  role.paths = choice.paths;
+  role.path_hash_prefixes = choice.path_hash_prefixes;
+  for (const auto& key : choice.keys) {
+    const std::string id = key_id(key.ed25519());
+    if (std::find(role.keys.keyids.begin(), role.keys.keyids.end(), id) != role.keys.keyids.end()) {
+      return make_error(ErrorCode::invalid_argument, "delegation '" + name + "' names key " + id + " twice");
+    }
+    role.keys.keyids.push_back(id);
+    delegations.keys[id] = TufKey::from_ed25519(key.ed25519());
+  }
+  auto existing = std::find_if(delegations.roles.begin(), delegations.roles.end(),
+                               [&](const DelegatedRole& other) { return other.name == choice.name; });
+  if (existing != delegations.roles.end()) {
+    *existing = std::move(role);
+  } else {
+    delegations.roles.push_back(std::move(role));
+  }
+  // Keep exactly the keys some delegation uses.
+  std::set<std::string> used;
+  for (const auto& delegated : delegations.roles) used.insert(delegated.keys.keyids.begin(), delegated.keys.keyids.end());
+  std::erase_if(delegations.keys, [&](const auto& entry) { return !used.contains(entry.first); });
+  file->signed_part = to_json(*targets);
+  file->signatures.clear();
+  if (auto status = save_staged(delegator); !status) return status;
+
+  if (!staged_delegated_.contains(choice.name)) {
+    TargetsMetadata empty;
+    if (auto status = begin_change(choice.name, empty, now); !status) return status;
+    staged_delegated_files_[choice.name] = SignedMetadata{to_json(empty), {}};
+    staged_delegated_.emplace(choice.name, std::move(empty));
+    if (auto status = save_staged(choice.name); !status) return status;
+  }
   return ok_status();
+}
+
+Status ReleaseRepository::add_target(const std::string& role, const std::string& path,
+                                     std::span<const std::uint8_t> bytes, const nlohmann::json& custom, UnixTime now) {
+  if (!is_safe_repository_path(path)) {
+    return make_error(ErrorCode::invalid_argument,
+                      "target path '" + crypto::printable_text(path) + "' is not a relative path inside the repository");
+  }
+  if (role != "targets") {
+    auto delegation = delegation_of(role);
+    if (delegation && !delegated_role_matches(delegation->second, path)) {
+      return make_error(ErrorCode::permission, "role '" + crypto::printable_text(role) + "' is not delegated path '" +
+                                                   crypto::printable_text(path) + "'");
+    }
+  }
+  auto staged = staged_role(role);
+  if (!staged) return staged.error();
+  auto [targets, file] = *staged;
+  const fs::path target_path = targets_dir(dir_) / path;
+  std::error_code error;
+  fs::create_directories(target_path.parent_path(), error);
+  if (error) return make_error(ErrorCode::io, "cannot create " + target_path.parent_path().string() + ": " + error.message());
+  if (auto status = base::write_file_durably(target_path, bytes); !status) return status;
+  if (auto status = begin_change(role, *targets, now); !status) return status;
+  TargetFile target;
+  target.length = bytes.size();
+  target.hashes = file_hashes(bytes);
+  target.custom = custom.is_object() ? custom : nlohmann::json::object();
+  targets->targets[path] = std::move(target);
+  file->signed_part = to_json(*targets);
+  file->signatures.clear();
+  return save_staged(role);
+}
+
+Status ReleaseRepository::sign_delegated(const std::string& role, const crypto::IdentityKeyPair& key) {
+  auto delegation = delegation_of(role);
+  if (!delegation) {
+    return make_error(ErrorCode::not_found, "no role '" + crypto::printable_text(role) + "' is delegated");
+  }
+  const std::string id = key_id(key.public_identity().ed25519());
+  const auto& ids = delegation->second.keys.keyids;
+  if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
+    return make_error(ErrorCode::permission, "key " + id + " is not one of the keys " + delegation->first +
+                                                 " delegates role '" + crypto::printable_text(role) + "' to");
+  }
+  if (auto status = add_signature(staged_delegated_files_.at(role), key); !status) return status;
+  return save_staged(role);
 }
 
 Result<AddedRelease> ReleaseRepository::add(const weights::Weights& new_version, const std::string& model,
@@ -330,6 +529,7 @@ Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
       !status) {
     return status;
   }
+  if (auto status = verify_delegated(); !status) return status;
   for (const auto& [role, key] : {std::pair{RoleName::snapshot, &snapshot_key}, {RoleName::timestamp, &timestamp_key}}) {
     const auto& ids = staged_root_.roles.at(role).keyids;
     if (std::find(ids.begin(), ids.end(), key_id(key->public_identity().ed25519())) == ids.end()) {
@@ -347,7 +547,27 @@ Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
     return status;
   }
   if (auto status = base::write_file_durably(metadata / "root.json", root_text); !status) return status;
-  if (auto status = base::write_file_durably(metadata / "targets.json", targets_text); !status) return status;
+  // Every targets role's file, as the snapshot will list it.
+  std::vector<std::tuple<std::string, const TargetsMetadata*, std::string>> roles{
+      {"targets", &staged_targets_, targets_text}};
+  for (const auto& [name, targets] : staged_delegated_) {
+    roles.emplace_back(name, &targets, format_metadata_file(staged_delegated_files_.at(name)));
+  }
+  const bool consistent = staged_root_.consistent_snapshot;
+  for (const auto& [name, targets, text] : roles) {
+    const std::string encoded = encode_role_name(name);
+    if (consistent) {
+      for (const auto& [path, target] : targets->targets) {
+        if (auto status = link_by_hash(targets_dir(dir_), path, target); !status) return status;
+      }
+      if (auto status = base::write_file_durably(
+              metadata / (std::to_string(targets->version) + "." + encoded + ".json"), text);
+          !status) {
+        return status;
+      }
+    }
+    if (auto status = base::write_file_durably(metadata / (encoded + ".json"), text); !status) return status;
+  }
 
   // Snapshot and timestamp: each one version on from the published one.
   auto next_version = [&](RoleName role) -> Result<std::uint64_t> {
@@ -365,11 +585,23 @@ Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
   SnapshotMetadata snapshot;
   snapshot.version = *snapshot_version;
   snapshot.expires = now + expiry_.snapshot * kDay;
-  snapshot.meta["targets.json"] =
-      MetaFile{staged_targets_.version, targets_text.size(), file_hashes(base::text_bytes(targets_text))};
+  // A role listed once stays listed (clients refuse a snapshot that drops one).
+  auto published_snapshot = read_optional_role<SnapshotMetadata>(metadata / "snapshot.json", parse_snapshot);
+  if (!published_snapshot) return published_snapshot.error();
+  if (*published_snapshot) snapshot.meta = (*published_snapshot)->meta;
+  for (const auto& [name, targets, text] : roles) {
+    snapshot.meta[name + ".json"] = MetaFile{targets->version, text.size(), file_hashes(base::text_bytes(text))};
+  }
   SignedMetadata snapshot_file{to_json(snapshot), {}};
   if (auto status = add_signature(snapshot_file, snapshot_key); !status) return status;
   const std::string snapshot_text = format_metadata_file(snapshot_file);
+  if (consistent) {
+    if (auto status = base::write_file_durably(metadata / (std::to_string(snapshot.version) + ".snapshot.json"),
+                                                 snapshot_text);
+        !status) {
+      return status;
+    }
+  }
   if (auto status = base::write_file_durably(metadata / "snapshot.json", snapshot_text); !status) return status;
 
   auto timestamp_version = next_version(RoleName::timestamp);

@@ -7,6 +7,9 @@
 //   shoal-release sign    --repo releases --role targets --key targets.key
 //   shoal-release publish --repo releases --snapshot-key online.key --timestamp-key online.key
 //   shoal-release rotate  --repo releases --root-key new-root.pub      # then sign with old and new
+//   shoal-release delegate --repo releases --role team --key team.pub --paths 'team/*'
+//   shoal-release add-target --repo releases --role team --path team/notes.txt --file notes.txt
+//   shoal-release sign    --repo releases --role team --key team.key   # a delegated role
 //   shoal-release verify  --repo releases                              # check it as a fresh device would
 //   shoal-release inspect --repo releases                              # explain it in words
 //
@@ -21,6 +24,7 @@
 
 #include "shoal/base/byte_io.h"
 #include "shoal/base/durable_file.h"
+#include "shoal/crypto/encoding.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/updater/delta_codec.h"
 #include "shoal/updater/release_repository.h"
@@ -123,6 +127,25 @@ int inspect(const fs::path& repo_dir) {
                       RoleName::root);
   describe_signatures("targets version " + std::to_string(repository->staged_targets().version),
                       repository->staged_targets_file(), root, RoleName::targets);
+  for (const auto& [name, file] : repository->staged_delegated_files()) {
+    auto delegation = repository->delegation_of(name);
+    if (!delegation) continue;
+    auto delegator = delegation->first == "targets"
+                         ? Result<TargetsMetadata>(repository->staged_targets())
+                         : parse_targets(repository->staged_delegated_files().at(delegation->first).signed_part,
+                                         delegation->first);
+    if (!delegator || !delegator->delegations) continue;
+    const auto& role = delegation->second;
+    const std::size_t valid = count_valid_signatures(file, delegator->delegations->keys, role.keys);
+    std::string scope;
+    for (const auto& pattern : role.paths.empty() ? role.path_hash_prefixes : role.paths) scope += " " + pattern;
+    std::printf("  %-22s %zu of %u required signature(s), delegated by %s %s%s%s%s\n",
+                ("role '" + crypto::printable_text(name) + "'").c_str(), valid, role.keys.threshold,
+                delegation->first.c_str(), role.paths.empty() ? "path hash prefixes" : "paths", scope.c_str(),
+                role.terminating ? " (terminating)" : "", valid >= role.keys.threshold ? "" : "  <- not enough");
+    const nlohmann::json role_targets = file.signed_part.value("targets", nlohmann::json::object());
+    for (const auto& [path, target] : role_targets.items()) std::printf("    %s\n", path.c_str());
+  }
   std::printf("published:\n");
   for (RoleName role : {RoleName::targets, RoleName::snapshot, RoleName::timestamp}) {
     const fs::path path = repo_dir / "metadata" / metadata_file_name(role);
@@ -212,6 +235,34 @@ int verify(const fs::path& repo_dir, fs::path root_path) {
       deltas.emplace_back(*file, std::move(bytes).value());
     }
   }
+  // Delegated roles, each once, and the files they sign.
+  std::size_t delegated_roles = 0;
+  std::vector<const TargetsMetadata*> delegators{&*targets};
+  std::set<std::string> visited;
+  while (!delegators.empty()) {
+    const TargetsMetadata* delegator = delegators.back();
+    delegators.pop_back();
+    if (!delegator->delegations) continue;
+    for (const auto& role : delegator->delegations->roles) {
+      if (!visited.insert(role.name).second) continue;
+      auto loaded = client->load_delegated(fetcher, role, *delegator->delegations, now_utc());
+      if (!loaded) {
+        std::printf("  role '%s': %s\n", crypto::printable_text(role.name).c_str(), loaded.error().message.c_str());
+        ++problems;
+        continue;
+      }
+      ++delegated_roles;
+      delegators.push_back(*loaded);
+      for (const auto& [path, target] : (*loaded)->targets) {
+        if (auto bytes = client->download_target(fetcher, path, target); !bytes) {
+          std::printf("  %s (role '%s'): %s\n", path.c_str(), crypto::printable_text(role.name).c_str(),
+                      bytes.error().message.c_str());
+          ++problems;
+        }
+      }
+    }
+  }
+  if (delegated_roles > 0) std::printf("delegated roles: %zu verified against their delegators\n", delegated_roles);
   for (const auto& [delta, bytes] : deltas) {
     auto base = full_versions.find(delta.model + "/" + std::to_string(delta.base_version));
     if (base == full_versions.end()) continue;  // its base is no longer listed; devices that hold it can still use it
@@ -245,6 +296,9 @@ int main(int argc, char** argv) {
   add_repo(init);
   add_role_options(init, init_roles, /*required=*/true);
   init->add_option("--root-expires-days", expiry.root, "days root metadata stays valid")->capture_default_str();
+  bool no_consistent_snapshot = false;
+  init->add_flag("--no-consistent-snapshot", no_consistent_snapshot,
+                 "publish one file per role, not one per version (devices then see a mirror mid-copy as a mix)");
 
   std::string model;
   fs::path weights_path;
@@ -263,10 +317,37 @@ int main(int argc, char** argv) {
 
   std::string role_text;
   fs::path key_path;
-  auto* sign = app.add_subcommand("sign", "add one signature to the staged root or targets");
+  auto* sign = app.add_subcommand("sign", "add one signature to the staged root, targets or a delegated role");
   add_repo(sign);
-  sign->add_option("--role", role_text, "root or targets")->required()->check(CLI::IsMember({"root", "targets"}));
+  sign->add_option("--role", role_text, "root, targets or a delegated role's name")->required();
   sign->add_option("--key", key_path, "secret key file (role release)")->required();
+
+  DelegationChoice delegation;
+  std::vector<fs::path> delegated_keys;
+  std::string delegator = "targets";
+  auto* delegate = app.add_subcommand("delegate", "stage a delegation of some target paths to another role");
+  add_repo(delegate);
+  delegate->add_option("--role", delegation.name, "the delegated role's name")->required();
+  delegate->add_option("--key", delegated_keys, "public key file of the role's keys (repeat for several)")->required();
+  delegate->add_option("--threshold", delegation.threshold, "signatures needed from them")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  auto* paths = delegate->add_option("--paths", delegation.paths,
+                                     "target path patterns it may sign ('*' and '?' within one segment)");
+  auto* prefixes = delegate->add_option("--path-hash-prefixes", delegation.path_hash_prefixes,
+                                        "hex prefixes of the SHA-256 of the target paths it may sign");
+  paths->excludes(prefixes);
+  delegate->add_flag("--terminating", delegation.terminating,
+                     "paths it matches are never looked for in roles searched after it");
+  delegate->add_option("--from", delegator, "the delegating role")->capture_default_str();
+
+  std::string target_role = "targets", target_path;
+  fs::path target_file;
+  auto* add_target = app.add_subcommand("add-target", "stage any file as a target of a role");
+  add_repo(add_target);
+  add_target->add_option("--role", target_role, "targets or a delegated role")->capture_default_str();
+  add_target->add_option("--path", target_path, "its target path, e.g. docs/notes.txt")->required();
+  add_target->add_option("--file", target_file, "the file")->required()->check(CLI::ExistingFile);
 
   fs::path snapshot_key_path, timestamp_key_path;
   int snapshot_days = 7, timestamp_days = 1;
@@ -297,7 +378,7 @@ int main(int argc, char** argv) {
   if (*init) {
     auto keys = load_role_keys(init_roles);
     if (!keys) return fail(keys.error());
-    auto repository = ReleaseRepository::init(repo_dir, *keys, now, expiry);
+    auto repository = ReleaseRepository::init(repo_dir, *keys, now, expiry, !no_consistent_snapshot);
     if (!repository) return fail(repository.error());
     std::printf("created %s: root version 1 staged; sign it with %u root key(s), then add and publish\n",
                 repo_dir.c_str(), repository->staged_root().roles.at(RoleName::root).threshold);
@@ -326,6 +407,43 @@ int main(int argc, char** argv) {
     for (const auto& skipped : added->skipped) std::printf("  %s\n", skipped.c_str());
     std::printf("targets version %llu staged; sign it with the targets key(s), then publish\n",
                 static_cast<unsigned long long>(repository->staged_targets().version));
+    return 0;
+  }
+  if (*delegate) {
+    if (delegation.paths.empty() && delegation.path_hash_prefixes.empty()) {
+      return fail(make_error(ErrorCode::invalid_argument, "delegate: give --paths or --path-hash-prefixes"));
+    }
+    for (const auto& path : delegated_keys) {
+      auto key = crypto::load_public_key(path, crypto::KeyRole::release);
+      if (!key) return fail(key.error());
+      delegation.keys.push_back(key->identity);
+    }
+    if (auto status = repository->delegate(delegation, delegator, now); !status) return fail(status.error());
+    std::printf("staged delegation of %s to role '%s'; sign %s again, add targets to '%s' and sign it, then publish\n",
+                delegation.paths.empty() ? "path hash prefixes" : "paths", delegation.name.c_str(), delegator.c_str(),
+                delegation.name.c_str());
+    return 0;
+  }
+  if (*add_target) {
+    auto bytes = base::read_file(target_file, std::size_t{8} << 30);
+    if (!bytes) return fail(bytes.error());
+    if (auto status = repository->add_target(target_role, target_path, base::text_bytes(*bytes),
+                                             nlohmann::json::object(), now);
+        !status) {
+      return fail(status.error());
+    }
+    std::printf("staged target %s (%zu bytes) in role '%s'; sign it, then publish\n", target_path.c_str(),
+                bytes->size(), target_role.c_str());
+    return 0;
+  }
+  if (*sign && role_text != "root" && role_text != "targets") {
+    auto key = load_signing_key(key_path);
+    if (!key) return fail(key.error());
+    if (auto status = repository->sign_delegated(role_text, *key); !status) return fail(status.error());
+    const auto delegation_of = repository->delegation_of(role_text);
+    std::printf("signed staged role '%s' with key %s (delegated by %s, threshold %u)\n", role_text.c_str(),
+                key->public_identity().key_id().c_str(), delegation_of->first.c_str(),
+                delegation_of->second.keys.threshold);
     return 0;
   }
   if (*sign) {

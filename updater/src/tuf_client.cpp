@@ -2,6 +2,9 @@
 
 #include "shoal/base/byte_io.h"
 #include "shoal/base/durable_file.h"
+#include "shoal/crypto/encoding.h"
+
+#include <set>
 
 namespace fs = std::filesystem;
 
@@ -97,19 +100,24 @@ Result<TufClient> TufClient::open(const fs::path& trust_dir, DownloadLimits limi
   return client;
 }
 
-Status TufClient::keep(RoleName role, std::span<const std::uint8_t> bytes) const {
-  return base::write_file_durably(trust_dir_ / metadata_file_name(role), bytes, 0644, *env_);
+Status TufClient::keep(const std::string& file_name, std::span<const std::uint8_t> bytes) const {
+  return base::write_file_durably(trust_dir_ / file_name, bytes, 0644, *env_);
 }
 
-bool TufClient::kept_is_listed(RoleName role, const MetaFile& listed, std::uint64_t trusted_version) const {
-  if (trusted_version != listed.version) return false;
-  auto bytes = base::read_file(trust_dir_ / metadata_file_name(role), 64 << 20, *env_);
+bool TufClient::kept_is_listed(const std::string& file_name, const MetaFile& listed,
+                               const std::function<Status(const SignedMetadata&)>& verify) const {
+  auto bytes = base::read_file(trust_dir_ / file_name, 64 << 20, *env_);
   if (!bytes) return false;
   const auto kept = base::text_bytes(*bytes);
   if (listed.length && kept.size() != *listed.length) return false;
-  if (!listed.hashes.empty() && !check_hashes(kept, listed.hashes, metadata_file_name(role))) return false;
-  auto metadata = parse_metadata_file(kept, metadata_file_name(role));
-  return metadata && verify_threshold(*metadata, trusted_.root, role, metadata_file_name(role));
+  if (!listed.hashes.empty() && !check_hashes(kept, listed.hashes, file_name)) return false;
+  auto metadata = parse_metadata_file(kept, file_name);
+  return metadata && verify(*metadata).ok();
+}
+
+std::string TufClient::metadata_path(const std::string& encoded_role, std::uint64_t version) const {
+  if (trusted_.root.consistent_snapshot) return "metadata/" + std::to_string(version) + "." + encoded_role + ".json";
+  return "metadata/" + encoded_role + ".json";
 }
 
 void TufClient::forget(RoleName role) {
@@ -119,6 +127,7 @@ void TufClient::forget(RoleName role) {
 }
 
 Result<TargetsMetadata> TufClient::refresh(RepositoryFetcher& fetcher, UnixTime start_time) {
+  trusted_.delegated.clear();  // verified again against this refresh's snapshot when a lookup needs them
   if (auto status = update_root(fetcher, start_time); !status) return step_error("root", status.error());
   if (auto status = update_timestamp(fetcher, start_time); !status) return step_error("timestamp", status.error());
   if (auto status = update_snapshot(fetcher, start_time); !status) return step_error("snapshot", status.error());
@@ -149,7 +158,7 @@ Status TufClient::update_root(RepositoryFetcher& fetcher, UnixTime start_time) {
       return make_error(ErrorCode::verification, path + " says it is root version " + std::to_string(root->version) +
                                                      ", expected " + std::to_string(next));
     }
-    if (auto status = keep(RoleName::root, *bytes); !status) return status;
+    if (auto status = keep(metadata_file_name(RoleName::root), *bytes); !status) return status;
     // New timestamp or snapshot keys: forget their metadata, so a rollback
     // attack with compromised old keys cannot leave the device stuck (5.3.11).
     const bool timestamp_keys_changed = root->roles.at(RoleName::timestamp).keyids !=
@@ -188,15 +197,19 @@ Status TufClient::update_timestamp(RepositoryFetcher& fetcher, UnixTime start_ti
     }
   }
   if (auto status = check_expiry(timestamp->expires, start_time, path); !status) return status;
-  if (auto status = keep(RoleName::timestamp, *bytes); !status) return status;
+  if (auto status = keep(metadata_file_name(RoleName::timestamp), *bytes); !status) return status;
   trusted_.timestamp = std::move(timestamp).value();
   return ok_status();
 }
 
 Status TufClient::update_snapshot(RepositoryFetcher& fetcher, UnixTime start_time) {
-  const std::string path = "metadata/snapshot.json";
   const MetaFile& expected = trusted_.timestamp->snapshot;
-  if (trusted_.snapshot && kept_is_listed(RoleName::snapshot, expected, trusted_.snapshot->version)) {
+  const std::string path = metadata_path("snapshot", expected.version);
+  auto by_snapshot_keys = [&](const SignedMetadata& metadata) {
+    return verify_threshold(metadata, trusted_.root, RoleName::snapshot, path);
+  };
+  if (trusted_.snapshot && trusted_.snapshot->version == expected.version &&
+      kept_is_listed("snapshot.json", expected, by_snapshot_keys)) {
     return check_expiry(trusted_.snapshot->expires, start_time, path);  // unchanged: not downloaded again
   }
   auto file = fetch_listed(fetcher, path, expected, limits_.snapshot_bytes, trusted_.root, RoleName::snapshot);
@@ -221,19 +234,23 @@ Status TufClient::update_snapshot(RepositoryFetcher& fetcher, UnixTime start_tim
     }
   }
   if (auto status = check_expiry(snapshot->expires, start_time, path); !status) return status;
-  if (auto status = keep(RoleName::snapshot, file->bytes); !status) return status;
+  if (auto status = keep("snapshot.json", file->bytes); !status) return status;
   trusted_.snapshot = std::move(snapshot).value();
   return ok_status();
 }
 
 Status TufClient::update_targets(RepositoryFetcher& fetcher, UnixTime start_time) {
-  const std::string path = "metadata/targets.json";
   auto listed = trusted_.snapshot->meta.find("targets.json");
   if (listed == trusted_.snapshot->meta.end()) {
     return make_error(ErrorCode::verification, "the snapshot does not list targets.json");
   }
   const MetaFile& expected = listed->second;
-  if (trusted_.targets && kept_is_listed(RoleName::targets, expected, trusted_.targets->version)) {
+  const std::string path = metadata_path("targets", expected.version);
+  auto by_targets_keys = [&](const SignedMetadata& metadata) {
+    return verify_threshold(metadata, trusted_.root, RoleName::targets, path);
+  };
+  if (trusted_.targets && trusted_.targets->version == expected.version &&
+      kept_is_listed("targets.json", expected, by_targets_keys)) {
     return check_expiry(trusted_.targets->expires, start_time, path);  // unchanged: not downloaded again
   }
   auto file = fetch_listed(fetcher, path, expected, limits_.targets_bytes, trusted_.root, RoleName::targets);
@@ -245,14 +262,108 @@ Status TufClient::update_targets(RepositoryFetcher& fetcher, UnixTime start_time
                                                    ", the snapshot names version " + std::to_string(expected.version));
   }
   if (auto status = check_expiry(targets->expires, start_time, path); !status) return status;
-  if (auto status = keep(RoleName::targets, file->bytes); !status) return status;
+  if (auto status = keep("targets.json", file->bytes); !status) return status;
   trusted_.targets = std::move(targets).value();
   return ok_status();
 }
 
+Result<const TargetsMetadata*> TufClient::load_delegated(RepositoryFetcher& fetcher, const DelegatedRole& role,
+                                                        const Delegations& delegator, UnixTime start_time) {
+  if (auto found = trusted_.delegated.find(role.name); found != trusted_.delegated.end()) return &found->second;
+  const std::string printable = crypto::printable_text(role.name);
+  auto listed = trusted_.snapshot->meta.find(role.name + ".json");
+  if (listed == trusted_.snapshot->meta.end()) {
+    return make_error(ErrorCode::verification, "the snapshot does not list delegated role '" + printable + "'");
+  }
+  const MetaFile& expected = listed->second;
+  const std::string encoded = encode_role_name(role.name);
+  const std::string file_name = encoded + ".json";
+  const std::string path = metadata_path(encoded, expected.version);
+  auto by_delegated_keys = [&](const SignedMetadata& metadata) {
+    return verify_delegated_threshold(metadata, delegator, role, path);
+  };
+  // The kept copy, if it is the listed version; else a download.
+  if (kept_is_listed(file_name, expected, by_delegated_keys)) {
+    auto bytes = base::read_file(trust_dir_ / file_name, 64 << 20, *env_);
+    auto metadata = bytes ? parse_metadata_file(base::text_bytes(*bytes), file_name) : Result<SignedMetadata>(bytes.error());
+    auto targets = metadata ? parse_targets(metadata->signed_part, file_name) : Result<TargetsMetadata>(metadata.error());
+    if (targets && targets->version == expected.version) {
+      if (auto status = check_expiry(targets->expires, start_time, path); !status) return status.error();
+      return &trusted_.delegated.emplace(role.name, std::move(targets).value()).first->second;
+    }
+  }
+  auto bytes = fetcher.fetch(path, expected.length.value_or(limits_.targets_bytes));
+  if (!bytes) return bytes.error();
+  if (!expected.hashes.empty()) {
+    if (auto status = check_hashes(*bytes, expected.hashes, path); !status) return status.error();
+  }
+  auto metadata = parse_metadata_file(*bytes, path);
+  if (!metadata) return metadata.error();
+  if (auto status = by_delegated_keys(*metadata); !status) return status.error();
+  auto targets = parse_targets(metadata->signed_part, path);
+  if (!targets) return targets.error();
+  if (targets->version != expected.version) {
+    return make_error(ErrorCode::verification, path + " is version " + std::to_string(targets->version) +
+                                                   ", the snapshot names version " + std::to_string(expected.version));
+  }
+  if (auto status = check_expiry(targets->expires, start_time, path); !status) return status.error();
+  if (auto status = keep(file_name, *bytes); !status) return status.error();
+  return &trusted_.delegated.emplace(role.name, std::move(targets).value()).first->second;
+}
+
+Result<std::optional<FoundTarget>> TufClient::find_target(RepositoryFetcher& fetcher, const std::string& path,
+                                                          UnixTime start_time) {
+  if (!trusted_.targets) return make_error(ErrorCode::invalid_argument, "find_target before a refresh");
+  // (role, delegator) pairs; the top-level targets has none.
+  struct Visit {
+    std::string role;
+    std::string delegator;
+    const DelegatedRole* delegation = nullptr;
+    const Delegations* delegations = nullptr;
+  };
+  std::vector<Visit> to_visit{{"targets", "", nullptr, nullptr}};
+  std::set<std::pair<std::string, std::string>> visited;
+  int budget = limits_.max_delegations;
+  while (!to_visit.empty() && budget > 0) {
+    Visit visit = std::move(to_visit.back());
+    to_visit.pop_back();
+    if (visited.contains({visit.role, visit.delegator})) continue;
+    const TargetsMetadata* role_targets = &*trusted_.targets;
+    if (visit.delegation) {
+      auto loaded = load_delegated(fetcher, *visit.delegation, *visit.delegations, start_time);
+      if (!loaded) return step_error("delegated role '" + crypto::printable_text(visit.role) + "'", loaded.error());
+      role_targets = *loaded;
+    }
+    if (auto found = role_targets->targets.find(path); found != role_targets->targets.end()) {
+      return std::optional<FoundTarget>(FoundTarget{found->second, visit.role});
+    }
+    visited.insert({visit.role, visit.delegator});
+    --budget;
+    if (!role_targets->delegations) continue;
+    std::vector<Visit> children;
+    for (const DelegatedRole& child : role_targets->delegations->roles) {
+      if (!delegated_role_matches(child, path)) continue;
+      children.push_back(Visit{child.name, visit.role, &child, &*role_targets->delegations});
+      if (child.terminating) {
+        to_visit.clear();  // nothing outside this delegation is searched for the path
+        break;
+      }
+    }
+    to_visit.insert(to_visit.end(), children.rbegin(), children.rend());
+  }
+  return std::optional<FoundTarget>();
+}
+
 Result<std::vector<std::uint8_t>> TufClient::download_target(RepositoryFetcher& fetcher, const std::string& path,
                                                              const TargetFile& target) const {
-  auto bytes = fetcher.fetch("targets/" + path, target.length);
+  std::string file_path = path;
+  if (trusted_.root.consistent_snapshot && !target.hashes.empty()) {
+    // Spec 5.7.3: the first hash (in the sorted order metadata is written in) before the file name.
+    const auto slash = path.rfind('/');
+    const std::size_t name_start = slash == std::string::npos ? 0 : slash + 1;
+    file_path = path.substr(0, name_start) + target.hashes.begin()->second + "." + path.substr(name_start);
+  }
+  auto bytes = fetcher.fetch("targets/" + file_path, target.length);
   if (!bytes) return bytes.error();
   if (bytes->size() != target.length) {
     return make_error(ErrorCode::verification, "target " + path + " is " + std::to_string(bytes->size()) +

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <set>
@@ -133,6 +134,158 @@ std::string signed_bytes_or_throw(const json& signed_part) {
   return std::move(bytes).value();
 }
 
+// A "keys" object of root or of a delegation: each key parsed, and its id
+// checked to be the hash of the key object as stored (whichever optional
+// fields it has).
+Result<std::map<std::string, TufKey>> parse_keys(const json& keys, std::string_view source, const std::string& where) {
+  std::map<std::string, TufKey> out;
+  for (const auto& [id, key] : keys.items()) {
+    const std::string key_where = where + "." + id;
+    auto parsed = parse_tuf_key(key, std::string(source) + ": " + key_where);
+    if (!parsed) return parsed.error();
+    const std::string stored_id = crypto::to_hex(crypto::sha256(signed_bytes_or_throw(key)));
+    if (stored_id != id) return field_error(source, key_where, "is not the id of its key (" + stored_id + ")");
+    out[id] = std::move(parsed).value();
+  }
+  return out;
+}
+
+// "keyids" and "threshold" of a role, every key id one of `keys`, none twice.
+Result<RoleKeys> parse_role_keys(const json& role, std::string_view source, const std::string& where,
+                                 const std::map<std::string, TufKey>& keys) {
+  RoleKeys role_keys;
+  auto keyids = member(role, source, "keyids", json::value_t::array);
+  if (!keyids) return field_error(source, where + ".keyids", "is missing or not an array");
+  std::set<std::string> seen;
+  for (const auto& id : **keyids) {
+    if (!id.is_string()) return field_error(source, where + ".keyids", "must hold strings");
+    const std::string text = id.get<std::string>();
+    if (!keys.contains(text)) return field_error(source, where + ".keyids", "names key " + text + ", not in keys");
+    if (!seen.insert(text).second) return field_error(source, where + ".keyids", "names key " + text + " twice");
+    role_keys.keyids.push_back(text);
+  }
+  auto threshold = unsigned_member(role, source, "threshold");
+  if (!threshold) return field_error(source, where + ".threshold", "is missing or not a non-negative integer");
+  // A threshold above the role's keys is accepted (TUF 1.0 §5.3): only that role's metadata then fails.
+  if (*threshold < 1 || *threshold > 1'000'000) {
+    return field_error(source, where + ".threshold", "is " + std::to_string(*threshold) + ", must be at least 1");
+  }
+  role_keys.threshold = static_cast<std::uint32_t>(*threshold);
+  return role_keys;
+}
+
+Result<std::vector<std::string>> string_list(const json& object, std::string_view source, const std::string& name,
+                                             const std::string& where) {
+  auto list = member(object, source, name, json::value_t::array);
+  if (!list) return field_error(source, where + "." + name, "must be an array of strings");
+  std::vector<std::string> out;
+  for (const auto& entry : **list) {
+    if (!entry.is_string()) return field_error(source, where + "." + name, "must hold strings");
+    out.push_back(entry.get<std::string>());
+  }
+  return out;
+}
+
+constexpr std::size_t kMaxRoleNameBytes = 255;
+
+Result<Delegations> parse_delegations(const json& object, std::string_view source) {
+  if (!object.is_object()) return field_error(source, "delegations", "must be an object");
+  Delegations delegations;
+  auto keys = member(object, source, "keys", json::value_t::object);
+  if (!keys) return field_error(source, "delegations.keys", "is missing or not an object");
+  auto parsed_keys = parse_keys(**keys, source, "delegations.keys");
+  if (!parsed_keys) return parsed_keys.error();
+  delegations.keys = std::move(parsed_keys).value();
+  if (object.contains("succinct_roles")) {
+    return make_error(ErrorCode::unsupported, std::string(source) + ": delegations.succinct_roles (TAP 15) is not read by this build");
+  }
+  auto roles = member(object, source, "roles", json::value_t::array);
+  if (!roles) return field_error(source, "delegations.roles", "is missing or not an array");
+  std::set<std::string> names;
+  for (const auto& entry : **roles) {
+    const std::string where = "delegations.roles[" + std::to_string(delegations.roles.size()) + "]";
+    if (!entry.is_object()) return field_error(source, where, "must be an object");
+    DelegatedRole role;
+    auto name = string_member(entry, source, "name");
+    if (!name) return field_error(source, where + ".name", "is missing or not a string");
+    if (name->empty() || name->size() > kMaxRoleNameBytes) {
+      return field_error(source, where + ".name", "must be 1 to 255 bytes");
+    }
+    if (parse_role_name(*name)) return field_error(source, where + ".name", "'" + *name + "' is a top-level role's name");
+    if (!names.insert(*name).second) {
+      return field_error(source, where + ".name", "'" + crypto::printable_text(*name) + "' is delegated twice");
+    }
+    role.name = *name;
+    auto role_keys = parse_role_keys(entry, source, where, delegations.keys);
+    if (!role_keys) return role_keys.error();
+    role.keys = std::move(role_keys).value();
+    auto terminating = member(entry, source, "terminating", json::value_t::boolean);
+    if (!terminating) return field_error(source, where + ".terminating", "is missing or not a boolean");
+    role.terminating = (*terminating)->get<bool>();
+    const bool has_paths = entry.contains("paths");
+    const bool has_prefixes = entry.contains("path_hash_prefixes");
+    if (has_paths == has_prefixes) {
+      return field_error(source, where, "must have exactly one of paths and path_hash_prefixes");
+    }
+    if (has_paths) {
+      auto paths = string_list(entry, source, "paths", where);
+      if (!paths) return paths.error();
+      role.paths = std::move(paths).value();
+    } else {
+      auto prefixes = string_list(entry, source, "path_hash_prefixes", where);
+      if (!prefixes) return prefixes.error();
+      for (const auto& prefix : *prefixes) {
+        if (prefix.size() > 64 || prefix.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+          return field_error(source, where + ".path_hash_prefixes", "must hold hex prefixes of a SHA-256");
+        }
+      }
+      role.path_hash_prefixes = std::move(prefixes).value();
+    }
+    delegations.roles.push_back(std::move(role));
+  }
+  return delegations;
+}
+
+json delegations_json(const Delegations& delegations) {
+  json keys = json::object();
+  for (const auto& [id, key] : delegations.keys) keys[id] = key.object;
+  json roles = json::array();
+  for (const auto& role : delegations.roles) {
+    json entry{{"name", role.name},
+               {"keyids", role.keys.keyids},
+               {"threshold", role.keys.threshold},
+               {"terminating", role.terminating}};
+    if (role.path_hash_prefixes.empty()) {
+      entry["paths"] = role.paths;
+    } else {
+      entry["path_hash_prefixes"] = role.path_hash_prefixes;
+    }
+    roles.push_back(entry);
+  }
+  return json{{"keys", keys}, {"roles", roles}};
+}
+
+// fnmatch-style `*` and `?` within one segment.
+bool segment_matches(std::string_view pattern, std::string_view text) {
+  std::size_t p = 0, t = 0, star = std::string_view::npos, star_text = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
+      ++p;
+      ++t;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      star_text = t;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      t = ++star_text;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
 }  // namespace
 
 std::string_view role_name(RoleName role) {
@@ -252,40 +405,18 @@ Result<RootMetadata> parse_root(const json& signed_part, std::string_view source
   root.consistent_snapshot = (*consistent)->get<bool>();
   auto keys = member(signed_part, source, "keys", json::value_t::object);
   if (!keys) return keys.error();
-  for (const auto& [id, key] : (*keys)->items()) {
-    const std::string where = "keys." + id;
-    auto parsed = parse_tuf_key(key, std::string(source) + ": " + where);
-    if (!parsed) return parsed.error();
-    // The id is the hash of the key object as stored, whichever optional fields it has.
-    const std::string stored_id = crypto::to_hex(crypto::sha256(signed_bytes_or_throw(key)));
-    if (stored_id != id) return field_error(source, where, "is not the id of its key (" + stored_id + ")");
-    root.keys[id] = std::move(parsed).value();
-  }
+  auto parsed_keys = parse_keys(**keys, source, "keys");
+  if (!parsed_keys) return parsed_keys.error();
+  root.keys = std::move(parsed_keys).value();
   auto roles = member(signed_part, source, "roles", json::value_t::object);
   if (!roles) return roles.error();
   for (RoleName role : kAllRoles) {
     const std::string where = "roles." + std::string(role_name(role));
     auto found = (*roles)->find(std::string(role_name(role)));
     if (found == (*roles)->end() || !found->is_object()) return field_error(source, where, "is missing");
-    RoleKeys role_keys;
-    auto keyids = member(*found, source, "keyids", json::value_t::array);
-    if (!keyids) return field_error(source, where + ".keyids", "is missing or not an array");
-    std::set<std::string> seen;
-    for (const auto& id : **keyids) {
-      if (!id.is_string()) return field_error(source, where + ".keyids", "must hold strings");
-      const std::string text = id.get<std::string>();
-      if (!root.keys.contains(text)) return field_error(source, where + ".keyids", "names key " + text + ", not in keys");
-      if (!seen.insert(text).second) return field_error(source, where + ".keyids", "names key " + text + " twice");
-      role_keys.keyids.push_back(text);
-    }
-    auto threshold = unsigned_member(*found, source, "threshold");
-    if (!threshold) return field_error(source, where + ".threshold", "is missing or not a non-negative integer");
-    // A threshold above the role's keys is accepted (TUF 1.0 §5.3): only that role's metadata then fails.
-    if (*threshold < 1 || *threshold > 1'000'000) {
-      return field_error(source, where + ".threshold", "is " + std::to_string(*threshold) + ", must be at least 1");
-    }
-    role_keys.threshold = static_cast<std::uint32_t>(*threshold);
-    root.roles[role] = std::move(role_keys);
+    auto role_keys = parse_role_keys(*found, source, where, root.keys);
+    if (!role_keys) return role_keys.error();
+    root.roles[role] = std::move(role_keys).value();
   }
   return root;
 }
@@ -299,6 +430,7 @@ json to_json(const TargetsMetadata& targets) {
     files[path] = entry;
   }
   out["targets"] = files;
+  if (targets.delegations) out["delegations"] = delegations_json(*targets.delegations);
   return out;
 }
 
@@ -329,7 +461,53 @@ Result<TargetsMetadata> parse_targets(const json& signed_part, std::string_view 
     }
     targets.targets[path] = std::move(file);
   }
+  if (signed_part.contains("delegations")) {
+    auto delegations = parse_delegations(signed_part["delegations"], source);
+    if (!delegations) return delegations.error();
+    targets.delegations = std::move(delegations).value();
+  }
   return targets;
+}
+
+bool path_pattern_matches(std::string_view pattern, std::string_view path) {
+  while (true) {
+    const auto pattern_end = pattern.find('/');
+    const auto path_end = path.find('/');
+    if ((pattern_end == std::string_view::npos) != (path_end == std::string_view::npos)) return false;
+    if (!segment_matches(pattern.substr(0, pattern_end), path.substr(0, path_end))) return false;
+    if (pattern_end == std::string_view::npos) return true;
+    pattern.remove_prefix(pattern_end + 1);
+    path.remove_prefix(path_end + 1);
+  }
+}
+
+bool delegated_role_matches(const DelegatedRole& role, std::string_view target_path) {
+  for (const auto& pattern : role.paths) {
+    if (path_pattern_matches(pattern, target_path)) return true;
+  }
+  if (role.path_hash_prefixes.empty()) return false;
+  const std::string hash = crypto::to_hex(crypto::sha256(
+      std::span(reinterpret_cast<const std::uint8_t*>(target_path.data()), target_path.size())));
+  for (std::string prefix : role.path_hash_prefixes) {
+    std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (hash.starts_with(prefix)) return true;
+  }
+  return false;
+}
+
+std::string encode_role_name(std::string_view name) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : name) {
+    if (std::isalnum(c) || c == '_' || c == '.' || c == '-' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
 }
 
 json to_json(const SnapshotMetadata& snapshot) {
@@ -426,20 +604,26 @@ Status add_signature(SignedMetadata& metadata, const crypto::IdentityKeyPair& ke
   return ok_status();
 }
 
-std::size_t count_valid_signatures(const SignedMetadata& metadata, const RootMetadata& root, RoleName role) {
-  auto role_keys = root.roles.find(role);
+std::size_t count_valid_signatures(const SignedMetadata& metadata, const std::map<std::string, TufKey>& keys,
+                                   const RoleKeys& role) {
   auto bytes = canonical_json(metadata.signed_part);
-  if (role_keys == root.roles.end() || !bytes) return 0;
+  if (!bytes) return 0;
   const std::span message(reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size());
   std::set<std::string> counted;
   for (const auto& signature : metadata.signatures) {
-    const auto& ids = role_keys->second.keyids;
+    const auto& ids = role.keyids;
     if (counted.contains(signature.keyid) || std::find(ids.begin(), ids.end(), signature.keyid) == ids.end()) continue;
-    auto key = root.keys.find(signature.keyid);
-    if (key == root.keys.end()) continue;
+    auto key = keys.find(signature.keyid);
+    if (key == keys.end()) continue;
     if (verify_tuf_signature(key->second, message, signature.sig)) counted.insert(signature.keyid);
   }
   return counted.size();
+}
+
+std::size_t count_valid_signatures(const SignedMetadata& metadata, const RootMetadata& root, RoleName role) {
+  auto role_keys = root.roles.find(role);
+  if (role_keys == root.roles.end()) return 0;
+  return count_valid_signatures(metadata, root.keys, role_keys->second);
 }
 
 Status verify_threshold(const SignedMetadata& metadata, const RootMetadata& root, RoleName role,
@@ -451,6 +635,18 @@ Status verify_threshold(const SignedMetadata& metadata, const RootMetadata& root
                       std::string(source) + ": " + std::to_string(valid) + " valid signature(s) from " +
                           std::string(role_name(role)) + " keys of root version " + std::to_string(root.version) +
                           ", the threshold is " + std::to_string(threshold));
+  }
+  return ok_status();
+}
+
+Status verify_delegated_threshold(const SignedMetadata& metadata, const Delegations& delegations,
+                                  const DelegatedRole& role, std::string_view source) {
+  const std::size_t valid = count_valid_signatures(metadata, delegations.keys, role.keys);
+  if (valid < role.keys.threshold) {
+    return make_error(ErrorCode::verification, std::string(source) + ": " + std::to_string(valid) +
+                                                   " valid signature(s) from the keys delegated to role '" +
+                                                   role.name + "', the threshold is " +
+                                                   std::to_string(role.keys.threshold));
   }
   return ok_status();
 }

@@ -79,11 +79,41 @@ struct TargetFile {
   nlohmann::json custom = nlohmann::json::object();
 };
 
+// A targets role that trusts another with some of its target paths
+// (spec §5.6.7): the delegated role's metadata must meet `keys`' threshold
+// among the delegation's keys. Exactly one of `paths` (patterns in which
+// `*` and `?` match within one path segment) and `path_hash_prefixes`
+// (of the hex SHA-256 of the target path) says which paths it may sign.
+struct DelegatedRole {
+  std::string name;
+  RoleKeys keys;
+  bool terminating = false;
+  std::vector<std::string> paths;
+  std::vector<std::string> path_hash_prefixes;
+};
+
+struct Delegations {
+  std::map<std::string, TufKey> keys;  // by key id
+  std::vector<DelegatedRole> roles;    // in the order they are searched
+};
+
 struct TargetsMetadata {
   std::uint64_t version = 1;
   UnixTime expires = 0;
   std::map<std::string, TargetFile> targets;  // by target path
+  std::optional<Delegations> delegations;
 };
+
+// Whether `pattern` matches `path` segment by segment: both have the same
+// number of '/'-separated segments, and in each `*` matches any run of
+// characters and `?` any one character.
+bool path_pattern_matches(std::string_view pattern, std::string_view path);
+// Whether `role` may sign `target_path`.
+bool delegated_role_matches(const DelegatedRole& role, std::string_view target_path);
+// A role name as it appears in file names and URLs ("<name>.json"): every
+// byte outside [A-Za-z0-9_.~-] is percent-encoded, as python-tuf does, so
+// "a/b" becomes "a%2Fb" and no name can leave its directory.
+std::string encode_role_name(std::string_view name);
 
 // What snapshot and timestamp say about another metadata file.
 struct MetaFile {
@@ -137,9 +167,14 @@ Status add_signature(SignedMetadata& metadata, const crypto::IdentityKeyPair& ke
 // How many distinct keys of `role` in `root` signed `metadata` validly. A
 // key that signed twice counts once; signatures by other keys are ignored.
 std::size_t count_valid_signatures(const SignedMetadata& metadata, const RootMetadata& root, RoleName role);
+std::size_t count_valid_signatures(const SignedMetadata& metadata, const std::map<std::string, TufKey>& keys,
+                                   const RoleKeys& role);
 // Fails, naming the role, the count and the threshold, unless the
 // threshold of `role` in `root` is met.
 Status verify_threshold(const SignedMetadata& metadata, const RootMetadata& root, RoleName role,
                         std::string_view source);
+// The same for a delegated role, against the delegation in its delegator.
+Status verify_delegated_threshold(const SignedMetadata& metadata, const Delegations& delegations,
+                                  const DelegatedRole& role, std::string_view source);
 
 }  // namespace shoal::updater
