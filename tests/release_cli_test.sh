@@ -125,7 +125,38 @@ expect "docs/notes.txt: downloaded" "$tuf" --metadata-dir tuf --metadata-url rel
 cmp got/docs%2Fnotes.txt notes.txt || fail "shoal-tuf downloaded something else"
 grep -q '"version": 2' tuf/root.json || fail "shoal-tuf did not follow the root rotation"
 
+# A staged rollout through the online rollout role: the canary group first,
+# then the rest; devices outside the stage stay; a halt rolls the canary back.
+"$keys" generate --role release --out keys/rollout.key >/dev/null
+"$keys" generate --role device --out keys/canary.key >/dev/null
+expect "staged delegation" "$release" delegate "${repo[@]}" --role rollout --key keys/rollout.pub \
+  --paths 'rollout/*' --terminating
+"$release" sign "${repo[@]}" --role rollout --key keys/rollout.key >/dev/null
+"$agent" train --model mlp --weights v2.weights --synthetic 200 --epochs 1 --seed 3 --device cpu --out v3.weights >/dev/null
+"$release" add "${repo[@]}" --model mlp --weights v3.weights >/dev/null
+"$release" sign "${repo[@]}" --role targets --key keys/targets.key >/dev/null
+"$release" publish "${repo[@]}" "${publish[@]}" >/dev/null
+echo "$(sed -n 's/^public //p' keys/canary.pub) lab-phone group=canary" >enrolled.txt
+grep -q "^ed25519:" enrolled.txt || fail "no device key in keys/canary.pub: $(cat keys/canary.pub)"
+online=(--rollout-key keys/rollout.key "${publish[@]}")
+expect_error "not one of the keys targets delegates role 'rollout' to" "$release" rollout "${repo[@]}" start mlp 3 \
+  --stages canary,100 --enrolment enrolled.txt --rollout-key keys/online.key "${publish[@]}"
+expect_error "give the enrolment list" "$release" rollout "${repo[@]}" start mlp 3 --stages canary,100 "${online[@]}"
+expect "> stage 1: group canary (1 devices)" "$release" rollout "${repo[@]}" start mlp 3 --stages canary,100 \
+  --soak 1h --enrolment enrolled.txt "${online[@]}"
+cp -r device canary
+canary=(--model mlp --device cpu --state-dir canary --repository releases --device-key keys/canary.pub)
+expect "installed mlp version 3" "$agent" update "${canary[@]}"
+expect "the newest release's rollout has not reached this device" "$agent" update "${device[@]}"
+expect_error "s of its 3600 s soak" "$release" rollout "${repo[@]}" advance mlp "${online[@]}"
+expect "halted (canary inference errors)" "$release" rollout "${repo[@]}" halt mlp --reason "canary inference errors" \
+  "${online[@]}"
+expect "halted (canary inference errors)" "$release" rollout "${repo[@]}" status mlp
+expect "rolled back from version 3, whose rollout was halted; version 2 is active" "$agent" update \
+  "${canary[@]}"
+expect "0 problem(s)" "$release" verify "${repo[@]}"
+
 # TUF tooling reads the repository: securesystemslib agrees on canonical JSON, key ids and signatures.
 "$interop" releases >out 2>err || fail "interop check: $(cat err)"
-grep -q "and 1 delegated role(s)" out || fail "interop check did not see the delegated role: $(cat out)"
+grep -q "and 2 delegated role(s)" out || fail "interop check did not see the delegated role: $(cat out)"
 echo "release CLI: all checks passed"

@@ -1,5 +1,6 @@
 #include "shoal/client/configured_device.h"
 
+#include "shoal/crypto/encoding.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/inference/device.h"
 
@@ -16,6 +17,13 @@ Result<std::optional<AggregatorLink>> release_link(const AgentConfig& config) {
   auto server = crypto::load_public_key(config.server_public_key, crypto::KeyRole::server);
   if (!server) return server.error();
   return std::optional(AggregatorLink{key->keys, server->identity, config.endpoint});
+}
+
+Result<std::string> device_key_hex(const AgentConfig& config) {
+  if (config.key.empty()) return std::string();
+  auto key = crypto::load_identity_key(config.key, crypto::KeyRole::device);
+  if (!key) return key.error();
+  return crypto::to_hex(key->keys.public_identity().ed25519());
 }
 
 Result<std::optional<ReleaseUpdateOptions>> scheduled_releases(const AgentConfig& config,
@@ -39,6 +47,9 @@ Result<std::optional<ReleaseUpdateOptions>> scheduled_releases(const AgentConfig
     return inference::Model::open(model, 0);  // a fresh model is on the CPU
   };
   options.after_step = std::move(after_step);
+  auto key = device_key_hex(config);
+  if (!key) return key.error();
+  options.device_key_hex = std::move(key).value();
   return std::optional(std::move(options));
 }
 

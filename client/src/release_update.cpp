@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "shoal/base/durable_file.h"
+#include "shoal/crypto/encoding.h"
 #include "shoal/client/aggregator_fetcher.h"
 #include "shoal/inference/prediction_session.h"
 #include "shoal/updater/http_fetcher.h"
@@ -111,6 +112,10 @@ Result<updater::InstallOutcome> update_from_release(const ReleaseUpdateOptions& 
   install.model = options.release_model;
   install.start_time = start_time;
   install.after_step = options.after_step;
+  install.device_key_hex = options.device_key_hex;
+  if (install.device_key_hex.empty() && options.aggregator) {
+    install.device_key_hex = crypto::to_hex(options.aggregator->device.public_identity().ed25519());
+  }
   install.smoke_test = [&](const weights::Weights& weights) -> Status {
     auto model = options.make_model();
     if (!model) return model.error();
@@ -154,6 +159,14 @@ std::string describe_install(const updater::InstallOutcome& outcome) {
   if (outcome.held_back) {
     return "version " + std::to_string(outcome.version) +
            " stays active: the newest release is one this device rolled back from";
+  }
+  if (outcome.halted_rollback) {
+    return "rolled back from version " + std::to_string(*outcome.halted_rollback) +
+           ", whose rollout was halted; version " + std::to_string(outcome.version) + " is active";
+  }
+  if (!outcome.installed && outcome.outside_rollout) {
+    return "version " + std::to_string(outcome.version) +
+           " stays active: the newest release's rollout has not reached this device";
   }
   if (!outcome.installed) return "up to date: version " + std::to_string(outcome.version) + " is active";
   std::string text = "installed " + outcome.file->describe() + "; version " + std::to_string(outcome.version) + " is active";

@@ -35,6 +35,8 @@
 #include "shoal/client/dataset.h"
 #include "shoal/client/release_update.h"
 #include "shoal/client/trainer.h"
+#include "shoal/crypto/encoding.h"
+#include "shoal/crypto/key_file.h"
 #include "shoal/inference/prediction_session.h"
 #include "shoal/weights/weights_file.h"
 
@@ -125,15 +127,19 @@ struct ReleaseOptions {
   std::string targets_url;  // where targets/ is served from; empty: the repository
   std::string release_model;  // empty: the --model name
   std::optional<client::AggregatorLink> aggregator;
+  fs::path device_key;          // public key file: places the device in rollout stages
+  std::string device_key_hex;   // from the config's agent.key
 };
 
 // The release settings of an agent config; its keys reach the aggregator's repository.
 Result<ReleaseOptions> release_options(const client::AgentConfig& config) {
   auto link = client::release_link(config);
   if (!link) return link.error();
+  auto key = client::device_key_hex(config);
+  if (!key) return key.error();
   return ReleaseOptions{config.state_dir,           config.release.repository, config.release.trusted_root,
                         config.release.ca_file,     config.release.targets_url, config.release.model,
-                        std::move(link).value()};
+                        std::move(link).value(),    {},                         std::move(key).value()};
 }
 
 // SHOAL_CRASH_AFTER_STEP names an install step ("stage", ...) after which the
@@ -157,6 +163,7 @@ client::ReleaseUpdateOptions update_options(const CommonOptions& common, const R
   options.release_model = release.release_model.empty() ? fs::path(common.model).stem().string() : release.release_model;
   options.make_model = [common]() { return open_model(common, std::nullopt); };
   options.after_step = crash_hook();
+  options.device_key_hex = release.device_key_hex;
   return options;
 }
 
@@ -173,7 +180,13 @@ int update(CommonOptions common, ReleaseOptions release, const fs::path& config_
     if (release.targets_url.empty()) release.targets_url = configured->targets_url;
     if (release.release_model.empty()) release.release_model = configured->release_model;
     release.aggregator = configured->aggregator;
+    release.device_key_hex = configured->device_key_hex;
     common.model = config->model;
+  }
+  if (!release.device_key.empty()) {
+    auto key = crypto::load_public_key(release.device_key, crypto::KeyRole::device);
+    if (!key) return fail(key.error());
+    release.device_key_hex = crypto::to_hex(key->identity.ed25519());
   }
   if (release.state_dir.empty() || release.repository.empty()) {
     return fail(make_error(ErrorCode::invalid_argument, "update needs --state-dir and --repository, or --config"));
@@ -425,6 +438,9 @@ int main(int argc, char** argv) {
                              "where the repository's targets/ is served from, if elsewhere (a URL or directory)");
   update_command->add_option("--release-model", release.release_model,
                              "the model's name in the repository (default: --model)");
+  update_command->add_option("--device-key", release.device_key,
+                             "the device's public key file, which places it in staged rollouts")
+      ->check(CLI::ExistingFile);
 
   fs::path rollback_state_dir;
   auto* rollback_command = app.add_subcommand("rollback", "make the previous release model active again");

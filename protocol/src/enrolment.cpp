@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "shoal/base/durable_file.h"
+#include "shoal/crypto/encoding.h"
 #include "shoal/crypto/key_file.h"
 
 namespace shoal::protocol {
@@ -53,10 +54,30 @@ Result<EnrolmentList> EnrolmentList::parse(std::string_view text, std::string_vi
     const std::string where = "enrolment list '" + std::string(source) + "' line " + std::to_string(line_number);
     const auto space = line.find_first_of(" \t");
     const std::string_view key_text = line.substr(0, space);
-    const std::string_view name = space == std::string_view::npos ? std::string_view{} : trim(line.substr(space));
+    std::string_view rest = space == std::string_view::npos ? std::string_view{} : trim(line.substr(space));
     auto identity = crypto::parse_ed25519_public(key_text, where);
     if (!identity) return identity.error();
-    if (auto status = list.add({*identity, std::string(name)}, where); !status) return status.error();
+    EnrolledDevice device{*identity, {}, {}};
+    while (!rest.empty()) {  // words: group=NAME, the others the device's name
+      const auto word_end = std::min(rest.find_first_of(" \t"), rest.size());
+      const std::string_view word = rest.substr(0, word_end);
+      rest = trim(rest.substr(word_end));
+      if (word.starts_with("group=")) {
+        const std::string_view group = word.substr(6);
+        const bool valid = !group.empty() && group.size() <= 64 && std::all_of(group.begin(), group.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        });
+        if (!valid) {
+          return make_error(ErrorCode::corrupt, where + ": group '" + crypto::printable_text(group) +
+                                                    "' must be 1 to 64 of a-z, 0-9, '-' and '_'");
+        }
+        device.groups.emplace_back(group);
+      } else {
+        if (!device.name.empty()) device.name += ' ';
+        device.name += word;
+      }
+    }
+    if (auto status = list.add(std::move(device), where); !status) return status.error();
   }
   return list;
 }
@@ -76,11 +97,21 @@ Result<EnrolmentList> EnrolmentList::load(const std::filesystem::path& source) {
   for (const auto& file : files) {
     auto key = crypto::load_public_key(file, crypto::KeyRole::device);
     if (!key) return make_error(key.error().code, "enrolment directory: " + key.error().message);
-    if (auto status = list.add({key->identity, file.stem().string()}, "'" + file.string() + "'"); !status) {
+    if (auto status = list.add({key->identity, file.stem().string(), {}}, "'" + file.string() + "'"); !status) {
       return status.error();
     }
   }
   return list;
+}
+
+std::vector<crypto::PublicIdentity> EnrolmentList::members(std::string_view group) const {
+  std::vector<crypto::PublicIdentity> out;
+  for (const auto& [key, device] : devices_) {
+    if (std::find(device.groups.begin(), device.groups.end(), group) != device.groups.end()) {
+      out.push_back(device.identity);
+    }
+  }
+  return out;
 }
 
 const EnrolledDevice* EnrolmentList::find(const crypto::Curve25519PublicKey& key) const {

@@ -26,6 +26,27 @@ TEST_CASE("a list file admits exactly its keys, by their Curve25519 form") {
   CHECK(list->find(stranger.curve25519()) == nullptr);
 }
 
+TEST_CASE("group=NAME words put a device in groups; the other words are its name") {
+  const auto a = crypto::IdentityKeyPair::generate().public_identity();
+  const auto b = crypto::IdentityKeyPair::generate().public_identity();
+  const auto c = crypto::IdentityKeyPair::generate().public_identity();
+  const std::string text = crypto::format_ed25519_public(a.ed25519()) + " lab phone group=canary group=eu\n" +
+                           crypto::format_ed25519_public(b.ed25519()) + " group=eu\n" +
+                           crypto::format_ed25519_public(c.ed25519()) + " laptop\n";
+  auto list = EnrolmentList::parse(text, "devices.txt");
+  REQUIRE(list);
+  CHECK(list->find(a.curve25519())->name == "lab phone");
+  CHECK(list->find(a.curve25519())->groups == std::vector<std::string>{"canary", "eu"});
+  CHECK(list->find(b.curve25519())->name.empty());
+  REQUIRE(list->members("canary").size() == 1);
+  CHECK(list->members("canary")[0].ed25519() == a.ed25519());
+  CHECK(list->members("eu").size() == 2);
+  CHECK(list->members("laptop").empty());
+  auto bad = EnrolmentList::parse(crypto::format_ed25519_public(a.ed25519()) + " group=Bad!\n", "devices.txt");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message.find("'devices.txt' line 1: group 'Bad!'") != std::string::npos);
+}
+
 TEST_CASE("a bad list line is an error naming the file and the line") {
   const auto a = crypto::IdentityKeyPair::generate().public_identity();
   const std::string good = crypto::format_ed25519_public(a.ed25519());

@@ -1,9 +1,11 @@
 #include "shoal/updater/release_installer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "shoal/crypto/encoding.h"
 #include "shoal/updater/delta_codec.h"
+#include "shoal/updater/rollout.h"
 #include "shoal/weights/weights_file.h"
 
 namespace shoal::updater {
@@ -42,6 +44,27 @@ Result<ReleaseFile> choose_file(const std::vector<ReleaseFile>& files, std::uint
                                               " has no full file and no delta from the active model");
 }
 
+// The model's rollout, if the repository signs one through its delegations.
+Result<std::optional<Rollout>> read_rollout(RepositoryFetcher& fetcher, TufClient& client, const std::string& model,
+                                            UnixTime start_time) {
+  const std::string path = rollout_target_path(model);
+  auto found = client.find_target(fetcher, path, start_time);
+  if (!found) return found.error();
+  if (!*found) return std::optional<Rollout>();
+  if ((*found)->file.length > kRolloutBytesLimit) {
+    return make_error(ErrorCode::verification, path + " is longer than a rollout may be");
+  }
+  auto bytes = client.download_target(fetcher, path, (*found)->file);
+  if (!bytes) return bytes.error();
+  auto rollout = parse_rollout(*bytes, path);
+  if (!rollout) return rollout.error();
+  if (rollout->model != model) {
+    return make_error(ErrorCode::verification, path + " is the rollout of model '" +
+                                                   crypto::printable_text(rollout->model) + "'");
+  }
+  return std::optional<Rollout>(std::move(rollout).value());
+}
+
 }  // namespace
 
 std::string_view step_name(InstallStep step) {
@@ -72,11 +95,37 @@ Result<InstallOutcome> install_latest_release(RepositoryFetcher& fetcher, TufCli
     return at_step(InstallStep::choose_file,
                    make_error(ErrorCode::not_found, "the repository has no release of model '" + options.model + "'"));
   }
+  auto rollout = read_rollout(fetcher, client, options.model, options.start_time);
+  if (!rollout) return at_step(InstallStep::choose_file, rollout.error());
   auto active = store.load_active();
   if (!active) return at_step(InstallStep::choose_file, active.error());
   InstallOutcome outcome;
   if (*active) outcome.previous_version = (*active)->version();
-  const std::uint64_t newest = files->front().version;
+  if (*rollout && (*rollout)->state == RolloutState::halted && *active &&
+      (*active)->version() == (*rollout)->version) {
+    if (!store.previous()) {
+      return at_step(InstallStep::switch_active,
+                     make_error(ErrorCode::invalid_argument,
+                                "the rollout of version " + std::to_string((*rollout)->version) +
+                                    " was halted, and this device has no previous model to roll back to"));
+    }
+    if (auto status = store.rollback(); !status) return at_step(InstallStep::switch_active, status.error());
+    auto restored = store.load_active();
+    if (!restored) return at_step(InstallStep::switch_active, restored.error());
+    outcome.halted_rollback = (*rollout)->version;
+    outcome.version = *restored ? (*restored)->version() : 0;
+    return outcome;
+  }
+  // The newest version this device may take: a rollout that has not reached it holds its version back.
+  auto allowed = std::find_if(files->begin(), files->end(), [&](const ReleaseFile& file) {
+    return !*rollout || file.version != (*rollout)->version || rollout_admits(**rollout, options.device_key_hex);
+  });
+  outcome.outside_rollout = allowed != files->begin();
+  if (allowed == files->end()) {
+    outcome.version = *active ? (*active)->version() : 0;
+    return outcome;
+  }
+  const std::uint64_t newest = allowed->version;
   if (*active && (*active)->version() >= newest) {
     // Up to date, or ahead after a newer install: never go backwards.
     outcome.version = (*active)->version();

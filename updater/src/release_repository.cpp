@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
-#include <tuple>
 
 #include "shoal/base/byte_io.h"
 #include "shoal/base/durable_file.h"
@@ -510,65 +509,48 @@ Status ReleaseRepository::sign(RoleName role, const crypto::IdentityKeyPair& key
   return make_error(ErrorCode::invalid_argument, "snapshot and timestamp are signed by publish, with the online keys");
 }
 
-Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
-                                  const crypto::IdentityKeyPair& timestamp_key, UnixTime now) {
-  // The root: its own threshold, and the previous root's for a rotation.
-  if (auto status = verify_threshold(staged_root_file_, staged_root_, RoleName::root, "staged root"); !status) {
-    return status;
+namespace {
+
+Status check_online_keys(const RootMetadata& root, const crypto::IdentityKeyPair& snapshot_key,
+                         const crypto::IdentityKeyPair& timestamp_key) {
+  for (const auto& [role, key] : {std::pair{RoleName::snapshot, &snapshot_key}, {RoleName::timestamp, &timestamp_key}}) {
+    const auto& ids = root.roles.at(role).keyids;
+    if (std::find(ids.begin(), ids.end(), key_id(key->public_identity().ed25519())) == ids.end()) {
+      return make_error(ErrorCode::permission, "the " + std::string(role_name(role)) +
+                                                   " key given is not one of root version " +
+                                                   std::to_string(root.version) + "'s " +
+                                                   std::string(role_name(role)) + " keys");
+    }
   }
-  auto previous = previous_root();
-  if (!previous) return previous.error();
-  if (*previous) {
-    if (auto status = verify_threshold(staged_root_file_, **previous, RoleName::root,
-                                       "staged root (signatures of the previous root's keys)");
+  return ok_status();
+}
+
+}  // namespace
+
+Status ReleaseRepository::write_targets_role(const std::string& role, const TargetsMetadata& targets,
+                                             const std::string& text, bool consistent,
+                                             std::map<std::string, MetaFile>& listed) {
+  const fs::path metadata = metadata_dir(dir_);
+  const std::string encoded = encode_role_name(role);
+  if (consistent) {
+    for (const auto& [path, target] : targets.targets) {
+      if (auto status = link_by_hash(targets_dir(dir_), path, target); !status) return status;
+    }
+    if (auto status = base::write_file_durably(metadata / (std::to_string(targets.version) + "." + encoded + ".json"),
+                                               text);
         !status) {
       return status;
     }
   }
-  if (auto status = verify_threshold(staged_targets_file_, staged_root_, RoleName::targets, "staged targets");
-      !status) {
-    return status;
-  }
-  if (auto status = verify_delegated(); !status) return status;
-  for (const auto& [role, key] : {std::pair{RoleName::snapshot, &snapshot_key}, {RoleName::timestamp, &timestamp_key}}) {
-    const auto& ids = staged_root_.roles.at(role).keyids;
-    if (std::find(ids.begin(), ids.end(), key_id(key->public_identity().ed25519())) == ids.end()) {
-      return make_error(ErrorCode::permission, "the " + std::string(role_name(role)) + " key given is not one of root version " +
-                                                   std::to_string(staged_root_.version) + "'s " +
-                                                   std::string(role_name(role)) + " keys");
-    }
-  }
-  const std::string root_text = format_metadata_file(staged_root_file_);
-  const std::string targets_text = format_metadata_file(staged_targets_file_);
-  const fs::path metadata = metadata_dir(dir_);
-  if (auto status = base::write_file_durably(metadata / (std::to_string(staged_root_.version) + ".root.json"),
-                                               root_text);
-      !status) {
-    return status;
-  }
-  if (auto status = base::write_file_durably(metadata / "root.json", root_text); !status) return status;
-  // Every targets role's file, as the snapshot will list it.
-  std::vector<std::tuple<std::string, const TargetsMetadata*, std::string>> roles{
-      {"targets", &staged_targets_, targets_text}};
-  for (const auto& [name, targets] : staged_delegated_) {
-    roles.emplace_back(name, &targets, format_metadata_file(staged_delegated_files_.at(name)));
-  }
-  const bool consistent = staged_root_.consistent_snapshot;
-  for (const auto& [name, targets, text] : roles) {
-    const std::string encoded = encode_role_name(name);
-    if (consistent) {
-      for (const auto& [path, target] : targets->targets) {
-        if (auto status = link_by_hash(targets_dir(dir_), path, target); !status) return status;
-      }
-      if (auto status = base::write_file_durably(
-              metadata / (std::to_string(targets->version) + "." + encoded + ".json"), text);
-          !status) {
-        return status;
-      }
-    }
-    if (auto status = base::write_file_durably(metadata / (encoded + ".json"), text); !status) return status;
-  }
+  if (auto status = base::write_file_durably(metadata / (encoded + ".json"), text); !status) return status;
+  listed[role + ".json"] = MetaFile{targets.version, text.size(), file_hashes(base::text_bytes(text))};
+  return ok_status();
+}
 
+Status ReleaseRepository::write_snapshot_and_timestamp(const std::map<std::string, MetaFile>& listed, bool consistent,
+                                                       const crypto::IdentityKeyPair& snapshot_key,
+                                                       const crypto::IdentityKeyPair& timestamp_key, UnixTime now) {
+  const fs::path metadata = metadata_dir(dir_);
   // Snapshot and timestamp: each one version on from the published one.
   auto next_version = [&](RoleName role) -> Result<std::uint64_t> {
     auto file = read_optional_metadata(metadata / metadata_file_name(role));
@@ -589,15 +571,13 @@ Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
   auto published_snapshot = read_optional_role<SnapshotMetadata>(metadata / "snapshot.json", parse_snapshot);
   if (!published_snapshot) return published_snapshot.error();
   if (*published_snapshot) snapshot.meta = (*published_snapshot)->meta;
-  for (const auto& [name, targets, text] : roles) {
-    snapshot.meta[name + ".json"] = MetaFile{targets->version, text.size(), file_hashes(base::text_bytes(text))};
-  }
+  for (const auto& [name, file] : listed) snapshot.meta[name] = file;
   SignedMetadata snapshot_file{to_json(snapshot), {}};
   if (auto status = add_signature(snapshot_file, snapshot_key); !status) return status;
   const std::string snapshot_text = format_metadata_file(snapshot_file);
   if (consistent) {
     if (auto status = base::write_file_durably(metadata / (std::to_string(snapshot.version) + ".snapshot.json"),
-                                                 snapshot_text);
+                                               snapshot_text);
         !status) {
       return status;
     }
@@ -613,6 +593,92 @@ Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
   SignedMetadata timestamp_file{to_json(timestamp), {}};
   if (auto status = add_signature(timestamp_file, timestamp_key); !status) return status;
   return base::write_file_durably(metadata / "timestamp.json", format_metadata_file(timestamp_file));
+}
+
+Status ReleaseRepository::publish(const crypto::IdentityKeyPair& snapshot_key,
+                                  const crypto::IdentityKeyPair& timestamp_key, UnixTime now) {
+  // The root: its own threshold, and the previous root's for a rotation.
+  if (auto status = verify_threshold(staged_root_file_, staged_root_, RoleName::root, "staged root"); !status) {
+    return status;
+  }
+  auto previous = previous_root();
+  if (!previous) return previous.error();
+  if (*previous) {
+    if (auto status = verify_threshold(staged_root_file_, **previous, RoleName::root,
+                                       "staged root (signatures of the previous root's keys)");
+        !status) {
+      return status;
+    }
+  }
+  if (auto status = verify_threshold(staged_targets_file_, staged_root_, RoleName::targets, "staged targets");
+      !status) {
+    return status;
+  }
+  if (auto status = verify_delegated(); !status) return status;
+  if (auto status = check_online_keys(staged_root_, snapshot_key, timestamp_key); !status) return status;
+  const std::string root_text = format_metadata_file(staged_root_file_);
+  const fs::path metadata = metadata_dir(dir_);
+  if (auto status = base::write_file_durably(metadata / (std::to_string(staged_root_.version) + ".root.json"),
+                                             root_text);
+      !status) {
+    return status;
+  }
+  if (auto status = base::write_file_durably(metadata / "root.json", root_text); !status) return status;
+  // Every targets role's files, then the snapshot that lists them, then the timestamp.
+  const bool consistent = staged_root_.consistent_snapshot;
+  std::map<std::string, MetaFile> listed;
+  if (auto status = write_targets_role("targets", staged_targets_, format_metadata_file(staged_targets_file_),
+                                       consistent, listed);
+      !status) {
+    return status;
+  }
+  for (const auto& [name, targets] : staged_delegated_) {
+    if (auto status = write_targets_role(name, targets, format_metadata_file(staged_delegated_files_.at(name)),
+                                         consistent, listed);
+        !status) {
+      return status;
+    }
+  }
+  return write_snapshot_and_timestamp(listed, consistent, snapshot_key, timestamp_key, now);
+}
+
+Status ReleaseRepository::publish_delegated(const std::string& role, const crypto::IdentityKeyPair& snapshot_key,
+                                            const crypto::IdentityKeyPair& timestamp_key, UnixTime now) {
+  auto root = published_root();
+  if (!root) return root.error();
+  if (!*root) return make_error(ErrorCode::invalid_argument, "publish the repository once before its roles alone");
+  auto delegation = delegation_of(role);
+  if (!delegation) {
+    return make_error(ErrorCode::not_found, "no role '" + crypto::printable_text(role) + "' is delegated");
+  }
+  // Checked against the delegation devices have, the published one.
+  const fs::path delegator_path = metadata_dir(dir_) / (encode_role_name(delegation->first) + ".json");
+  auto delegator = read_optional_role<TargetsMetadata>(delegator_path, parse_targets);
+  if (!delegator) return delegator.error();
+  const DelegatedRole* published_role = nullptr;
+  if (*delegator && (*delegator)->delegations) {
+    for (const auto& candidate : (*delegator)->delegations->roles) {
+      if (candidate.name == role) published_role = &candidate;
+    }
+  }
+  if (!published_role) {
+    return make_error(ErrorCode::not_found, "the published " + delegation->first + " does not delegate role '" +
+                                                crypto::printable_text(role) + "' yet: publish the delegation first");
+  }
+  const SignedMetadata& file = staged_delegated_files_.at(role);
+  if (auto status = verify_delegated_threshold(file, *(*delegator)->delegations, *published_role,
+                                               "staged " + crypto::printable_text(role));
+      !status) {
+    return status;
+  }
+  if (auto status = check_online_keys(**root, snapshot_key, timestamp_key); !status) return status;
+  std::map<std::string, MetaFile> listed;
+  const bool consistent = (*root)->consistent_snapshot;
+  if (auto status = write_targets_role(role, staged_delegated_.at(role), format_metadata_file(file), consistent, listed);
+      !status) {
+    return status;
+  }
+  return write_snapshot_and_timestamp(listed, consistent, snapshot_key, timestamp_key, now);
 }
 
 Status ReleaseRepository::rotate(const std::map<RoleName, RoleKeyChoice>& changes, UnixTime now) {

@@ -10,6 +10,9 @@
 //   shoal-release delegate --repo releases --role team --key team.pub --paths 'team/*'
 //   shoal-release add-target --repo releases --role team --path team/notes.txt --file notes.txt
 //   shoal-release sign    --repo releases --role team --key team.key   # a delegated role
+//   shoal-release rollout start cnn 12 --repo releases --stages canary,1,10,50,100 --soak 1h
+//                         --enrolment enrolled.txt --rollout-key rollout.key --snapshot-key online.key
+//                         --timestamp-key online.key                   # also: advance, halt, status
 //   shoal-release verify  --repo releases                              # check it as a fresh device would
 //   shoal-release inspect --repo releases                              # explain it in words
 //
@@ -26,8 +29,10 @@
 #include "shoal/base/durable_file.h"
 #include "shoal/crypto/encoding.h"
 #include "shoal/crypto/key_file.h"
+#include "shoal/protocol/enrolment.h"
 #include "shoal/updater/delta_codec.h"
 #include "shoal/updater/release_repository.h"
+#include "shoal/updater/rollout_control.h"
 #include "shoal/updater/tuf_client.h"
 #include "shoal/weights/weights_file.h"
 
@@ -280,6 +285,83 @@ int verify(const fs::path& repo_dir, fs::path root_path) {
                          std::to_string(problems) + " problem(s) in " + repo_dir.string() + ", listed above"));
 }
 
+// "1h", "30m", "90s", "2d" or plain seconds.
+Result<std::int64_t> parse_duration(const std::string& text) {
+  std::int64_t value = 0;
+  std::size_t used = 0;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = used == 0 ? "" : text.substr(used);
+  const std::map<std::string, std::int64_t> scale{{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+  auto found = scale.find(unit);
+  if (used == 0 || value < 0 || found == scale.end()) {
+    return make_error(ErrorCode::invalid_argument, "duration '" + text + "' is not like 90s, 30m, 1h or 2d");
+  }
+  return value * found->second;
+}
+
+struct RolloutOptions {
+  std::string model;
+  std::uint64_t version = 0;
+  std::string stages;
+  std::string soak = "1h";
+  fs::path enrolment;
+  fs::path rollout_key, snapshot_key, timestamp_key;
+  std::string reason;
+  bool force = false;
+};
+
+int run_rollout(CLI::App& command, const fs::path& repo_dir, const RolloutOptions& options) {
+  auto repository = ReleaseRepository::open(repo_dir);
+  if (!repository) return fail(repository.error());
+  const UnixTime now = now_utc();
+  if (command.got_subcommand("status")) {
+    auto rollout = current_rollout(*repository, options.model);
+    if (!rollout) return fail(rollout.error());
+    if (!*rollout) return fail(make_error(ErrorCode::not_found, "model '" + options.model + "' has no rollout"));
+    std::printf("%s", describe_rollout(**rollout, now).c_str());
+    return 0;
+  }
+  std::vector<Result<crypto::IdentityKeyPair>> loaded;
+  for (const auto& path : {options.rollout_key, options.snapshot_key, options.timestamp_key}) {
+    loaded.push_back(load_signing_key(path));
+    if (!loaded.back()) return fail(loaded.back().error());
+  }
+  const OnlineKeys keys{&*loaded[0], &*loaded[1], &*loaded[2]};
+  Result<Rollout> rollout = make_error(ErrorCode::invalid_argument, "no rollout command");
+  if (command.got_subcommand("start")) {
+    auto stages = parse_rollout_stages(options.stages);
+    if (!stages) return fail(stages.error());
+    for (auto& stage : *stages) {
+      if (stage.group.empty()) continue;
+      if (options.enrolment.empty()) {
+        return fail(make_error(ErrorCode::invalid_argument, "stage '" + stage.group +
+                                                                "' is a group: give the enrolment list (--enrolment)"));
+      }
+      auto list = protocol::EnrolmentList::load(options.enrolment);
+      if (!list) return fail(list.error());
+      for (const auto& device : list->members(stage.group)) stage.devices.push_back(crypto::to_hex(device.ed25519()));
+      if (stage.devices.empty()) {
+        return fail(make_error(ErrorCode::invalid_argument, "no device in " + options.enrolment.string() +
+                                                                " is in group '" + stage.group + "'"));
+      }
+    }
+    auto soak = parse_duration(options.soak);
+    if (!soak) return fail(soak.error());
+    rollout = start_rollout(*repository, options.model, options.version, std::move(stages).value(), *soak, keys, now);
+  } else if (command.got_subcommand("advance")) {
+    rollout = advance_rollout(*repository, options.model, options.force, keys, now);
+  } else {
+    rollout = halt_rollout(*repository, options.model, options.reason, keys, now);
+  }
+  if (!rollout) return fail(rollout.error());
+  std::printf("published the rollout of %s\n%s", options.model.c_str(), describe_rollout(*rollout, now).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -364,6 +446,33 @@ int main(int argc, char** argv) {
   add_role_options(rotate, rotate_roles, /*required=*/false);
   rotate->add_option("--root-expires-days", expiry.root, "days root metadata stays valid")->capture_default_str();
 
+  RolloutOptions rollout_options;
+  auto* rollout = app.add_subcommand("rollout", "stage a release across the fleet: start, advance, halt, status");
+  add_repo(rollout);
+  rollout->require_subcommand(1);
+  auto* rollout_start = rollout->add_subcommand("start", "start a rollout of a released version at its first stage");
+  auto* rollout_advance = rollout->add_subcommand("advance", "move to the next stage once this one has soaked");
+  auto* rollout_halt = rollout->add_subcommand("halt", "stop: no device installs the version, and those on it roll back");
+  auto* rollout_status = rollout->add_subcommand("status", "show the rollout's stages and state");
+  for (auto* command : {rollout_start, rollout_advance, rollout_halt, rollout_status}) {
+    command->add_option("MODEL", rollout_options.model, "the model")->required();
+  }
+  rollout_start->add_option("VERSION", rollout_options.version, "the released version")->required();
+  rollout_start->add_option("--stages", rollout_options.stages,
+                            "stages: percentages of the fleet and group names, e.g. canary,1,10,50,100")
+      ->required();
+  rollout_start->add_option("--soak", rollout_options.soak, "how long each stage runs before it may advance")
+      ->capture_default_str();
+  rollout_start->add_option("--enrolment", rollout_options.enrolment,
+                            "the enrolment list whose group=NAME entries name the group stages' devices");
+  rollout_advance->add_flag("--force", rollout_options.force, "advance before the stage has soaked");
+  rollout_halt->add_option("--reason", rollout_options.reason, "why, for rollout status and the devices' logs");
+  for (auto* command : {rollout_start, rollout_advance, rollout_halt}) {
+    command->add_option("--rollout-key", rollout_options.rollout_key, "the online key of the rollout role")->required();
+    command->add_option("--snapshot-key", rollout_options.snapshot_key, "the online snapshot key")->required();
+    command->add_option("--timestamp-key", rollout_options.timestamp_key, "the online timestamp key")->required();
+  }
+
   fs::path trusted_root;
   auto* verify_command = app.add_subcommand("verify", "check the published repository as a fresh device would");
   add_repo(verify_command);
@@ -385,6 +494,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*verify_command) return verify(repo_dir, trusted_root);
+  if (*rollout) return run_rollout(*rollout, repo_dir, rollout_options);
   if (*inspect_command) return inspect(repo_dir);
 
   auto repository = ReleaseRepository::open(repo_dir);

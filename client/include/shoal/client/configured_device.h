@@ -20,6 +20,10 @@ namespace shoal::client {
 // repository is "aggregator" (the device key and the server's key are read).
 Result<std::optional<AggregatorLink>> release_link(const AgentConfig& config);
 
+// The hex ed25519 key of the device `config` names (agent.key), which
+// places it in rollout stages; empty without one.
+Result<std::string> device_key_hex(const AgentConfig& config);
+
 // The release checks of `config`'s [release] section, smoke-testing on
 // the CPU with the configured threads; nullopt without a repository or a
 // schedule. `after_step` is fault injection for tests.

@@ -43,6 +43,7 @@ struct ReleaseUpdateOptions {
   std::filesystem::path ca_file;        // CAs for an https repository; empty: the system's
   std::string targets_url;              // where targets/ is served from, if not the repository: a URL or directory
   std::string release_model;            // the model's name in the repository
+  std::string device_key_hex;           // places the device in rollout stages; empty: the aggregator link's key
   std::function<Result<inference::Model>()> make_model;  // a fresh model for the smoke test
   std::function<void(updater::InstallStep)> after_step;  // fault injection in tests
 };

@@ -3,8 +3,10 @@
 // Its source is either a file with one key per line
 //
 //   # comment
-//   ed25519:<64 hex digits>  optional-name
+//   ed25519:<64 hex digits>  optional-name  group=canary group=eu
 //
+// where each group=NAME word puts the device in a named group (for staged
+// rollouts; names are a-z, 0-9, '-' and '_');
 // or a directory in which every *.pub file is a shoal public key file (role
 // device). The ZAP authenticator matches a connecting peer's CurveZMQ key
 // against the Curve25519 form of each enrolled key.
@@ -14,6 +16,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "shoal/base/env.h"
 #include "shoal/base/result.h"
@@ -24,6 +27,7 @@ namespace shoal::protocol {
 struct EnrolledDevice {
   crypto::PublicIdentity identity;
   std::string name;  // from the list line or the file name; may be empty
+  std::vector<std::string> groups;  // from group=NAME words of the list line
 };
 
 class EnrolmentList {
@@ -36,6 +40,8 @@ class EnrolmentList {
   // The device whose CurveZMQ public key is `key`, or nullptr.
   const EnrolledDevice* find(const crypto::Curve25519PublicKey& key) const;
   std::size_t size() const { return devices_.size(); }
+  // The devices in `group`, in key order.
+  std::vector<crypto::PublicIdentity> members(std::string_view group) const;
 
  private:
   Status add(EnrolledDevice device, const std::string& where);

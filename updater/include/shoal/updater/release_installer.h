@@ -4,6 +4,11 @@
 // them against the signed values hash, smoke-test them, and switch the
 // active model, keeping the previous one.
 //
+// A staged rollout (rollout.h) of the newest version holds it back from a
+// device outside the current stage, which then takes the newest version
+// before it; a halted rollout makes a device that runs its version roll
+// back to the previous model.
+//
 // Any failure leaves the active model as it was and names the step that
 // failed. The steps are numbered so that tests can stop the process after
 // each one (after_step) and check that what is left on disk still loads.
@@ -37,11 +42,16 @@ struct InstallOptions {
   std::function<Status(const weights::Weights&)> smoke_test;
   // Called when each step has completed.
   std::function<void(InstallStep)> after_step;
+  // The device's key (ed25519, hex) that places it in rollout stages; empty:
+  // only a rollout's 100% stage includes it.
+  std::string device_key_hex;
 };
 
 struct InstallOutcome {
   bool installed = false;                   // false: already up to date, or held back
   bool held_back = false;                   // the newest version is one this device rolled back from
+  bool outside_rollout = false;             // the newest version's rollout has not reached this device
+  std::optional<std::uint64_t> halted_rollback;  // rolled back from this version, whose rollout was halted
   std::optional<std::uint64_t> previous_version;
   std::uint64_t version = 0;                // the active version afterwards
   std::optional<ReleaseFile> file;          // what was downloaded

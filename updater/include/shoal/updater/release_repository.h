@@ -114,6 +114,12 @@ class ReleaseRepository {
   // Signs the staged metadata of delegated role `role` with one of the keys
   // its delegator names.
   Status sign_delegated(const std::string& role, const crypto::IdentityKeyPair& key);
+  // Publishes the staged metadata of delegated `role` alone, with a new
+  // snapshot and timestamp: what the holder of the role's online key does
+  // (a rollout stage, say), leaving root and targets as published. The
+  // role must meet the threshold of its published delegation.
+  Status publish_delegated(const std::string& role, const crypto::IdentityKeyPair& snapshot_key,
+                           const crypto::IdentityKeyPair& timestamp_key, UnixTime now);
   // The staged metadata of delegated roles, by name.
   const std::map<std::string, SignedMetadata>& staged_delegated_files() const { return staged_delegated_files_; }
   // Where a delegated role is delegated from, and how: nullopt if no staged
@@ -152,6 +158,14 @@ class ReleaseRepository {
   Status save_staged(const std::string& role);
   // Starts a new staged version of `role` if its current one is published.
   Status begin_change(const std::string& role, TargetsMetadata& targets, UnixTime now);
+  // Writes a targets role's metadata (and, with consistent snapshots, its
+  // versioned copy and its targets' hash names) and adds it to `listed`.
+  Status write_targets_role(const std::string& role, const TargetsMetadata& targets, const std::string& text,
+                            bool consistent, std::map<std::string, MetaFile>& listed);
+  // A snapshot listing what the published one did, updated by `listed`, then a timestamp naming it.
+  Status write_snapshot_and_timestamp(const std::map<std::string, MetaFile>& listed, bool consistent,
+                                      const crypto::IdentityKeyPair& snapshot_key,
+                                      const crypto::IdentityKeyPair& timestamp_key, UnixTime now);
   // Whether every staged delegated role meets its delegator's threshold.
   Status verify_delegated() const;
 
