@@ -11,6 +11,7 @@
 #include "shoal/base/byte_io.h"
 #include "shoal/crypto/encoding.h"
 #include "shoal/updater/rollout_control.h"
+#include "shoal/updater/rollout_health.h"
 
 using namespace shoal;
 using namespace shoal::updater;
@@ -47,7 +48,8 @@ struct RolloutFixture : ConsistentBase {
   }
 
   // Device `name` with key `key_hex` updates; its directories are under the fixture's.
-  Result<InstallOutcome> update(const std::string& name, const std::string& key_hex) {
+  Result<InstallOutcome> update(const std::string& name, const std::string& key_hex,
+                                std::function<Status(const weights::Weights&)> smoke_test = {}) {
     const fs::path trust = temp / name / "trust";
     if (!fs::exists(trust / "root.json")) {
       auto root = base::read_file(repo_dir / "metadata" / "1.root.json", 1 << 20);
@@ -63,6 +65,7 @@ struct RolloutFixture : ConsistentBase {
     options.model = "cnn";
     options.start_time = now;
     options.device_key_hex = key_hex;
+    options.smoke_test = std::move(smoke_test);
     return install_latest_release(fetcher, *client, *store, options);
   }
 };
@@ -247,4 +250,154 @@ TEST_CASE("a rollout is signed by the rollout role: a document signed by another
   auto outcome = fixture.update("device", device);
   REQUIRE_FALSE(outcome.ok());
   CHECK_THAT(outcome.error().message, Catch::Contains("rollout/cnn.json"));
+}
+
+TEST_CASE("health: failures and accuracy are counted per device for the version it tried") {
+  RolloutHealth health;
+  Rollout rollout;
+  rollout.model = "cnn";
+  rollout.version = 2;
+  rollout.stages = {{10, "", {}}};
+  RolloutPolicy policy;
+  policy.min_reports = 4;
+  policy.max_failure_share = 0.2;
+  policy.min_accuracy_devices = 3;
+  policy.max_accuracy_drop = 0.05;
+  auto report = [&](int device, std::uint64_t active, std::uint64_t previous, std::uint64_t attempted,
+                    std::string failed_step, std::optional<double> accuracy) {
+    HealthReport r;
+    r.device = "device-" + std::to_string(device);
+    r.model = "cnn";
+    r.active_version = active;
+    r.previous_version = previous;
+    r.attempted_version = attempted;
+    r.failed_step = std::move(failed_step);
+    r.accuracy = accuracy;
+    r.accuracy_samples = accuracy ? 100 : 0;
+    health.on_report(r);
+  };
+  for (int device = 0; device < 4; ++device) report(device, 1, 0, 0, "", 0.80);  // all on version 1
+  report(0, 2, 1, 2, "", 0.81);
+  report(1, 2, 1, 2, "", 0.80);
+  report(2, 1, 0, 2, "smoke test", std::nullopt);  // tried 2, failed, still runs 1
+  CHECK(health.health("cnn", 2).tried == 3);
+  CHECK(health.health("cnn", 2).failed == 1);
+  CHECK_FALSE(health.halt_reason(rollout, policy));  // 3 reports, 4 needed
+  report(3, 2, 1, 2, "", 0.79);
+  CHECK(health.health("cnn", 2).tried == 4);
+  CHECK(health.health("cnn", 2).running == 3);
+  CHECK(health.health("cnn", 2).accuracy_pairs == 3);
+  auto reason = health.halt_reason(rollout, policy);  // 1 of 4 failed: 25% > 20%
+  REQUIRE(reason);
+  CHECK_THAT(*reason, Catch::Contains("1 of 4 devices failed version 2 (25.0%"));
+  policy.max_failure_share = 0.3;
+  CHECK_FALSE(health.halt_reason(rollout, policy));  // accuracy held: +0.0 on average
+
+  // Accuracy falls on the devices that run version 2.
+  for (int device : {0, 1, 3}) report(device, 2, 1, 0, "", 0.70);
+  reason = health.halt_reason(rollout, policy);
+  REQUIRE(reason);
+  CHECK_THAT(*reason, Catch::Contains("held-out accuracy fell by 10.0% on 3 devices"));
+  rollout.state = RolloutState::halted;
+  CHECK_FALSE(health.halt_reason(rollout, policy));  // halted already
+}
+
+TEST_CASE("a staged rollout to 1,000 devices where 5% fail the smoke test halts in the first stage, and those that installed roll back") {
+  RolloutFixture fixture;
+  // Every device runs version 1: one installs it, the others start from a copy of its state.
+  const std::string template_device = "template";
+  REQUIRE(fixture.update(template_device, random_device_key())->version == 1);
+  constexpr int kDevices = 1000;
+  struct Device {
+    std::string name, key;
+    bool fails_smoke_test = false;
+  };
+  std::vector<Device> fleet;
+  for (int i = 0; i < kDevices; ++i) {
+    fleet.push_back({"device-" + std::to_string(i), random_device_key()});
+    fs::copy(fixture.temp / template_device, fixture.temp / fleet.back().name, fs::copy_options::recursive);
+  }
+  // 5% of the fleet fails, spread evenly over the rollout buckets (every 20th in bucket order).
+  std::vector<Device*> by_bucket;
+  for (auto& device : fleet) by_bucket.push_back(&device);
+  std::sort(by_bucket.begin(), by_bucket.end(), [](const Device* a, const Device* b) {
+    return rollout_bucket("cnn", a->key) < rollout_bucket("cnn", b->key);
+  });
+  for (std::size_t i = 0; i < by_bucket.size(); i += 20) by_bucket[i]->fails_smoke_test = true;
+
+  fixture.release(fixture.repository, 2);
+  auto rollout = start_rollout(fixture.repository, "cnn", 2, {{10, "", {}}, {50, "", {}}, {100, "", {}}}, 3600,
+                               fixture.keys, fixture.now);
+  REQUIRE(rollout.ok());
+  RolloutHealth health;
+  RolloutPolicy policy;  // more than 2% failing of at least 20 devices halts
+  auto update_and_report = [&](Device& device) -> InstallOutcome {
+    auto outcome = fixture.update(device.name, device.key, [&](const weights::Weights&) -> Status {
+      if (device.fails_smoke_test) return make_error(ErrorCode::verification, "probe output is NaN");
+      return ok_status();
+    });
+    HealthReport report;
+    report.device = device.key;
+    report.model = "cnn";
+    if (outcome.ok()) {
+      report.event = outcome->installed ? HealthEvent::install
+                     : outcome->halted_rollback ? HealthEvent::rollback
+                                                : HealthEvent::periodic;
+      report.active_version = outcome->version;
+      report.previous_version = outcome->previous_version.value_or(0);
+      if (outcome->installed) report.attempted_version = outcome->version;
+      if (outcome->installed) report.smoke_test = SmokeTest::passed;
+    } else {
+      CHECK_THAT(outcome.error().message, Catch::Contains("install step 'smoke test'"));
+      report.event = HealthEvent::install;
+      report.active_version = 1;
+      report.attempted_version = 2;
+      report.failed_step = "smoke test";
+      report.smoke_test = SmokeTest::failed;
+    }
+    health.on_report(report);
+    return outcome.ok() ? *outcome : InstallOutcome{};
+  };
+
+  // The first stage: about 100 devices try version 2, about 5 of them fail.
+  std::size_t installed = 0, failed = 0, held = 0;
+  std::vector<Device*> on_version_2;
+  for (auto& device : fleet) {
+    const bool admitted = rollout_admits(*rollout, device.key);
+    auto outcome = update_and_report(device);
+    if (!admitted) {
+      held += outcome.outside_rollout && outcome.version == 1;
+    } else if (device.fails_smoke_test) {
+      ++failed;
+    } else {
+      installed += outcome.installed && outcome.version == 2;
+      on_version_2.push_back(&device);
+    }
+  }
+  REQUIRE(installed > 50);
+  CHECK(installed == on_version_2.size());
+  CHECK(failed >= 3);
+  CHECK(held + installed + failed == kDevices);
+  const VersionHealth seen = health.health("cnn", 2);
+  CHECK(seen.tried == installed + failed);
+  CHECK(seen.failed == failed);
+
+  // The monitor halts the rollout in its first stage, through the rollout role.
+  auto reason = health.halt_reason(*rollout, policy);
+  REQUIRE(reason);
+  CHECK_THAT(*reason, Catch::Contains("devices failed version 2"));
+  auto halted = halt_rollout(fixture.repository, "cnn", *reason, fixture.keys, fixture.now + 60);
+  REQUIRE(halted.ok());
+  CHECK(halted->stage == 0);
+  CHECK(halted->state == RolloutState::halted);
+
+  // At their next check the devices that installed version 2 roll back; no device runs it afterwards.
+  std::size_t rolled_back = 0;
+  for (auto& device : fleet) {
+    auto outcome = update_and_report(device);
+    CHECK(outcome.version == 1);
+    rolled_back += outcome.halted_rollback == std::optional<std::uint64_t>(2);
+  }
+  CHECK(rolled_back == installed);
+  CHECK(health.health("cnn", 2).running == 0);
 }
