@@ -70,6 +70,21 @@ Status AggregatorConfig::validate() const {
                           " holds no metadata/ directory (create it with shoal-release init)");
   }
   if (state_dir.empty()) return missing("state_dir");
+  const auto& policy = rollout.policy;
+  if (!(policy.max_failure_share >= 0 && policy.max_failure_share <= 1)) {
+    return make_error(ErrorCode::invalid_argument, "aggregator config: rollout.max_failure_share must be in [0, 1]");
+  }
+  if (!(policy.max_accuracy_drop >= 0 && policy.max_accuracy_drop <= 1)) {
+    return make_error(ErrorCode::invalid_argument, "aggregator config: rollout.max_accuracy_drop must be in [0, 1]");
+  }
+  if (policy.min_reports < 1 || policy.min_accuracy_devices < 1) {
+    return make_error(ErrorCode::invalid_argument,
+                      "aggregator config: rollout.min_reports and rollout.min_accuracy_devices must be at least 1");
+  }
+  if (rollout.enabled() && release_repository.empty()) {
+    return make_error(ErrorCode::invalid_argument,
+                      "aggregator config: rollout.rollout_key needs release.repository, where halts are published");
+  }
   const std::string range = " must be in [1, " + std::to_string(kMaxMemoryMb) + "]";
   if (memory.per_peer_bytes == 0) return make_error(ErrorCode::invalid_argument, "aggregator config: limits.peer_memory_mb" + range);
   if (memory.total_bytes == 0) return make_error(ErrorCode::invalid_argument, "aggregator config: limits.total_memory_mb" + range);
@@ -98,6 +113,13 @@ Result<AggregatorConfig> read_aggregator_config(config::ConfigFile& file) {
     file.read(key, mib);
     bytes = mib >= 1 && mib <= kMaxMemoryMb ? static_cast<std::size_t>(mib) << 20 : 0;
   };
+  file.read_path("rollout.rollout_key", config.rollout.rollout_key);
+  file.read_path("rollout.snapshot_key", config.rollout.snapshot_key);
+  file.read_path("rollout.timestamp_key", config.rollout.timestamp_key);
+  file.read("rollout.max_failure_share", config.rollout.policy.max_failure_share);
+  file.read("rollout.min_reports", config.rollout.policy.min_reports);
+  file.read("rollout.max_accuracy_drop", config.rollout.policy.max_accuracy_drop);
+  file.read("rollout.min_accuracy_devices", config.rollout.policy.min_accuracy_devices);
   read_mib("limits.peer_memory_mb", config.memory.per_peer_bytes);
   read_mib("limits.total_memory_mb", config.memory.total_bytes);
   read_round_settings(file, config.round, config.strategy);

@@ -2,8 +2,11 @@
 
 #include <cstdio>
 
+#include <nlohmann/json.hpp>
+
 #include "shoal/aggregator/checkpoint.h"
 #include "shoal/protocol/messages.h"
+#include "shoal/protocol/release_messages.h"
 #include "shoal/protocol/secagg_messages.h"
 #include "shoal/weights/weights_file.h"
 
@@ -98,17 +101,26 @@ Result<std::unique_ptr<RoundService>> RoundService::open(const AggregatorConfig&
   }
   auto metrics = MetricsLog::open(config.metrics_path(), std::move(metrics_options));
   if (!metrics) return metrics.error();
-  return std::unique_ptr<RoundService>(
-      new RoundService(config, log, origin, std::move(coordinator).value(), std::move(metrics).value()));
+  auto guard = RolloutGuard::open(config.rollout, config.release_repository);
+  if (!guard) return guard.error();
+  if (config.rollout.enabled()) {
+    log << "rollouts in " << config.release_repository.string() << " halt by themselves when more than "
+        << format_double("%g", 100 * config.rollout.policy.max_failure_share) << "% of the devices trying a version fail, "
+        << "or its held-out accuracy falls by more than "
+        << format_double("%g", 100 * config.rollout.policy.max_accuracy_drop) << "%\n";
+  }
+  return std::unique_ptr<RoundService>(new RoundService(config, log, origin, std::move(coordinator).value(),
+                                                        std::move(metrics).value(), std::move(guard).value()));
 }
 
 RoundService::RoundService(const AggregatorConfig& config, std::ostream& log, Clock::time_point origin,
-                           RoundCoordinator coordinator, MetricsLog metrics)
+                           RoundCoordinator coordinator, MetricsLog metrics, RolloutGuard guard)
     : config_(config),
       log_(log),
       origin_(origin),
       coordinator_(std::move(coordinator)),
-      metrics_(std::move(metrics)) {}
+      metrics_(std::move(metrics)),
+      rollout_guard_(std::move(guard)) {}
 
 bool RoundService::done() const {
   const auto final_version = config_.round.final_version;
@@ -170,6 +182,11 @@ void RoundService::on_message(const DeviceKey& device, const protocol::Decoded<p
       }
       return;
     }
+    case protocol::MessageType::health_report: {
+      auto report = protocol::decode<protocol::HealthReport>(envelope);
+      if (!report) return refuse_undecodable(device, report.error());
+      return on_health_report(device, *report);
+    }
     default:
       return refuse_undecodable(
           device, protocol::DecodeError{protocol::DecodeFault::unexpected_type, "type",
@@ -193,7 +210,52 @@ void RoundService::handle_secure(const protocol::Envelope& envelope, const Devic
   if (problem) log_ << "refused a secure-round message from " << short_key(device) << ": " << *problem << "\n";
 }
 
+void RoundService::on_health_report(const DeviceKey& device, const protocol::HealthReport& message) {
+  const std::string hex = device.starts_with("ed25519:") ? device.substr(8) : device;
+  const auto report = rollout_guard_.on_report(hex, message);
+  nlohmann::json line{{"event", "health"},
+                      {"device", hex},
+                      {"model", report.model},
+                      {"report", message.event},
+                      {"active_version", report.active_version},
+                      {"previous_version", report.previous_version},
+                      {"attempted_version", report.attempted_version},
+                      {"failed_step", report.failed_step},
+                      {"smoke_test", message.smoke_test},
+                      {"inference_errors", report.inference_errors},
+                      {"accuracy", report.accuracy ? nlohmann::json(*report.accuracy) : nlohmann::json()},
+                      {"accuracy_samples", report.accuracy_samples},
+                      {"time", updater::format_utc(updater::now_utc())}};
+  // A failed metrics line is reported at the next tick, with the rounds' lines.
+  health_metrics_status_ = metrics_.write_line(line.dump());
+  if (!report.failed_step.empty() || report.event == updater::HealthEvent::rollback) {
+    log_ << "device " << short_key(device) << " reports on " << report.model << ": "
+         << (report.failed_step.empty() ? "rolled back" : "install failed at " + report.failed_step)
+         << ", running version " << report.active_version << "\n";
+  }
+}
+
+void RoundService::check_rollouts(Clock::time_point now) {
+  if (now < next_rollout_check_) return;
+  next_rollout_check_ = now + std::chrono::seconds(1);
+  for (const auto& halt : rollout_guard_.check(updater::now_utc())) {
+    if (!halt.error.empty()) {
+      log_ << "could not halt the rollout of " << halt.model << " version " << halt.version << ": " << halt.error
+           << "\n";
+      continue;
+    }
+    log_ << "halted the rollout of " << halt.model << " version " << halt.version << " in stage " << halt.stage + 1
+         << ": " << halt.reason << "\n";
+    nlohmann::json line{{"event", "rollout_halt"},     {"model", halt.model},   {"version", halt.version},
+                        {"stage", halt.stage + 1},     {"reason", halt.reason},
+                        {"time", updater::format_utc(updater::now_utc())}};
+    health_metrics_status_ = metrics_.write_line(line.dump());
+  }
+}
+
 Status RoundService::on_tick(Clock::time_point now) {
+  if (auto status = std::exchange(health_metrics_status_, ok_status()); !status) return status;
+  check_rollouts(now);
   coordinator_.on_tick(now);
   // The new model is checkpointed before anything carrying it goes out,
   // and only then may the next round start.

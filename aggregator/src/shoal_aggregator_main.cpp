@@ -3,6 +3,7 @@
 //   shoal-aggregator run --config configs/aggregator.toml [--rounds 20 --bind tcp://0.0.0.0:7400 ...]
 //   shoal-aggregator enroll device.pub --config configs/aggregator.toml [--name laptop-1]
 //   shoal-aggregator revoke device.pub --config configs/aggregator.toml
+//   shoal-aggregator rollout status cnn --config configs/aggregator.toml
 //
 // enroll and revoke edit the enrolment list in place; a running aggregator
 // picks the change up at the next handshake, and within a second cuts off a
@@ -10,11 +11,13 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <cstdio>
 #include <iostream>
 
 #include "shoal/aggregator/aggregator_server.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/enrolment.h"
+#include "shoal/updater/rollout_control.h"
 
 namespace fs = std::filesystem;
 using namespace shoal;
@@ -84,6 +87,39 @@ int enroll(const fs::path& config_path, const fs::path& key_file, std::string na
   return 0;
 }
 
+// The model's rollout as the repository says, and what devices reported about it.
+int rollout_status(const fs::path& config_path, const std::string& model) {
+  auto config = aggregator::load_aggregator_config(config_path);
+  if (!config) return fail(config.error());
+  if (config->release_repository.empty()) {
+    return fail(make_error(ErrorCode::invalid_argument, config_path.string() + " serves no release.repository"));
+  }
+  auto repository = updater::ReleaseRepository::open(config->release_repository);
+  if (!repository) return fail(repository.error());
+  auto rollout = updater::current_rollout(*repository, model);
+  if (!rollout) return fail(rollout.error());
+  if (!*rollout) return fail(make_error(ErrorCode::not_found, "model '" + model + "' has no rollout"));
+  const auto now = updater::now_utc();
+  std::cout << updater::describe_rollout(**rollout, now);
+  auto health = aggregator::replay_health(config->metrics_path());
+  if (!health) return fail(health.error());
+  for (const std::uint64_t version : {(*rollout)->version}) {
+    const auto seen = health->health(model, version);
+    std::printf("health of version %llu: %llu device(s) tried it, %llu failed, %llu run it now",
+                static_cast<unsigned long long>(version), static_cast<unsigned long long>(seen.tried),
+                static_cast<unsigned long long>(seen.failed), static_cast<unsigned long long>(seen.running));
+    if (seen.accuracy_pairs > 0) {
+      std::printf("; held-out accuracy %+.2f%% against the version before, on %llu device(s)",
+                  100 * seen.mean_accuracy_change, static_cast<unsigned long long>(seen.accuracy_pairs));
+    }
+    std::printf("\n");
+  }
+  if (auto reason = health->halt_reason(**rollout, config->rollout.policy)) {
+    std::cout << "the policy says halt: " << *reason << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -117,8 +153,17 @@ int main(int argc, char** argv) {
   add_config(revoke_command);
   revoke_command->add_option("key", revoke_key, "the device's .pub file")->required()->check(CLI::ExistingFile);
 
+  std::string rollout_model;
+  auto* rollout_command = app.add_subcommand("rollout", "staged rollouts of the release repository it serves");
+  rollout_command->require_subcommand(1);
+  auto* rollout_status_command =
+      rollout_command->add_subcommand("status", "the rollout's stages and what devices reported about it");
+  add_config(rollout_status_command);
+  rollout_status_command->add_option("MODEL", rollout_model, "the model")->required();
+
   CLI11_PARSE(app, argc, argv);
   if (*run_command) return run(config_path, overrides);
+  if (*rollout_command) return rollout_status(config_path, rollout_model);
   if (*enroll_command) return enroll(config_path, enroll_key, name, false);
   return enroll(config_path, revoke_key, "", true);
 }

@@ -21,6 +21,7 @@ std::optional<std::string_view> message_type_name(std::uint16_t type) {
     case MessageType::masked_input: return "masked_input";
     case MessageType::unmask_request: return "unmask_request";
     case MessageType::unmask_response: return "unmask_response";
+    case MessageType::health_report: return "health_report";
   }
   return std::nullopt;
 }

@@ -109,3 +109,26 @@ TEST_CASE("memory limits are read in MiB and out-of-range values name the key") 
     CHECK_THAT(config.error().message, Catch::Contains("/srv/aggregator.toml") && Catch::Contains(message));
   }
 }
+
+TEST_CASE("rollout policy settings are read, and out-of-range values or a policy without a repository name the key") {
+  auto good = parse(kServer + "[rollout]\nmax_failure_share = 0.05\nmin_reports = 50\nmax_accuracy_drop = 0.01\n"
+                              "min_accuracy_devices = 30\n");
+  REQUIRE(good);
+  CHECK(good->rollout.policy.max_failure_share == 0.05);
+  CHECK(good->rollout.policy.min_reports == 50);
+  CHECK(good->rollout.policy.max_accuracy_drop == 0.01);
+  CHECK(good->rollout.policy.min_accuracy_devices == 30);
+  CHECK_FALSE(good->rollout.enabled());
+  const std::pair<std::string, std::string> cases[] = {
+      {"[rollout]\nmax_failure_share = 1.5\n", "rollout.max_failure_share must be in [0, 1]"},
+      {"[rollout]\nmax_accuracy_drop = -0.1\n", "rollout.max_accuracy_drop must be in [0, 1]"},
+      {"[rollout]\nmin_reports = 0\n", "rollout.min_reports and rollout.min_accuracy_devices must be at least 1"},
+      {"[rollout]\nrollout_key = \"rollout.key\"\n", "rollout.rollout_key needs release.repository"},
+  };
+  for (const auto& [text, message] : cases) {
+    auto config = parse(kServer + text);
+    INFO(text);
+    REQUIRE_FALSE(config);
+    CHECK_THAT(config.error().message, Catch::Contains("/srv/aggregator.toml") && Catch::Contains(message));
+  }
+}

@@ -33,6 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)decode<EvaluationReport>(*envelope);
   (void)decode<FetchFile>(*envelope);
   (void)decode<FileChunk>(*envelope);
+  (void)decode<HealthReport>(*envelope);
   (void)decode<AdvertiseKeys>(*envelope);
   (void)decode<KeyRoster>(*envelope);
   (void)decode<ShareKeys>(*envelope);

@@ -9,6 +9,7 @@
 #include "shoal/crypto/shamir.h"
 #include "shoal/protocol/enrolment.h"
 #include "shoal/protocol/messages.h"
+#include "shoal/protocol/release_messages.h"
 
 using namespace shoal;
 using namespace shoal::protocol;
@@ -31,7 +32,8 @@ int decode_as_every_message(std::span<const std::uint8_t> header) {
     return 0;
   }
   return int(bool(decode<Hello>(*envelope))) + int(bool(decode<Welcome>(*envelope))) +
-         int(bool(decode<Heartbeat>(*envelope))) + int(bool(decode<Refusal>(*envelope)));
+         int(bool(decode<Heartbeat>(*envelope))) + int(bool(decode<Refusal>(*envelope))) +
+         int(bool(decode<HealthReport>(*envelope)));
 }
 
 std::vector<std::vector<std::uint8_t>> valid_headers() {
@@ -43,6 +45,7 @@ std::vector<std::vector<std::uint8_t>> valid_headers() {
   add(encode(Welcome{"shoal-aggregator", 8, 1000}));
   add(encode(Heartbeat{3}));
   add(encode(Refusal{"malformed", "because"}));
+  add(encode(HealthReport{"cnn", "install", 12, 11, 12, "", "passed", 0, 0.83, 500}));
   return headers;
 }
 

@@ -49,3 +49,39 @@ TEST_CASE("release fetch messages out of range are refused with the field named"
   CHECK(round_trip(FileChunk{1, "ok", "", 8, 10}, bytes(5)).error().field == "offset");
   CHECK(round_trip(FileChunk{1, "ok", "", ~std::uint64_t{0}, 10}, bytes(5)).error().field == "offset");
 }
+
+TEST_CASE("a health report round-trips, and out-of-range fields are refused by name") {
+  const HealthReport sent{"cnn", "install", 12, 11, 12, "smoke test", "failed", 3, 0.0, 0};
+  auto report = round_trip(sent);
+  REQUIRE(report);
+  CHECK(report->model == "cnn");
+  CHECK(report->event == "install");
+  CHECK(report->active_version == 12);
+  CHECK(report->previous_version == 11);
+  CHECK(report->attempted_version == 12);
+  CHECK(report->failed_step == "smoke test");
+  CHECK(report->smoke_test == "failed");
+  CHECK(report->inference_errors == 3);
+  CHECK(report->accuracy_samples == 0);
+
+  auto refused_field = [&](HealthReport bad) {
+    auto decoded = round_trip(bad);
+    REQUIRE_FALSE(decoded);
+    return decoded.error().field;
+  };
+  HealthReport bad = sent;
+  bad.event = "reboot";
+  CHECK(refused_field(bad) == "event");
+  bad = sent;
+  bad.smoke_test = "maybe";
+  CHECK(refused_field(bad) == "smoke_test");
+  bad = sent;
+  bad.accuracy = 1.5;
+  CHECK(refused_field(bad) == "accuracy");
+  bad = sent;
+  bad.model = "";
+  CHECK(refused_field(bad) == "model");
+  bad = sent;
+  bad.failed_step = std::string(65, 'x');
+  CHECK(refused_field(bad) == "failed_step");
+}

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "shoal/aggregator/rollout_guard.h"
 #include "shoal/aggregator/round_coordinator.h"
 #include "shoal/aggregator/server_optimizer.h"
 #include "shoal/base/env.h"
@@ -24,6 +25,7 @@ struct AggregatorConfig {
   std::filesystem::path metrics_log;
   std::filesystem::path release_repository;  // a shoal-release repository served to devices; empty: none
   protocol::MemoryBudget memory;  // [limits]: what libzmq may hold for one peer, and for all
+  RolloutGuardConfig rollout;     // [rollout]: the keys and policy of automatic rollout halts
   RoundConfig round;  // round.final_version (key server.rounds): stop at this version; 0: run until stopped
   StrategyConfig strategy;
   // Not a setting: where checkpoints reach the disk. Tests give a FaultInjectingEnv.

@@ -20,6 +20,7 @@
 
 #include "shoal/aggregator/aggregator_config.h"
 #include "shoal/aggregator/metrics_log.h"
+#include "shoal/aggregator/rollout_guard.h"
 #include "shoal/aggregator/round_coordinator.h"
 #include "shoal/crypto/random_source.h"
 #include "shoal/protocol/envelope.h"
@@ -73,11 +74,15 @@ class RoundService {
 
   void set_observer(RoundObserver observer) { observer_ = std::move(observer); }
   const RoundCoordinator& coordinator() const { return coordinator_; }
+  const RolloutGuard& rollout_guard() const { return rollout_guard_; }
   MetricsLog& metrics() { return metrics_; }
 
  private:
   RoundService(const AggregatorConfig& config, std::ostream& log, Clock::time_point origin, RoundCoordinator coordinator,
-               MetricsLog metrics);
+               MetricsLog metrics, RolloutGuard guard);
+  void on_health_report(const DeviceKey& device, const protocol::HealthReport& message);
+  // At most once a second: halts the rollouts the reports say must stop.
+  void check_rollouts(Clock::time_point now);
   template <typename M>
   void handle_secure(const protocol::Envelope& envelope, const DeviceKey& device, Clock::time_point now);
   void refuse_undecodable(const DeviceKey& device, const protocol::DecodeError& error);
@@ -95,6 +100,9 @@ class RoundService {
   std::uint64_t encoded_version_ = 0;
   RoundCosts costs_;
   RoundObserver observer_;
+  RolloutGuard rollout_guard_;
+  Clock::time_point next_rollout_check_{};
+  Status health_metrics_status_ = ok_status();
 };
 
 // "ed25519:1a2b3c4d5e6f": enough of a device key for a log line.

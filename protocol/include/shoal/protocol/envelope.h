@@ -43,6 +43,7 @@ enum class MessageType : std::uint16_t {
   masked_input = 15,
   unmask_request = 16,
   unmask_response = 17,
+  health_report = 18,     // device -> server: how its release install went, how the model runs (release_messages.h)
 };
 
 // The name of a known type ("hello"), or nullopt for an unknown number.

@@ -3,6 +3,9 @@
 // asks for a byte range of a repository file, the server answers with it
 // and the file's size. The device's TUF client checks everything it gets;
 // the server is trusted for nothing but availability.
+//
+// A device also reports its health after each install or rollback and
+// every report_every_s, for staged rollouts (updater/rollout_health.h).
 #pragma once
 
 #include <cstddef>
@@ -44,6 +47,26 @@ struct FileChunk {
 
   void write(HeaderWriter& header) const;
   static Decoded<FileChunk> read(const Envelope& envelope);
+};
+
+// Device -> server: the device's release health.
+struct HealthReport {
+  static constexpr MessageType kType = MessageType::health_report;
+  static constexpr std::size_t kMaxPayloads = 0;
+
+  std::string model;
+  std::string event;                  // "install", "rollback" or "periodic"
+  std::uint64_t active_version;
+  std::uint64_t previous_version;     // 0: none
+  std::uint64_t attempted_version;    // the last install's version; 0: none since the last report
+  std::string failed_step;            // of that install; empty: it succeeded
+  std::string smoke_test;             // "not_run", "passed" or "failed"
+  std::uint64_t inference_errors;     // since the last report
+  double accuracy;                    // of the active model on held-out data, in [0, 1]
+  std::uint64_t accuracy_samples;     // 0: no accuracy measured
+
+  void write(HeaderWriter& header) const;
+  static Decoded<HealthReport> read(const Envelope& envelope);
 };
 
 }  // namespace shoal::protocol
