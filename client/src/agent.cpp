@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "shoal/client/release_update.h"
 #include "shoal/protocol/transport.h"
 #include "shoal/weights/weights_file.h"
 
@@ -107,7 +108,44 @@ void Agent::run(const std::atomic<bool>& stop) {
     check_monitor(Clock::now());
     session_->on_tick(Clock::now());
     send_outgoing();
+    send_health_reports();
   }
+}
+
+void Agent::queue_health_report(protocol::HealthReport report) {
+  constexpr std::size_t kMaxQueuedHealthReports = 16;  // a disconnected device keeps the newest
+  std::lock_guard lock(health_mutex_);
+  if (health_reports_.size() == kMaxQueuedHealthReports) health_reports_.erase(health_reports_.begin());
+  health_reports_.push_back(std::move(report));
+}
+
+void Agent::send_health_reports() {
+  std::vector<protocol::HealthReport> reports;
+  {
+    std::lock_guard lock(health_mutex_);
+    reports.swap(health_reports_);
+  }
+  for (auto& report : reports) {
+    add_release_accuracy(report);
+    if (protocol::send_to_server(*socket_, protocol::encode(report))) {
+      ++health_reports_sent_;
+    } else {
+      log_("could not queue a health report for the aggregator");
+    }
+  }
+}
+
+void Agent::add_release_accuracy(protocol::HealthReport& report) {
+  if (held_out_.size() == 0 || options_.state_dir.empty() || report.active_version == 0) return;
+  const auto file = active_release_model(options_.state_dir);
+  if (!file) return;
+  auto release = weights::read_weights_file(*file);
+  // Training and evaluation load the global model first, so the release may take the model's place here.
+  if (!release || !model_.set_weights(*release)) return;
+  auto evaluation = evaluate(model_, held_out_);
+  if (!evaluation || !(evaluation->accuracy >= 0 && evaluation->accuracy <= 1)) return;
+  report.accuracy = evaluation->accuracy;
+  report.accuracy_samples = evaluation->samples;
 }
 
 void Agent::announce_global_model() {

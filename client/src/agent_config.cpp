@@ -126,6 +126,8 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentUs
   }
   file->read("release.model", config.release.model);
   file->read("release.check_every_s", config.release.check_every_s);
+  file->read("release.report_every_s", config.release.report_every_s);
+  if (config.release.report_every_s < 0) file->fail("release.report_every_s", "must be 0 (never) or positive");
   read_serve(*file, config.serve);
   file->read("debug.keep_updates", config.debug.keep_updates);
   file->read("debug.hold_updates_from_round", config.debug.session.hold_updates_from_round);

@@ -63,7 +63,8 @@ Result<ConfiguredDevice> start_configured_device(const AgentConfig& config, Devi
   ConfiguredDevice device;
   auto start_runtime = [&]() -> Status {
     RuntimeOptions runtime{config.state_dir, config.model, config.serve, options.in_process,
-                           std::move(releases).value(), config.release.check_every_s, log};
+                           std::move(releases).value(), config.release.check_every_s, log,
+                           config.release.report_every_s};
     auto started = DeviceRuntime::start(std::move(runtime));
     if (!started) return started.error();
     device.runtime = std::move(started).value();

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "shoal/client/local_tensors.h"
+#include "shoal/client/release_health.h"
 #include "shoal/updater/model_store.h"
 #include "shoal/updater/release_installer.h"
 #include "shoal/weights/weights_file.h"
@@ -173,13 +174,40 @@ void DeviceRuntime::on_global_model(const weights::Weights& model) {
 void DeviceRuntime::run(const std::atomic<bool>& stop, Agent* agent) {
   std::thread release_checks;
   if (options_.releases && options_.check_every_s > 0) {
-    release_checks = std::thread([this, &stop] {
+    release_checks = std::thread([this, &stop, agent] {
+      using std::chrono::steady_clock;
+      const auto check_every = std::chrono::seconds(options_.check_every_s);
+      const auto report_every = std::chrono::seconds(options_.report_every_s);
+      const bool reports = agent != nullptr && options_.report_every_s > 0;
+      auto next_check = steady_clock::now();
+      auto next_report = next_check + report_every;
+      std::uint64_t errors_reported = 0;
       while (!stop.load()) {
-        auto outcome = install_release(*options_.releases);
-        if (options_.log) {
-          options_.log("release check: " + (outcome ? describe_install(*outcome) : outcome.error().describe()));
+        const auto now = steady_clock::now();
+        if (now >= next_check) {
+          std::optional<std::uint64_t> attempted;
+          ReleaseUpdateOptions update = *options_.releases;
+          update.on_attempt = [&](std::uint64_t version) { attempted = version; };
+          auto outcome = install_release(update);
+          if (options_.log) {
+            options_.log("release check: " + (outcome ? describe_install(*outcome) : outcome.error().describe()));
+          }
+          if (agent != nullptr) {
+            if (auto report = health_after_check(update.release_model, outcome, attempted, options_.state_dir)) {
+              agent->queue_health_report(std::move(*report));
+            }
+          }
+          next_check = now + check_every;
         }
-        sleep_unless_stopped(stop, std::chrono::seconds(options_.check_every_s));
+        if (reports && now >= next_report) {
+          const std::uint64_t errors = service_ ? service_->metrics().inference_errors() : 0;
+          agent->queue_health_report(
+              periodic_health(options_.releases->release_model, options_.state_dir, errors - errors_reported));
+          errors_reported = errors;
+          next_report = now + report_every;
+        }
+        const auto next = reports ? std::min(next_check, next_report) : next_check;
+        sleep_unless_stopped(stop, std::chrono::duration_cast<std::chrono::milliseconds>(next - steady_clock::now()));
       }
     });
   }

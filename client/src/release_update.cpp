@@ -112,6 +112,7 @@ Result<updater::InstallOutcome> update_from_release(const ReleaseUpdateOptions& 
   install.model = options.release_model;
   install.start_time = start_time;
   install.after_step = options.after_step;
+  install.on_attempt = options.on_attempt;
   install.device_key_hex = options.device_key_hex;
   if (install.device_key_hex.empty() && options.aggregator) {
     install.device_key_hex = crypto::to_hex(options.aggregator->device.public_identity().ed25519());

@@ -158,6 +158,7 @@ Result<BatchAnswer, PredictError> InferenceService::predict(std::vector<float> i
   auto answer = pending->get();
   if (!answer) {
     const bool unloaded = answer.error().code == ErrorCode::not_found;
+    if (!unloaded) metrics_.count_inference_error();
     return PredictError{unloaded ? PredictFailure::not_loaded : PredictFailure::failed, answer.error().message};
   }
   return std::move(answer).value();

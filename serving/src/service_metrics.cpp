@@ -91,6 +91,9 @@ std::string ServiceMetrics::prometheus_text(std::size_t queued_samples) const {
   std::uint64_t errors = 0;
   for (const auto& [key, count] : requests_) errors += key.second >= 400 ? count : 0;
   out << "shoal_serving_request_errors_total " << errors << "\n";
+  out << "# HELP shoal_serving_inference_errors_total Requests the model failed to answer.\n"
+         "# TYPE shoal_serving_inference_errors_total counter\n"
+         "shoal_serving_inference_errors_total " << inference_errors() << "\n";
   out << "# HELP shoal_serving_infer_latency_seconds Infer requests from decoding to the encoded answer.\n"
          "# TYPE shoal_serving_infer_latency_seconds histogram\n";
   write_histogram(out, "shoal_serving_infer_latency_seconds", kLatencyBounds, latency_);

@@ -8,9 +8,12 @@
 #include "e2e_files.h"
 #include "e2e_releases.h"
 #include "shoal/base/durable_file.h"
+#include "shoal/crypto/encoding.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/enrolment.h"
 #include "temp_dir.h"
+
+#include <nlohmann/json.hpp>
 
 using namespace shoal;
 using shoal::testing::ChildProcess;
@@ -54,8 +57,9 @@ TEST_CASE("an agent installs releases the aggregator serves, by command and on i
              "[aggregator]\nendpoint = \"" + endpoint + "\"\npublic_key = \"server.pub\"\n"
              "[model]\nname = \"logreg\"\ndevice = \"cpu\"\nthreads = 1\n"
              "[data]\nimages = \"" + std::string(kTestImages) + "\"\nlabels = \"" + kTestLabels + "\"\n"
+             "[data.held_out]\nimages = \"" + std::string(kTestImages) + "\"\nlabels = \"" + kTestLabels + "\"\n"
              "[release]\nrepository = \"aggregator\"\ntrusted_root = \"releases/metadata/1.root.json\"\n"
-             "check_every_s = 3600\n");
+             "check_every_s = 3600\nreport_every_s = 3600\n");
   auto update = [&](const std::string& log_name) {
     ChildProcess process({SHOAL_AGENT, "update", "--config", (dir / "agent.toml").string()}, dir / log_name);
     INFO(process.log());
@@ -72,6 +76,32 @@ TEST_CASE("an agent installs releases the aggregator serves, by command and on i
   INFO(agent.log());
   REQUIRE(eventually([&] { return agent.log().find("release check: installed logreg version 3") != std::string::npos; },
                      60s));
+  // The install is reported to the aggregator, with the new version's accuracy on the held-out data.
+  const auto metrics_path = dir / "aggregator" / "metrics.jsonl";
+  std::string health;
+  REQUIRE(eventually(
+      [&] {
+        auto text = base::read_file(metrics_path, 1 << 24);
+        const auto at = text ? text->find("\"event\":\"health\"") : std::string::npos;
+        if (at == std::string::npos) return false;
+        health = text->substr(text->rfind('\n', at) + 1);
+        health = health.substr(0, health.find('\n'));
+        return true;
+      },
+      60s));
+  INFO(health);
+  const auto line = nlohmann::json::parse(health);
+  CHECK(line["report"] == "install");
+  CHECK(line["model"] == "logreg");
+  CHECK(line["active_version"] == 3);
+  CHECK(line["previous_version"] == 2);
+  CHECK(line["attempted_version"] == 3);
+  CHECK(line["smoke_test"] == "passed");
+  CHECK(line["device"] == crypto::to_hex(device.public_identity().ed25519()));
+  REQUIRE(line["accuracy"].is_number());
+  CHECK(line["accuracy"].get<double>() >= 0);
+  CHECK(line["accuracy"].get<double>() <= 1);
+  CHECK(line["accuracy_samples"] == 10000);  // the whole held-out set: the test set
   CHECK(WIFEXITED(agent.kill(SIGTERM)));
   CHECK(aggregator.log().find("refused a release fetch") == std::string::npos);
 }

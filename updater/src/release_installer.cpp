@@ -80,6 +80,14 @@ std::string_view step_name(InstallStep step) {
   return "?";
 }
 
+std::string failed_install_step(const Error& error) {
+  constexpr std::string_view kPrefix = "install step '";
+  if (!error.message.starts_with(kPrefix)) return "";
+  const auto end = error.message.find('\'', kPrefix.size());
+  if (end == std::string::npos) return "";
+  return error.message.substr(kPrefix.size(), end - kPrefix.size());
+}
+
 Result<InstallOutcome> install_latest_release(RepositoryFetcher& fetcher, TufClient& client, ModelStore& store,
                                               const InstallOptions& options) {
   auto done = [&](InstallStep step) {
@@ -141,6 +149,7 @@ Result<InstallOutcome> install_latest_release(RepositoryFetcher& fetcher, TufCli
   auto file = choose_file(*files, newest, active_hash);
   if (!file) return at_step(InstallStep::choose_file, file.error());
   outcome.file = *file;
+  if (options.on_attempt) options.on_attempt(file->version);
   done(InstallStep::choose_file);
 
   auto bytes = client.download_target(fetcher, file->path, targets->targets.at(file->path));

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -31,6 +32,7 @@
 #include "shoal/crypto/identity.h"
 #include "shoal/inference/model.h"
 #include "shoal/protocol/limits.h"
+#include "shoal/protocol/release_messages.h"
 
 namespace shoal::client {
 
@@ -68,6 +70,12 @@ class Agent {
   // Serves the aggregator until `stop` is set.
   void run(const std::atomic<bool>& stop);
 
+  // Queues a health report for the aggregator (release_health.h). The
+  // agent's thread adds the accuracy of the active release model on the
+  // held-out data, if it has both, and sends it. Thread-safe.
+  void queue_health_report(protocol::HealthReport report);
+  std::uint64_t health_reports_sent() const { return health_reports_sent_.load(); }
+
   // The version of the global model held (0: none yet).
   std::uint64_t model_version() const { return session_->model_version(); }
   AgentCounters counters() const;
@@ -95,6 +103,9 @@ class Agent {
   void send_outgoing();
   void announce_global_model();
   void keep_update(std::uint64_t round, const std::vector<float>& update);
+  void send_health_reports();
+  // The active release's accuracy on the held-out data, into `report`.
+  void add_release_accuracy(protocol::HealthReport& report);
 
   AgentOptions options_;
   crypto::IdentityKeyPair identity_;
@@ -113,6 +124,9 @@ class Agent {
   std::optional<zmq::socket_t> monitor_;  // handshake events of socket_
   std::uint64_t refused_handshakes_ = 0;
   std::uint64_t announced_version_ = 0;  // the last version given to on_global_model
+  std::mutex health_mutex_;
+  std::vector<protocol::HealthReport> health_reports_;  // queued, at most kMaxQueuedHealthReports
+  std::atomic<std::uint64_t> health_reports_sent_{0};
 };
 
 }  // namespace shoal::client

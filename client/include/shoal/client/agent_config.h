@@ -26,6 +26,7 @@ struct ReleaseSettings {
   std::string targets_url;              // where the repository's targets/ is served from; empty: the repository
   std::string model;                    // the model's name in the repository; empty: model.name
   int check_every_s = 3600;             // how often `run` checks; 0: only `shoal-agent update`
+  int report_every_s = 3600;            // how often `run` sends a health report besides those after installs; 0: never
 };
 
 // Which of the device's models the local inference service answers from.

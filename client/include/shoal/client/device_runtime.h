@@ -44,6 +44,9 @@ struct RuntimeOptions {
   std::optional<ReleaseUpdateOptions> releases;
   int check_every_s = 0;
   LogSink log;
+  // With an agent: a health report to the aggregator after each release
+  // check that installed, failed or rolled back, and every report_every_s.
+  int report_every_s = 0;
 };
 
 class DeviceRuntime {
@@ -63,8 +66,8 @@ class DeviceRuntime {
   Status refresh();
 
   // Runs until `stop`: the agent's rounds on this thread (when `agent` is
-  // given), release checks every check_every_s, and a look at the state
-  // directory every second.
+  // given), release checks every check_every_s with health reports through
+  // the agent, and a look at the state directory every second.
   void run(const std::atomic<bool>& stop, Agent* agent = nullptr);
 
   // The served model's outputs for `samples` samples, in this process

@@ -46,6 +46,7 @@ struct ReleaseUpdateOptions {
   std::string device_key_hex;           // places the device in rollout stages; empty: the aggregator link's key
   std::function<Result<inference::Model>()> make_model;  // a fresh model for the smoke test
   std::function<void(updater::InstallStep)> after_step;  // fault injection in tests
+  std::function<void(std::uint64_t)> on_attempt;         // the version an install tries, once chosen
 };
 
 // The fetcher for `repository`: a directory path, an http(s) URL, or "aggregator" over `aggregator`;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -26,6 +27,9 @@ class ServiceMetrics {
   void observe_infer_latency(std::chrono::nanoseconds latency);
   void observe_batch(std::size_t samples);
   void count_swap(SwapCause cause, const ModelInfo& now_serving);
+  // A request the model failed to answer (not a bad request or a full queue).
+  void count_inference_error() { inference_errors_.fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t inference_errors() const { return inference_errors_.load(std::memory_order_relaxed); }
 
   std::string prometheus_text(std::size_t queued_samples) const;
 
@@ -49,6 +53,7 @@ class ServiceMetrics {
   Histogram<kLatencyBounds.size()> latency_;
   Histogram<kBatchBounds.size()> batches_;
   std::map<SwapCause, std::uint64_t> swaps_;
+  std::atomic<std::uint64_t> inference_errors_{0};
   std::string model_name_;
   std::uint64_t model_version_ = 0;
   bool serving_ = false;

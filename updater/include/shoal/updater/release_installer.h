@@ -42,6 +42,8 @@ struct InstallOptions {
   std::function<Status(const weights::Weights&)> smoke_test;
   // Called when each step has completed.
   std::function<void(InstallStep)> after_step;
+  // Called with the version chosen for install, before it is downloaded.
+  std::function<void(std::uint64_t)> on_attempt;
   // The device's key (ed25519, hex) that places it in rollout stages; empty:
   // only a rollout's 100% stage includes it.
   std::string device_key_hex;
@@ -64,6 +66,9 @@ inline std::filesystem::path release_trust_dir(const std::filesystem::path& stat
 inline std::filesystem::path release_models_dir(const std::filesystem::path& state_dir) {
   return state_dir / "release" / "models";
 }
+
+// The step an install_latest_release() error names ("smoke test"), or "" for another error.
+std::string failed_install_step(const Error& error);
 
 Result<InstallOutcome> install_latest_release(RepositoryFetcher& fetcher, TufClient& client, ModelStore& store,
                                               const InstallOptions& options);
