@@ -26,7 +26,7 @@ TEST_CASE("a list file admits exactly its keys, by their Curve25519 form") {
   CHECK(list->find(stranger.curve25519()) == nullptr);
 }
 
-TEST_CASE("group=NAME words put a device in groups; the other words are its name") {
+TEST_CASE("group=NAME words put a device in groups, and the other words are its name") {
   const auto a = crypto::IdentityKeyPair::generate().public_identity();
   const auto b = crypto::IdentityKeyPair::generate().public_identity();
   const auto c = crypto::IdentityKeyPair::generate().public_identity();

@@ -147,7 +147,7 @@ TEST_CASE("percentage stages admit about that share of devices, each stage those
   CHECK_FALSE(rollout_admits(rollout, random_device_key()));
 }
 
-TEST_CASE("devices outside the stage keep the version before; a halt rolls back those that took it") {
+TEST_CASE("devices outside the stage keep the version before, and a halt rolls back those that took it") {
   RolloutFixture fixture;
   const std::string canary = random_device_key();
   // Two devices the 1% stage leaves out, for certain: found by their buckets.
