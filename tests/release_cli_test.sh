@@ -139,19 +139,19 @@ expect "staged delegation" "$release" delegate "${repo[@]}" --role rollout --key
 echo "$(sed -n 's/^public //p' keys/canary.pub) lab-phone group=canary" >enrolled.txt
 grep -q "^ed25519:" enrolled.txt || fail "no device key in keys/canary.pub: $(cat keys/canary.pub)"
 online=(--rollout-key keys/rollout.key "${publish[@]}")
-expect_error "not one of the keys targets delegates role 'rollout' to" "$release" rollout "${repo[@]}" start mlp 3 \
+expect_error "not one of the keys targets delegates role 'rollout' to" "$release" rollout start mlp 3 "${repo[@]}" \
   --stages canary,100 --enrolment enrolled.txt --rollout-key keys/online.key "${publish[@]}"
-expect_error "give the enrolment list" "$release" rollout "${repo[@]}" start mlp 3 --stages canary,100 "${online[@]}"
-expect "> stage 1: group canary (1 devices)" "$release" rollout "${repo[@]}" start mlp 3 --stages canary,100 \
+expect_error "give the enrolment list" "$release" rollout start mlp 3 "${repo[@]}" --stages canary,100 "${online[@]}"
+expect "> stage 1: group canary (1 devices)" "$release" rollout start mlp 3 "${repo[@]}" --stages canary,100 \
   --soak 1h --enrolment enrolled.txt "${online[@]}"
 cp -r device canary
 canary=(--model mlp --device cpu --state-dir canary --repository releases --device-key keys/canary.pub)
 expect "installed mlp version 3" "$agent" update "${canary[@]}"
 expect "the newest release's rollout has not reached this device" "$agent" update "${device[@]}"
-expect_error "s of its 3600 s soak" "$release" rollout "${repo[@]}" advance mlp "${online[@]}"
-expect "halted (canary inference errors)" "$release" rollout "${repo[@]}" halt mlp --reason "canary inference errors" \
+expect_error "s of its 3600 s soak" "$release" rollout advance mlp "${repo[@]}" "${online[@]}"
+expect "halted (canary inference errors)" "$release" rollout halt mlp "${repo[@]}" --reason "canary inference errors" \
   "${online[@]}"
-expect "halted (canary inference errors)" "$release" rollout "${repo[@]}" status mlp
+expect "halted (canary inference errors)" "$release" rollout status mlp "${repo[@]}"
 expect "rolled back from version 3, whose rollout was halted; version 2 is active" "$agent" update \
   "${canary[@]}"
 expect "0 problem(s)" "$release" verify "${repo[@]}"

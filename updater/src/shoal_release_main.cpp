@@ -448,7 +448,6 @@ int main(int argc, char** argv) {
 
   RolloutOptions rollout_options;
   auto* rollout = app.add_subcommand("rollout", "stage a release across the fleet: start, advance, halt, status");
-  add_repo(rollout);
   rollout->require_subcommand(1);
   auto* rollout_start = rollout->add_subcommand("start", "start a rollout of a released version at its first stage");
   auto* rollout_advance = rollout->add_subcommand("advance", "move to the next stage once this one has soaked");
@@ -456,6 +455,7 @@ int main(int argc, char** argv) {
   auto* rollout_status = rollout->add_subcommand("status", "show the rollout's stages and state");
   for (auto* command : {rollout_start, rollout_advance, rollout_halt, rollout_status}) {
     command->add_option("MODEL", rollout_options.model, "the model")->required();
+    add_repo(command);
   }
   rollout_start->add_option("VERSION", rollout_options.version, "the released version")->required();
   rollout_start->add_option("--stages", rollout_options.stages,
