@@ -18,7 +18,8 @@ namespace {
 // The fetcher for one place: a directory, an http(s) URL, or "aggregator".
 Result<std::unique_ptr<updater::RepositoryFetcher>> open_place(const std::string& repository,
                                                                const std::optional<AggregatorLink>& aggregator,
-                                                               const std::filesystem::path& ca_file) {
+                                                               const std::filesystem::path& ca_file,
+                                                               const std::filesystem::path& partial_dir) {
   if (repository.empty()) {
     return make_error(ErrorCode::invalid_argument, "no release repository given");
   }
@@ -36,6 +37,7 @@ Result<std::unique_ptr<updater::RepositoryFetcher>> open_place(const std::string
   if (updater::is_http_repository(repository)) {
     updater::HttpFetcherOptions http;
     http.ca_file = ca_file;
+    http.partial_dir = partial_dir;
     auto fetcher = updater::HttpFetcher::open(repository, http);
     if (!fetcher) return fetcher.error();
     return std::unique_ptr<updater::RepositoryFetcher>(std::move(fetcher).value());
@@ -51,10 +53,11 @@ Result<std::unique_ptr<updater::RepositoryFetcher>> open_place(const std::string
 Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository,
                                                                     const std::optional<AggregatorLink>& aggregator,
                                                                     const std::filesystem::path& ca_file,
-                                                                    const std::string& targets_url) {
-  auto metadata = open_place(repository, aggregator, ca_file);
+                                                                    const std::string& targets_url,
+                                                                    const std::filesystem::path& partial_dir) {
+  auto metadata = open_place(repository, aggregator, ca_file, partial_dir);
   if (!metadata || targets_url.empty()) return metadata;
-  auto targets = open_place(targets_url, aggregator, ca_file);
+  auto targets = open_place(targets_url, aggregator, ca_file, partial_dir);
   if (!targets) return make_error(targets.error().code, "targets_url: " + targets.error().message);
   return std::unique_ptr<updater::RepositoryFetcher>(
       std::make_unique<updater::SplitFetcher>(std::move(metadata).value(), std::move(targets).value()));
@@ -102,7 +105,8 @@ Result<updater::InstallOutcome> update_from_release(const ReleaseUpdateOptions& 
       return status.error();
     }
   }
-  auto fetcher = open_repository(options.repository, options.aggregator, options.ca_file, options.targets_url);
+  auto fetcher = open_repository(options.repository, options.aggregator, options.ca_file, options.targets_url,
+                                 release_partial_dir(options.state_dir));
   if (!fetcher) return fetcher.error();
   auto client = updater::TufClient::open(trust_dir);
   if (!client) return client.error();

@@ -244,3 +244,33 @@ TEST_CASE("an HTTPS repository is trusted only through a CA that signed its cert
   const auto downgraded = fetch_error(**downgrading);
   CHECK_THAT(downgraded.message, Catch::Contains("Protocol \"http\" not supported or disabled"));
 }
+
+TEST_CASE("a download cut off in a process that then ends is resumed by the next one from what it kept") {
+  TempDir dir;
+  FileServer server(dir.path());
+  auto options = quick_retries();
+  options.attempts = 1;  // the first process gives up at the cut: as if it had been killed there
+  options.partial_dir = dir / "partial";
+  const std::string path = "targets/mlp/v2.weights";
+  const std::string body = FileServer::flaky_body();
+  {
+    auto first = updater::HttpFetcher::open(server.url("/flaky"), options);
+    REQUIRE(first.ok());
+    REQUIRE_FALSE((*first)->fetch(path, 1 << 20).ok());
+    REQUIRE(fs::exists((*first)->partial_path(path)));
+    CHECK(fs::file_size((*first)->partial_path(path)) == body.size() / 2);
+  }
+  auto second = updater::HttpFetcher::open(server.url("/flaky"), options);
+  REQUIRE(second.ok());
+  auto fetched = (*second)->fetch(path, 1 << 20);
+  REQUIRE(fetched.ok());
+  CHECK(std::string(fetched->begin(), fetched->end()) == body);
+  const auto ranges = server.ranges();
+  REQUIRE(ranges.size() == 2);
+  CHECK(ranges[1] == "bytes=" + std::to_string(body.size() / 2) + "-");  // only the rest crossed the network
+  CHECK_FALSE(fs::exists((*second)->partial_path(path)));  // done: nothing kept
+  // Metadata is never kept: it is small, and read whole.
+  CHECK((*second)->partial_path("metadata/timestamp.json").parent_path() == dir / "partial");
+  CHECK_FALSE((*second)->fetch("metadata/timestamp.json", 1024).ok());
+  CHECK(fs::is_empty(dir / "partial"));
+}

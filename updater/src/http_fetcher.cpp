@@ -2,7 +2,11 @@
 
 #include <curl/curl.h>
 
+#include "shoal/base/durable_file.h"
+#include "shoal/updater/tuf_metadata.h"
+
 #include <algorithm>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -14,6 +18,8 @@ struct Download {
   std::vector<std::uint8_t> bytes;
   std::uint64_t max_bytes = 0;
   bool over_cap = false;
+  std::FILE* partial = nullptr;  // what arrived, kept for a restart; null: memory only
+  bool partial_failed = false;
 };
 
 bool is_success(long status) { return status >= 200 && status <= 299; }
@@ -29,7 +35,33 @@ std::size_t keep_bytes(char* data, std::size_t size, std::size_t count, void* us
     return 0;  // ends the transfer: nothing past the cap is read
   }
   download.bytes.insert(download.bytes.end(), data, data + length);
+  if (download.partial != nullptr && !download.partial_failed) {
+    // No sync: a torn tail after a power cut fails the hash at the end, and the next try starts over.
+    download.partial_failed = std::fwrite(data, 1, length, download.partial) != length || std::fflush(download.partial) != 0;
+  }
   return length;
+}
+
+// Opens the partial download `path` for appending, after reading what it
+// holds into `download` (at most its cap; anything longer is started over).
+void open_partial(const std::filesystem::path& path, Download& download) {
+  std::error_code error;
+  std::filesystem::create_directories(path.parent_path(), error);
+  if (error) return;
+  const auto size = std::filesystem::file_size(path, error);
+  if (!error && size > 0 && size <= download.max_bytes) {
+    auto kept = base::read_file(path, download.max_bytes);
+    if (kept) download.bytes.assign(kept->begin(), kept->end());
+  }
+  download.partial = std::fopen(path.c_str(), download.bytes.empty() ? "wb" : "ab");
+}
+
+// Starts the kept part over: the server sent the whole file, or could not resume.
+void restart_partial(const std::filesystem::path& path, Download& download) {
+  download.bytes.clear();
+  if (download.partial == nullptr) return;
+  std::fclose(download.partial);
+  download.partial = std::fopen(path.c_str(), "wb");
 }
 
 // Each path segment percent-encoded; the TUF client's paths are relative and have no empty or dot segments.
@@ -123,6 +155,10 @@ Result<std::unique_ptr<HttpFetcher>> HttpFetcher::open(std::string base_url, Htt
   return fetcher;
 }
 
+std::filesystem::path HttpFetcher::partial_path(const std::string& path) const {
+  return options_.partial_dir / (encode_role_name(path) + ".partial");
+}
+
 Result<std::vector<std::uint8_t>> HttpFetcher::fetch(const std::string& path, std::uint64_t max_bytes) {
   auto* curl = static_cast<CURL*>(curl_);
   auto encoded = url_path(curl, path);
@@ -131,6 +167,21 @@ Result<std::vector<std::uint8_t>> HttpFetcher::fetch(const std::string& path, st
   Download download;
   download.curl = curl;
   download.max_bytes = max_bytes;
+  // Target files only (a SplitFetcher's targets fetcher sees them without the prefix): metadata is
+  // small, and is read whole each time.
+  const bool keep_partial = !options_.partial_dir.empty() && !path.starts_with("metadata/");
+  const std::filesystem::path partial = keep_partial ? partial_path(path) : std::filesystem::path();
+  if (keep_partial) open_partial(partial, download);
+  struct Finish {  // closes the partial file; removes it unless a later try may resume it
+    Download& download;
+    const std::filesystem::path& path;
+    bool keep = false;
+    ~Finish() {
+      if (download.partial != nullptr) std::fclose(download.partial);
+      std::error_code ignored;
+      if (!keep && !path.empty()) std::filesystem::remove(path, ignored);
+    }
+  } finish{download, partial};
   char error[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &download);
@@ -157,9 +208,14 @@ Result<std::vector<std::uint8_t>> HttpFetcher::fetch(const std::string& path, st
     }
     if (code == CURLE_OK && is_success(status)) {
       curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
-      return std::move(download.bytes);
+      return std::move(download.bytes);  // whole: the TUF client checks it, and the partial file goes
     }
     if (code == CURLE_OK) {
+      if (status == 416 && !download.bytes.empty()) {  // the kept part is not a part of the file served now
+        failure = "HTTP 416";
+        restart_partial(partial, download);
+        continue;
+      }
       if (status == 403 || status == 404 || status == 410) {
         curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
         return make_error(ErrorCode::not_found, url + ": HTTP " + std::to_string(status));
@@ -168,11 +224,12 @@ Result<std::vector<std::uint8_t>> HttpFetcher::fetch(const std::string& path, st
       if (status != 429 && status < 500) break;
     } else {
       failure = error[0] != '\0' ? error : curl_easy_strerror(code);
-      if (code == CURLE_RANGE_ERROR) download.bytes.clear();  // the server cannot resume: start over
+      if (code == CURLE_RANGE_ERROR) restart_partial(partial, download);  // the server cannot resume: start over
       if (!worth_retrying(code)) break;
     }
   }
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+  finish.keep = !download.bytes.empty();  // the network failed: a later fetch resumes from what arrived
   return make_error(ErrorCode::io, url + ": " + failure);
 }
 

@@ -51,10 +51,17 @@ struct ReleaseUpdateOptions {
 
 // The fetcher for `repository`: a directory path, an http(s) URL, or "aggregator" over `aggregator`;
 // with `targets_url` (a URL or directory), target files come from there.
+// With `partial_dir`, an HTTP download cut off by a restart resumes from what was kept there.
 Result<std::unique_ptr<updater::RepositoryFetcher>> open_repository(const std::string& repository,
                                                                     const std::optional<AggregatorLink>& aggregator,
                                                                     const std::filesystem::path& ca_file = {},
-                                                                    const std::string& targets_url = {});
+                                                                    const std::string& targets_url = {},
+                                                                    const std::filesystem::path& partial_dir = {});
+
+// Where an agent keeps HTTP downloads in progress, under its state directory.
+inline std::filesystem::path release_partial_dir(const std::filesystem::path& state_dir) {
+  return state_dir / "release" / "partial";
+}
 
 // Loads `weights` into `model`, runs a batch of probe inputs and refuses
 // non-finite outputs.

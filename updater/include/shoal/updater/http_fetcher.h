@@ -13,7 +13,11 @@
 // timeout, HTTP 429 or 5xx) is retried up to `attempts` times in all, after
 // exponentially growing delays with jitter. What had arrived is kept: the
 // retry asks for the rest with a Range request, and starts over only if
-// the server cannot resume. 403, 404 and 410 mean not found. Proxies come
+// the server cannot resume. With `partial_dir`, what arrived of a target
+// file is also kept on disk as it arrives, so a download the process did
+// not live to finish resumes from there after a restart (the TUF client
+// checks length and hashes of the whole, as ever). 403, 404 and 410 mean
+// not found. Proxies come
 // from the environment (http_proxy, https_proxy, no_proxy), as libcurl reads
 // them.
 #pragma once
@@ -39,6 +43,9 @@ struct HttpFetcherOptions {
   int attempts = 4;                               // tries of one file, the first included
   std::chrono::milliseconds first_retry_delay{500};  // doubling after each retry
   std::chrono::milliseconds max_retry_delay{30000};
+  // Where downloads in progress of files outside metadata/ (the targets) are
+  // kept across restarts; empty: in memory only.
+  std::filesystem::path partial_dir;
 };
 
 // Whether `repository` names an HTTP(S) repository rather than a directory.
@@ -59,6 +66,8 @@ class HttpFetcher : public RepositoryFetcher {
 
   Result<std::vector<std::uint8_t>> fetch(const std::string& path, std::uint64_t max_bytes) override;
   std::string describe() const override { return base_url_; }
+  // The file a download of `path` in progress is kept in (with partial_dir).
+  std::filesystem::path partial_path(const std::string& path) const;
 
  private:
   HttpFetcher(std::string base_url, HttpFetcherOptions options);
