@@ -85,18 +85,17 @@ Result<RolloutGuard> RolloutGuard::open(const RolloutGuardConfig& config, std::f
 
 updater::HealthReport RolloutGuard::on_report(const std::string& device_hex, const protocol::HealthReport& message) {
   auto report = to_health_report(device_hex, message);
-  health_.on_report(report);
-  reported_models_.insert(report.model);
+  if (health_.on_report(report)) reported_models_.insert(report.model);
   return report;
 }
 
 std::vector<RolloutHalt> RolloutGuard::check(updater::UnixTime now) {
   std::vector<RolloutHalt> halts;
   const auto models = std::exchange(reported_models_, {});
-  if (!config_.enabled()) return halts;
+  if (!config_.enabled() || models.empty()) return halts;
+  auto repository = updater::ReleaseRepository::open(repository_);
+  if (!repository) return halts;  // no repository to halt in: nothing a device sent can change that
   for (const auto& model : models) {
-    auto repository = updater::ReleaseRepository::open(repository_);
-    if (!repository) return halts;  // no repository to halt in: nothing a device sent can change that
     auto rollout = updater::current_rollout(*repository, model);
     if (!rollout || !*rollout) continue;
     auto reason = health_.halt_reason(**rollout, config_.policy);

@@ -301,3 +301,20 @@ TEST_CASE("health: failures and accuracy are counted per device for the version 
   rollout.state = RolloutState::halted;
   CHECK_FALSE(health.halt_reason(rollout, policy));  // halted already
 }
+
+TEST_CASE("health: reports on more models than the cap are not kept, so a device cannot grow the monitor without bound") {
+  RolloutHealth health;
+  HealthReport report;
+  report.device = "device-0";
+  report.active_version = 1;
+  for (std::size_t i = 0; i < RolloutHealth::kMaxModels; ++i) {
+    report.model = "model-" + std::to_string(i);
+    CHECK(health.on_report(report));
+  }
+  report.model = "one-too-many";
+  CHECK_FALSE(health.on_report(report));
+  CHECK(health.health("one-too-many", 1).running == 0);
+  report.model = "model-0";
+  CHECK(health.on_report(report));  // a model already tracked still is
+  CHECK(health.devices() == RolloutHealth::kMaxModels);
+}

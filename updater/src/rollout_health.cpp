@@ -39,7 +39,8 @@ std::string_view smoke_test_name(SmokeTest result) {
   return "?";
 }
 
-void RolloutHealth::on_report(const HealthReport& report) {
+bool RolloutHealth::on_report(const HealthReport& report) {
+  if (!devices_.contains(report.model) && devices_.size() >= kMaxModels) return false;
   DeviceState& device = devices_[report.model][report.device];
   device.active_version = report.active_version;
   if (report.attempted_version != 0) {
@@ -63,6 +64,7 @@ void RolloutHealth::on_report(const HealthReport& report) {
       keep_newest(device.accuracy);
     }
   }
+  return true;
 }
 
 VersionHealth RolloutHealth::health(const std::string& model, std::uint64_t version) const {

@@ -104,15 +104,16 @@ Status TufClient::keep(const std::string& file_name, std::span<const std::uint8_
   return base::write_file_durably(trust_dir_ / file_name, bytes, 0644, *env_);
 }
 
-bool TufClient::kept_is_listed(const std::string& file_name, const MetaFile& listed,
-                               const std::function<Status(const SignedMetadata&)>& verify) const {
+std::optional<SignedMetadata> TufClient::kept_listed(const std::string& file_name, const MetaFile& listed,
+                                                     const std::function<Status(const SignedMetadata&)>& verify) const {
   auto bytes = base::read_file(trust_dir_ / file_name, 64 << 20, *env_);
-  if (!bytes) return false;
+  if (!bytes) return std::nullopt;
   const auto kept = base::text_bytes(*bytes);
-  if (listed.length && kept.size() != *listed.length) return false;
-  if (!listed.hashes.empty() && !check_hashes(kept, listed.hashes, file_name)) return false;
+  if (listed.length && kept.size() != *listed.length) return std::nullopt;
+  if (!listed.hashes.empty() && !check_hashes(kept, listed.hashes, file_name)) return std::nullopt;
   auto metadata = parse_metadata_file(kept, file_name);
-  return metadata && verify(*metadata).ok();
+  if (!metadata || !verify(*metadata)) return std::nullopt;
+  return std::move(metadata).value();
 }
 
 std::string TufClient::metadata_path(const std::string& encoded_role, std::uint64_t version) const {
@@ -209,7 +210,7 @@ Status TufClient::update_snapshot(RepositoryFetcher& fetcher, UnixTime start_tim
     return verify_threshold(metadata, trusted_.root, RoleName::snapshot, path);
   };
   if (trusted_.snapshot && trusted_.snapshot->version == expected.version &&
-      kept_is_listed("snapshot.json", expected, by_snapshot_keys)) {
+      kept_listed("snapshot.json", expected, by_snapshot_keys)) {
     return check_expiry(trusted_.snapshot->expires, start_time, path);  // unchanged: not downloaded again
   }
   auto file = fetch_listed(fetcher, path, expected, limits_.snapshot_bytes, trusted_.root, RoleName::snapshot);
@@ -250,7 +251,7 @@ Status TufClient::update_targets(RepositoryFetcher& fetcher, UnixTime start_time
     return verify_threshold(metadata, trusted_.root, RoleName::targets, path);
   };
   if (trusted_.targets && trusted_.targets->version == expected.version &&
-      kept_is_listed("targets.json", expected, by_targets_keys)) {
+      kept_listed("targets.json", expected, by_targets_keys)) {
     return check_expiry(trusted_.targets->expires, start_time, path);  // unchanged: not downloaded again
   }
   auto file = fetch_listed(fetcher, path, expected, limits_.targets_bytes, trusted_.root, RoleName::targets);
@@ -283,10 +284,8 @@ Result<const TargetsMetadata*> TufClient::load_delegated(RepositoryFetcher& fetc
     return verify_delegated_threshold(metadata, delegator, role, path);
   };
   // The kept copy, if it is the listed version; else a download.
-  if (kept_is_listed(file_name, expected, by_delegated_keys)) {
-    auto bytes = base::read_file(trust_dir_ / file_name, 64 << 20, *env_);
-    auto metadata = bytes ? parse_metadata_file(base::text_bytes(*bytes), file_name) : Result<SignedMetadata>(bytes.error());
-    auto targets = metadata ? parse_targets(metadata->signed_part, file_name) : Result<TargetsMetadata>(metadata.error());
+  if (auto kept = kept_listed(file_name, expected, by_delegated_keys)) {
+    auto targets = parse_targets(kept->signed_part, file_name);
     if (targets && targets->version == expected.version) {
       if (auto status = check_expiry(targets->expires, start_time, path); !status) return status.error();
       return &trusted_.delegated.emplace(role.name, std::move(targets).value()).first->second;

@@ -66,7 +66,12 @@ struct VersionHealth {
 
 class RolloutHealth {
  public:
-  void on_report(const HealthReport& report);
+  // Models tracked at most: the devices are the enrolled fleet, but the
+  // model names are theirs to choose.
+  static constexpr std::size_t kMaxModels = 64;
+
+  // False, and nothing kept, for a report on a model beyond the first kMaxModels.
+  bool on_report(const HealthReport& report);
   VersionHealth health(const std::string& model, std::uint64_t version) const;
   // Why `rollout` must halt under `policy`, or nullopt.
   std::optional<std::string> halt_reason(const Rollout& rollout, const RolloutPolicy& policy) const;

@@ -106,11 +106,11 @@ class TufClient {
   // "metadata/<role>.json", or with consistent snapshots "metadata/<version>.<role>.json".
   std::string metadata_path(const std::string& encoded_role, std::uint64_t version) const;
   Status keep(const std::string& file_name, std::span<const std::uint8_t> bytes) const;
-  // Whether the kept file `file_name` is the one `listed` names: of the
+  // The kept file `file_name`, if it is the one `listed` names: of the
   // listed length and hashes, and signed as `verify` checks. It is then not
   // downloaded again.
-  bool kept_is_listed(const std::string& file_name, const MetaFile& listed,
-                      const std::function<Status(const SignedMetadata&)>& verify) const;
+  std::optional<SignedMetadata> kept_listed(const std::string& file_name, const MetaFile& listed,
+                                            const std::function<Status(const SignedMetadata&)>& verify) const;
   void forget(RoleName role);
 
   std::filesystem::path trust_dir_;
