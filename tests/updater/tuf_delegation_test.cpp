@@ -326,3 +326,43 @@ TEST_CASE("a role once listed in the snapshot stays listed, so devices accept la
   auto snapshot = fixture.read_metadata(fixture.repo_dir / "metadata" / "snapshot.json");
   CHECK(snapshot.signed_part["meta"].contains("team.json"));
 }
+
+TEST_CASE("a targets file with a malformed delegation is refused, naming the field") {
+  const nlohmann::json role{{"name", "team"},
+                            {"keyids", nlohmann::json::array()},
+                            {"threshold", 1},
+                            {"terminating", false},
+                            {"paths", {"team/*"}}};
+  auto targets_with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json signed_part{{"_type", "targets"},
+                               {"spec_version", "1.0.31"},
+                               {"version", 1},
+                               {"expires", "2099-01-01T00:00:00Z"},
+                               {"targets", nlohmann::json::object()},
+                               {"delegations", {{"keys", nlohmann::json::object()}, {"roles", {role}}}}};
+    edit(signed_part);
+    return parse_targets(signed_part, "targets.json");
+  };
+  CHECK(targets_with([](nlohmann::json&) {}).ok());
+  const std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>> cases{
+      {[](nlohmann::json& t) { t["delegations"]["roles"][0]["path_hash_prefixes"] = {"ab"}; },
+       "must have exactly one of paths and path_hash_prefixes"},
+      {[](nlohmann::json& t) { t["delegations"]["roles"][0]["name"] = "root"; }, "is a top-level role's name"},
+      {[&](nlohmann::json& t) { t["delegations"]["roles"].push_back(role); }, "is delegated twice"},
+      {[](nlohmann::json& t) { t["delegations"]["roles"][0]["keyids"] = {"00"}; }, "not in keys"},
+      {[](nlohmann::json& t) { t["delegations"]["roles"][0].erase("terminating"); }, "terminating"},
+      {[](nlohmann::json& t) { t["delegations"]["roles"][0]["paths"] = {7}; }, "paths must hold strings"},
+      {[](nlohmann::json& t) {
+         t["delegations"]["roles"][0].erase("paths");
+         t["delegations"]["roles"][0]["path_hash_prefixes"] = {"xyz"};
+       },
+       "hex prefixes"},
+      {[](nlohmann::json& t) { t["delegations"]["succinct_roles"] = nlohmann::json::object(); }, "succinct_roles"},
+  };
+  for (const auto& [edit, expected] : cases) {
+    auto refused = targets_with(edit);
+    INFO(expected);
+    REQUIRE_FALSE(refused.ok());
+    CHECK_THAT(refused.error().message, Catch::Contains("targets.json") && Catch::Contains(expected));
+  }
+}
