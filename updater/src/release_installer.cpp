@@ -25,7 +25,8 @@ Status check_finite(const weights::Weights& weights) {
   return ok_status();
 }
 
-// The file to download: a delta from the active model if one is listed, else the full file.
+}  // namespace
+
 Result<ReleaseFile> choose_file(const std::vector<ReleaseFile>& files, std::uint64_t version,
                                 const std::optional<crypto::Blake2b256Digest>& active_hash) {
   const ReleaseFile* full = nullptr;
@@ -44,7 +45,6 @@ Result<ReleaseFile> choose_file(const std::vector<ReleaseFile>& files, std::uint
                                               " has no full file and no delta from the active model");
 }
 
-// The model's rollout, if the repository signs one through its delegations.
 Result<std::optional<Rollout>> read_rollout(RepositoryFetcher& fetcher, TufClient& client, const std::string& model,
                                             UnixTime start_time) {
   const std::string path = rollout_target_path(model);
@@ -65,8 +65,6 @@ Result<std::optional<Rollout>> read_rollout(RepositoryFetcher& fetcher, TufClien
   return std::optional<Rollout>(std::move(rollout).value());
 }
 
-}  // namespace
-
 std::string_view step_name(InstallStep step) {
   switch (step) {
     case InstallStep::refresh_metadata: return "refresh metadata";
@@ -86,6 +84,36 @@ std::string failed_install_step(const Error& error) {
   const auto end = error.message.find('\'', kPrefix.size());
   if (end == std::string::npos) return "";
   return error.message.substr(kPrefix.size(), end - kPrefix.size());
+}
+
+Result<ReleaseDecision> decide_release(const std::vector<ReleaseFile>& files, const std::optional<Rollout>& rollout,
+                                       const DeviceReleases& device, std::string_view device_key_hex) {
+  ReleaseDecision decision;
+  if (rollout && rollout->state == RolloutState::halted && device.active == rollout->version) {
+    if (!device.has_previous) {
+      return make_error(ErrorCode::invalid_argument, "the rollout of version " + std::to_string(rollout->version) +
+                                                         " was halted, and this device has no previous model to "
+                                                         "roll back to");
+    }
+    decision.action = ReleaseAction::roll_back;
+    decision.version = rollout->version;
+    return decision;
+  }
+  // The newest version this device may take: a rollout that has not reached it holds its version back.
+  auto allowed = std::find_if(files.begin(), files.end(), [&](const ReleaseFile& file) {
+    return !rollout || file.version != rollout->version || rollout_admits(*rollout, device_key_hex);
+  });
+  decision.outside_rollout = allowed != files.begin();
+  if (allowed == files.end()) return decision;
+  // Up to date, or ahead after a newer install: never go backwards.
+  if (device.active && *device.active >= allowed->version) return decision;
+  if (device.rolled_back && allowed->version <= *device.rolled_back) {
+    decision.held_back = true;
+    return decision;
+  }
+  decision.action = ReleaseAction::install;
+  decision.version = allowed->version;
+  return decision;
 }
 
 Result<InstallOutcome> install_latest_release(RepositoryFetcher& fetcher, TufClient& client, ModelStore& store,
@@ -109,41 +137,23 @@ Result<InstallOutcome> install_latest_release(RepositoryFetcher& fetcher, TufCli
   if (!active) return at_step(InstallStep::choose_file, active.error());
   InstallOutcome outcome;
   if (*active) outcome.previous_version = (*active)->version();
-  if (*rollout && (*rollout)->state == RolloutState::halted && *active &&
-      (*active)->version() == (*rollout)->version) {
-    if (!store.previous()) {
-      return at_step(InstallStep::switch_active,
-                     make_error(ErrorCode::invalid_argument,
-                                "the rollout of version " + std::to_string((*rollout)->version) +
-                                    " was halted, and this device has no previous model to roll back to"));
-    }
+  const DeviceReleases held{*active ? std::optional<std::uint64_t>((*active)->version()) : std::nullopt,
+                            store.previous().has_value(), store.rolled_back()};
+  auto decision = decide_release(*files, *rollout, held, options.device_key_hex);
+  if (!decision) return at_step(InstallStep::switch_active, decision.error());
+  outcome.outside_rollout = decision->outside_rollout;
+  outcome.held_back = decision->held_back;
+  outcome.version = held.active.value_or(0);
+  if (decision->action == ReleaseAction::stay) return outcome;
+  if (decision->action == ReleaseAction::roll_back) {
     if (auto status = store.rollback(); !status) return at_step(InstallStep::switch_active, status.error());
     auto restored = store.load_active();
     if (!restored) return at_step(InstallStep::switch_active, restored.error());
-    outcome.halted_rollback = (*rollout)->version;
+    outcome.halted_rollback = decision->version;
     outcome.version = *restored ? (*restored)->version() : 0;
     return outcome;
   }
-  // The newest version this device may take: a rollout that has not reached it holds its version back.
-  auto allowed = std::find_if(files->begin(), files->end(), [&](const ReleaseFile& file) {
-    return !*rollout || file.version != (*rollout)->version || rollout_admits(**rollout, options.device_key_hex);
-  });
-  outcome.outside_rollout = allowed != files->begin();
-  if (allowed == files->end()) {
-    outcome.version = *active ? (*active)->version() : 0;
-    return outcome;
-  }
-  const std::uint64_t newest = allowed->version;
-  if (*active && (*active)->version() >= newest) {
-    // Up to date, or ahead after a newer install: never go backwards.
-    outcome.version = (*active)->version();
-    return outcome;
-  }
-  if (store.rolled_back() && newest <= *store.rolled_back()) {
-    outcome.version = *active ? (*active)->version() : 0;
-    outcome.held_back = true;
-    return outcome;
-  }
+  const std::uint64_t newest = decision->version;
   std::optional<crypto::Blake2b256Digest> active_hash;
   if (*active) active_hash = values_hash(**active);
   auto file = choose_file(*files, newest, active_hash);

@@ -20,11 +20,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "shoal/base/result.h"
 #include "shoal/updater/model_store.h"
 #include "shoal/updater/release_file.h"
 #include "shoal/updater/repository_fetcher.h"
+#include "shoal/updater/rollout.h"
 #include "shoal/updater/tuf_client.h"
 #include "shoal/weights/weights.h"
 
@@ -58,6 +60,33 @@ struct InstallOutcome {
   std::uint64_t version = 0;                // the active version afterwards
   std::optional<ReleaseFile> file;          // what was downloaded
 };
+
+// What a release check does, decided from the model's listed files
+// (newest first), its rollout and what the device holds; no I/O, so the
+// agent and the fleet simulator decide alike.
+enum class ReleaseAction { stay, install, roll_back };
+struct DeviceReleases {
+  std::optional<std::uint64_t> active;       // the version it runs
+  bool has_previous = false;                 // whether it keeps a model to roll back to
+  std::optional<std::uint64_t> rolled_back;  // the version it last rolled back from
+};
+struct ReleaseDecision {
+  ReleaseAction action = ReleaseAction::stay;
+  std::uint64_t version = 0;     // install: the version to take; roll_back: the halted one left
+  bool outside_rollout = false;  // the newest version's rollout has not reached the device
+  bool held_back = false;        // the newest it may take is one it rolled back from
+};
+// An error when the device runs a halted version and has nothing to roll back to.
+Result<ReleaseDecision> decide_release(const std::vector<ReleaseFile>& files, const std::optional<Rollout>& rollout,
+                                       const DeviceReleases& device, std::string_view device_key_hex);
+
+// The file to download for `version`: the smallest delta from the active model (by values hash) if one is listed, else the full file.
+Result<ReleaseFile> choose_file(const std::vector<ReleaseFile>& files, std::uint64_t version,
+                                const std::optional<crypto::Blake2b256Digest>& active_hash);
+
+// The model's rollout, if the repository signs one through its delegations.
+Result<std::optional<Rollout>> read_rollout(RepositoryFetcher& fetcher, TufClient& client, const std::string& model,
+                                            UnixTime start_time);
 
 // Where a device agent keeps its release state under its state directory.
 inline std::filesystem::path release_trust_dir(const std::filesystem::path& state_dir) {
