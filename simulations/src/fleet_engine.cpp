@@ -7,10 +7,13 @@
 #include <mutex>
 #include <thread>
 
+#include "fleet_releases.h"
 #include "shoal/client/local_tensors.h"
+#include "shoal/crypto/encoding.h"
 #include "shoal/crypto/hash.h"
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/messages.h"
+#include "shoal/protocol/release_messages.h"
 #include "shoal/protocol/round_messages.h"
 #include "shoal/updater/delta_codec.h"
 
@@ -33,6 +36,14 @@ crypto::RandomSeed derive_seed(std::uint64_t fleet_seed, std::string_view purpos
   }
   const auto digest = crypto::Blake2b256().update(purpose).update(numbers).finish();
   return crypto::RandomSeed(std::span<const std::uint8_t, 32>(digest.data(), 32));
+}
+
+// A number in [0, 1) for one purpose of one party, from the fleet's seed.
+double derive_unit(std::uint64_t fleet_seed, std::string_view purpose, std::uint64_t a, std::uint64_t b) {
+  const auto seed = derive_seed(fleet_seed, purpose, a, b);
+  std::uint64_t bits = 0;
+  for (int i = 0; i < 8; ++i) bits |= static_cast<std::uint64_t>(seed.span()[i]) << (8 * i);
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
 }
 
 // Adds the wall time of its scope to a total.
@@ -201,10 +212,13 @@ struct FleetEngine::Device {
   // FedBN: its own values of the tensors kept local; replaced, never changed,
   // so a job under way reads the values it started with.
   std::shared_ptr<const client::LocalValues> local = no_local_values();
+  DeviceRelease release;  // with settings.releases: the release versions it runs
 };
 
 struct FleetEngine::Event {
-  enum class Kind : std::uint8_t { online, offline, to_device, to_server, wake, trained, evaluated };
+  enum class Kind : std::uint8_t {
+    online, offline, to_device, to_server, wake, trained, evaluated, release_check, release_downloaded
+  };
   VirtualTime at{0};
   std::uint64_t sequence = 0;
   Kind kind = Kind::wake;
@@ -214,6 +228,7 @@ struct FleetEngine::Event {
   std::shared_ptr<Work> work;
   TrainerPool::Ticket ticket;  // the pool job computing `work`, if any
   VirtualTime sent{0};         // to_device: when the server sent it
+  std::uint64_t version = 0;   // release_downloaded: the release version
 };
 
 // What handling one device's events produced: new events (in the order
@@ -352,6 +367,15 @@ Result<std::unique_ptr<FleetEngine>> FleetEngine::create(const EngineSettings& s
     if (!engine->observer_ || !engine->observer_status_) return;
     engine->observer_status_ = engine->observer_(record, costs, global, engine->server_now_);
   });
+  if (settings.releases) {
+    if (!(settings.run_for_s > 0)) {
+      return make_error(ErrorCode::invalid_argument,
+                        "a fleet that checks releases never runs out of events: give it run_for_s");
+    }
+    auto releases = FleetReleaseChannel::open(*settings.releases, settings.server.state_dir / "simulated-release-trust");
+    if (!releases) return releases.error();
+    engine->releases_ = std::move(releases).value();
+  }
   const auto layout = engine->service_->coordinator().global().layout();
   engine->devices_.reserve(partition.size());
   for (std::size_t i = 0; i < partition.size(); ++i) {
@@ -361,6 +385,7 @@ Result<std::unique_ptr<FleetEngine>> FleetEngine::create(const EngineSettings& s
     engine->devices_.push_back(
         std::make_unique<Device>(number, std::move(identity), engine->fleet_, engine->library_.get(), settings.seed));
     auto& device = *engine->devices_.back();
+    if (settings.releases) device.release.active = settings.releases->installed_version;
     engine->device_by_key_.emplace(device.key, number);
     engine->trusted_peers_.insert(device.identity.public_identity().ed25519());
   }
@@ -416,9 +441,16 @@ Status FleetEngine::run() {
       join = fleet_.offline_session(device->profile, 0, device->rng);
     }
     schedule({from_seconds(join), 0, Event::Kind::online, device->number, device->epoch, {}, nullptr, nullptr});
+    if (releases_) {
+      const double first = derive_unit(settings_.seed, "shoal-sim/release-check", device->number, 0) *
+                           releases_->settings().check_every_s;
+      schedule({from_seconds(first), 0, Event::Kind::release_check, device->number, 0, {}, nullptr, nullptr});
+    }
   }
+  const VirtualTime stop_at = settings_.run_for_s > 0 ? from_seconds(settings_.run_for_s) : VirtualTime::max();
   VirtualTime ticked_at{-1};
-  while (!service_->done()) {
+  // With releases the fleet runs for run_for_s, whether rounds are left or not.
+  while (releases_ || !service_->done()) {
     const auto next_event = queue_->empty() ? VirtualTime::max() : queue_->next();
     // The server ticks once the messages of an instant are in, as its socket loop does.
     if (server_dirty_ && next_event > server_now_) {
@@ -430,13 +462,14 @@ Status FleetEngine::run() {
     if (deadline != Clock::time_point::max()) {
       const auto due = std::max(deadline == Clock::time_point::min() ? server_now_ : deadline - Clock::time_point{},
                                 server_now_);
-      if (due <= next_event && due > ticked_at) {
+      if (due <= next_event && due > ticked_at && due <= stop_at) {
         server_now_ = due;
         if (auto status = tick_server(); !status) return status;
         ticked_at = server_now_;
         continue;
       }
     }
+    if (next_event > stop_at && stop_at != VirtualTime::max()) break;
     if (next_event == VirtualTime::max()) {
       return make_error(ErrorCode::invalid_argument,
                         "the simulated fleet has nothing left to do and no round can start: are enough devices "
@@ -529,6 +562,12 @@ Status FleetEngine::tick_server() {
   server_dirty_ = false;
   flush_server();
   if (!status) return status;
+  if (releases_) {
+    // What the server published (a halt) is there for the devices' next checks.
+    if (auto refreshed = releases_->refresh(); !refreshed) {
+      return make_error(refreshed.error().code, "the simulated devices' release check: " + refreshed.error().message);
+    }
+  }
   return observer_status_;
 }
 
@@ -588,6 +627,15 @@ void FleetEngine::handle(Device& device, Event& event, Effects& out) {
     case Event::Kind::evaluated:
       if (current) on_evaluated(device, event, out);
       return;
+    case Event::Kind::release_check:
+      // Periodic whether it is online or not; one that is away skips it.
+      out.schedule({out.now + from_seconds(releases_->settings().check_every_s), 0, Event::Kind::release_check,
+                    device.number, 0, {}, nullptr, nullptr});
+      if (device.online && device.release.downloading == 0) check_release(device, out);
+      return;
+    case Event::Kind::release_downloaded:
+      if (current) on_release_downloaded(device, event, out);
+      return;
   }
 }
 
@@ -613,11 +661,7 @@ void FleetEngine::to_device(Device& device, Event& event, Effects& out) {
 
 void FleetEngine::after_session(Device& device, Effects& out) {
   Stopwatch watch(out.wall.coordination);
-  for (auto& frames : device.session->take_outgoing()) {
-    const auto arrival =
-        transfer(out.now, device.uplink_free, size_of(frames), device.profile.uplink_bytes_s, device.profile.latency_s);
-    out.schedule({arrival, 0, Event::Kind::to_server, device.number, device.epoch, std::move(frames), nullptr, nullptr});
-  }
+  for (auto& frames : device.session->take_outgoing()) send_to_server(device, std::move(frames), out);
   const auto& samples = partition_[device.number];
   for (auto& request : device.session->take_work()) {
     auto work = std::make_shared<Work>();
@@ -703,6 +747,52 @@ void FleetEngine::on_evaluated(Device& device, Event& event, Effects& out) {
   after_session(device, out);
 }
 
+void FleetEngine::send_to_server(Device& device, client::Frames frames, Effects& out) {
+  const auto arrival =
+      transfer(out.now, device.uplink_free, size_of(frames), device.profile.uplink_bytes_s, device.profile.latency_s);
+  out.schedule({arrival, 0, Event::Kind::to_server, device.number, device.epoch, std::move(frames), nullptr, nullptr});
+}
+
+void FleetEngine::check_release(Device& device, Effects& out) {
+  Stopwatch watch(out.wall.coordination);
+  const auto& model = releases_->settings().model;
+  auto check = releases_->check(device.release, crypto::to_hex(device.identity.public_identity().ed25519()));
+  if (!check) {
+    device_log_("device-" + std::to_string(device.number) + ": release check: " + check.error().message);
+    return;
+  }
+  if (check->decision.action == updater::ReleaseAction::roll_back) {
+    auto& release = device.release;
+    release.rolled_back = release.active;
+    std::swap(release.active, release.previous);
+    auto report = release_report(model, release, ReleaseEvent::rolled_back, check->decision.version);
+    send_to_server(device, protocol::encode(*report), out);
+  } else if (check->decision.action == updater::ReleaseAction::install) {
+    // The file comes from the mirror over the device's downlink.
+    device.release.downloading = check->decision.version;
+    const auto arrival = transfer(out.now, device.downlink_free, check->file->length, device.profile.downlink_bytes_s,
+                                  device.profile.latency_s);
+    Event downloaded{arrival, 0, Event::Kind::release_downloaded, device.number, device.epoch, {}, nullptr, nullptr};
+    downloaded.version = check->decision.version;
+    out.schedule(std::move(downloaded));
+  }
+}
+
+void FleetEngine::on_release_downloaded(Device& device, Event& event, Effects& out) {
+  auto& release = device.release;
+  release.downloading = 0;
+  const bool fails =
+      derive_unit(settings_.seed, "shoal-sim/smoke-test", device.number, event.version) <
+      releases_->settings().smoke_failure_share;
+  if (!fails) {
+    release.previous = release.active;
+    release.active = event.version;
+  }
+  auto report = release_report(releases_->settings().model, release,
+                               fails ? ReleaseEvent::smoke_test_failed : ReleaseEvent::installed, event.version);
+  send_to_server(device, protocol::encode(*report), out);
+}
+
 void FleetEngine::go_online(Device& device, Effects& out) {
   device.online = true;
   device.online_since = out.now;
@@ -725,6 +815,7 @@ void FleetEngine::go_offline(Device& device, bool vanished, Effects& out) {
   (void)device.session->take_work();
   device.wake = Clock::time_point::max();
   device.wake_event = VirtualTime{-1};
+  device.release.downloading = 0;  // a download under way is lost
   const double t = to_seconds(out.now);
   const double away = vanished ? fleet_.rejoin_after(device.profile, t, device.rng)
                                : fleet_.offline_session(device.profile, t, device.rng);

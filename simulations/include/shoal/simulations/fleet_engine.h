@@ -27,10 +27,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <ostream>
+#include <string>
 #include <vector>
 
 #include "shoal/aggregator/aggregator_config.h"
@@ -47,7 +50,23 @@ using Clock = std::chrono::steady_clock;
 // Virtual time since the start of a run.
 using VirtualTime = std::chrono::nanoseconds;
 
-class SharedModelLibrary;  // fleet_engine.cpp: one copy of each global model version
+class SharedModelLibrary;   // fleet_engine.cpp: one copy of each global model version
+class FleetReleaseChannel;  // fleet_releases.h: the release repository as the devices see it
+
+// A staged rollout beside training: devices check a release repository
+// (built by shoal-release) every check_every_s of virtual time, decide as
+// agents do, download the chosen file over their link, and send health
+// reports to the round service, whose rollout guard may halt the rollout.
+// A device's smoke test is simulated: a seeded share of devices fails each
+// new version. Models are not loaded and accuracy is not measured.
+struct FleetReleases {
+  std::filesystem::path repository;    // its metadata/ and targets/ directories
+  std::filesystem::path trusted_root;  // the root.json the devices trust first
+  std::string model;
+  std::uint64_t installed_version = 0;  // what every device runs at the start (with nothing before it); 0: nothing
+  double check_every_s = 600;           // virtual; each device's first check falls at random within it
+  double smoke_failure_share = 0;       // in [0, 1]
+};
 
 struct EngineSettings {
   aggregator::AggregatorConfig server;  // state_dir, initial_weights, round, strategy; no sockets
@@ -57,6 +76,11 @@ struct EngineSettings {
   std::string model_name;        // for log lines
   bool protocol_only = false;    // train nothing: every device sends an all-zero update at once
   std::size_t session_threads = 0;  // threads that run device sessions side by side; 0: one per core
+  std::optional<FleetReleases> releases;
+  // Virtual seconds after which run() returns, rounds left or not; 0: no
+  // limit. Needed with releases, whose fleet runs for this long even when
+  // the rounds are done.
+  double run_for_s = 0;
 };
 
 // Where the wall time went (time on threads running side by side is
@@ -86,7 +110,8 @@ class FleetEngine {
   ~FleetEngine();
 
   void set_observer(RoundObserver observer) { observer_ = std::move(observer); }
-  // Runs until the model reaches its final version or no round can start.
+  // Runs until the model reaches its final version or no round can start,
+  // or to run_for_s.
   Status run();
 
   // The server's virtual clock: the time of its latest message or tick.
@@ -123,6 +148,9 @@ class FleetEngine {
   void go_offline(Device& device, bool vanished, Effects& out);
   void on_trained(Device& device, Event& event, Effects& out);
   void on_evaluated(Device& device, Event& event, Effects& out);
+  void send_to_server(Device& device, client::Frames frames, Effects& out);
+  void check_release(Device& device, Effects& out);
+  void on_release_downloaded(Device& device, Event& event, Effects& out);
 
   EngineSettings settings_;
   const client::Dataset& train_;
@@ -132,6 +160,7 @@ class FleetEngine {
   client::LogSink device_log_;
   FleetModel fleet_;
   std::unique_ptr<SharedModelLibrary> library_;
+  std::unique_ptr<FleetReleaseChannel> releases_;
   std::unique_ptr<aggregator::RoundService> service_;
   std::unique_ptr<Queue> queue_;
   std::unique_ptr<SessionThreads> threads_;
