@@ -182,9 +182,15 @@ void DeviceRuntime::run(const std::atomic<bool>& stop, Agent* agent) {
       auto next_check = steady_clock::now();
       auto next_report = next_check + report_every;
       std::uint64_t errors_reported = 0;
+      auto versions = release_versions(options_.state_dir);
       while (!stop.load()) {
         const auto now = steady_clock::now();
         if (now >= next_check) {
+          // An operator's `shoal-agent rollback` since the last check is reported now.
+          if (auto report = health_after_rollback_since(options_.releases->release_model, versions, options_.state_dir);
+              report && agent != nullptr) {
+            agent->queue_health_report(std::move(*report));
+          }
           std::optional<std::uint64_t> attempted;
           ReleaseUpdateOptions update = *options_.releases;
           update.on_attempt = [&](std::uint64_t version) { attempted = version; };
@@ -197,6 +203,7 @@ void DeviceRuntime::run(const std::atomic<bool>& stop, Agent* agent) {
               agent->queue_health_report(std::move(*report));
             }
           }
+          versions = release_versions(options_.state_dir);
           next_check = now + check_every;
         }
         if (reports && now >= next_report) {

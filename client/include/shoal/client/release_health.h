@@ -31,6 +31,16 @@ std::optional<protocol::HealthReport> health_after_check(const std::string& mode
                                                           const Result<updater::InstallOutcome>& outcome,
                                                           std::optional<std::uint64_t> attempted,
                                                           const std::filesystem::path& state_dir);
+// The same, for a device whose versions after the check are `versions`.
+std::optional<protocol::HealthReport> health_after_check(const std::string& model,
+                                                          const Result<updater::InstallOutcome>& outcome,
+                                                          std::optional<std::uint64_t> attempted,
+                                                          ReleaseVersions versions);
+// A rollback made outside the release checks (`shoal-agent rollback`):
+// the report when the model store has rolled back from `before.active`
+// since the versions were `before`, else nullopt.
+std::optional<protocol::HealthReport> health_after_rollback_since(const std::string& model, ReleaseVersions before,
+                                                                  const std::filesystem::path& state_dir);
 // The report every report_every_s.
 protocol::HealthReport periodic_health(const std::string& model, const std::filesystem::path& state_dir,
                                        std::uint64_t inference_errors);
