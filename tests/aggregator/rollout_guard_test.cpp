@@ -6,7 +6,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <algorithm>
 #include <future>
 #include <sstream>
 
@@ -17,7 +16,6 @@
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/messages.h"
 #include "shoal/protocol/release_messages.h"
-#include "shoal/updater/release_installer.h"
 #include "shoal/updater/rollout_control.h"
 #include "shoal/weights/weights_file.h"
 #include "rollout_fixture.h"
@@ -25,7 +23,6 @@
 
 using namespace shoal;
 using namespace std::chrono_literals;
-namespace fs = std::filesystem;
 
 
 TEST_CASE("health reports reach the aggregator's metrics log, and a failing rollout is halted by the aggregator") {

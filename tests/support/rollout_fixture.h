@@ -22,8 +22,6 @@ inline weights::Weights model_version(std::uint64_t version) {
   return *weights::Weights::from_values(layout, version, std::vector<float>(16, 0.1f * static_cast<float>(version)));
 }
 
-// A release repository with versions 1 and 2 of "cnn", the rollout role
-// delegated to an online key, and a rollout of version 2 to every device.
 struct Releases {
   TempDir dir;
   crypto::IdentityKeyPair root = crypto::IdentityKeyPair::generate(), targets = crypto::IdentityKeyPair::generate(),
@@ -63,6 +61,5 @@ struct Releases {
     return (*rollout)->state;
   }
 };
-
 
 }  // namespace shoal::testing
