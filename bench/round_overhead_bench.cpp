@@ -38,6 +38,7 @@
 #include "shoal/crypto/key_file.h"
 #include "shoal/protocol/enrolment.h"
 #include "shoal/weights/weights_file.h"
+#include "bench_files.h"
 
 using namespace shoal;
 using shoal::testing::ChildProcess;
@@ -48,14 +49,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-[[noreturn]] void die(const std::string& why) {
-  std::fprintf(stderr, "round_overhead_bench: %s\n", why.c_str());
-  std::exit(1);
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  if (!base::write_file_durably(path, text)) die("cannot write " + path.string());
-}
+[[noreturn]] void die(const std::string& why) { bench::fail("round_overhead_bench", why); }
+void write_text(const fs::path& path, const std::string& text) { bench::write_text("round_overhead_bench", path, text); }
 
 crypto::IdentityKeyPair make_key(const fs::path& path, crypto::KeyRole role) {
   auto keys = crypto::IdentityKeyPair::generate();

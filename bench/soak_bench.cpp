@@ -41,6 +41,7 @@
 #include "shoal/inference/device.h"
 #include "shoal/inference/model.h"
 #include "shoal/weights/weights_file.h"
+#include "bench_files.h"
 #include "temp_dir.h"
 
 using namespace shoal;
@@ -52,14 +53,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-[[noreturn]] void fail(const std::string& why) {
-  std::fprintf(stderr, "soak_bench: %s\n", why.c_str());
-  std::exit(1);
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  if (!base::write_file_durably(path, text)) fail("cannot write " + path.string());
-}
+[[noreturn]] void fail(const std::string& why) { bench::fail("soak_bench", why); }
+void write_text(const fs::path& path, const std::string& text) { bench::write_text("soak_bench", path, text); }
 
 // The aggregator's resident memory, from /proc; 0 once it is gone.
 std::uint64_t rss_bytes(pid_t pid) {
