@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -70,17 +71,33 @@ struct MetricsRound {
   bool applied;
 };
 
-// The round lines of the metrics log so far (a line a kill cut short is skipped).
-std::vector<MetricsRound> read_rounds(const fs::path& metrics) {
-  std::vector<MetricsRound> rounds;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) {
-    const auto record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || record.value("event", "") != "round") continue;
-    rounds.push_back({record["version"].get<std::uint64_t>(), record["applied"].get<bool>()});
+// The round lines of the metrics log, read as it grows: each poll reads
+// only what was appended, up to its last whole line (a line a kill cut
+// short is skipped once the next one follows it).
+class MetricsTail {
+ public:
+  explicit MetricsTail(fs::path path) : path_(std::move(path)) {}
+  const std::vector<MetricsRound>& poll() {
+    std::ifstream in(path_, std::ios::binary);
+    if (!in || !in.seekg(static_cast<std::streamoff>(offset_))) return rounds_;
+    const std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto end = chunk.rfind('\n');
+    if (end == std::string::npos) return rounds_;
+    offset_ += end + 1;
+    std::istringstream lines(chunk.substr(0, end + 1));
+    for (std::string line; std::getline(lines, line);) {
+      const auto record = nlohmann::json::parse(line, nullptr, false);
+      if (record.is_discarded() || record.value("event", "") != "round") continue;
+      rounds_.push_back({record["version"].get<std::uint64_t>(), record["applied"].get<bool>()});
+    }
+    return rounds_;
   }
-  return rounds;
-}
+
+ private:
+  fs::path path_;
+  std::uint64_t offset_ = 0;
+  std::vector<MetricsRound> rounds_;
+};
 
 std::uint64_t last_applied(const std::vector<MetricsRound>& rounds) {
   std::uint64_t version = 0;
@@ -194,7 +211,7 @@ int main(int argc, char** argv) {
                phase_deadline_s + "\n");
   };
   write_config("tcp://127.0.0.1:*");
-  const auto metrics = dir / "state" / "metrics.jsonl";
+  MetricsTail metrics(dir / "state" / "metrics.jsonl");
   std::vector<Life> lives;
   auto start_aggregator = [&](std::size_t life) {
     auto process = std::make_unique<ChildProcess>(
@@ -205,7 +222,7 @@ int main(int argc, char** argv) {
     Life started;
     const auto resumed = testing::word_after(process->log(), "model version ");
     started.resumed_from = resumed.empty() ? 0 : std::stoull(resumed);
-    started.first_version = last_applied(read_rounds(metrics));
+    started.first_version = last_applied(metrics.poll());
     lives.push_back(started);
     return std::make_pair(std::move(process), endpoint);
   };
@@ -232,7 +249,7 @@ int main(int argc, char** argv) {
   constexpr auto kPoll = 20ms;
   while (seen < rounds) {
     std::this_thread::sleep_for(kPoll);  // a bench driving another process: it polls that process's files
-    const auto applied = last_applied(read_rounds(metrics));
+    const auto applied = last_applied(metrics.poll());
     auto& life = lives.back();
     const auto rss = rss_bytes(aggregator->pid());
     life.peak_rss = std::max(life.peak_rss, rss);
@@ -272,7 +289,7 @@ int main(int argc, char** argv) {
   for (auto& device : fleet.devices) device.kill();
 
   // Versions: applied in order, none twice, none lost across a kill.
-  const auto all = read_rounds(metrics);
+  const auto& all = metrics.poll();
   std::vector<std::uint64_t> versions;
   for (const auto& round : all) {
     if (round.applied) versions.push_back(round.version);
