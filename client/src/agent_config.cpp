@@ -28,13 +28,16 @@ Result<ServeSource> parse_serve_source(const std::string& name) {
 }
 
 void read_serve(config::ConfigFile& file, ServeSettings& serve) {
-  serve.enabled = file.has("serve.port");
   file.read_choice("serve.model", serve.source, parse_serve_source);
   file.read("serve.name", serve.name);
   file.read_path("serve.token_file", serve.token_file);
   auto& service = serve.service;
   file.read("serve.host", service.host);
   file.read("serve.port", service.port);
+  file.read_path("serve.unix_socket", service.unix_socket);
+  // Served over HTTP where either is set: the port, the Unix socket, or both.
+  service.tcp = file.has("serve.port");
+  serve.enabled = service.tcp || !service.unix_socket.empty();
   file.read("serve.allow_remote", service.allow_remote);
   file.read("serve.max_body_bytes", service.max_body_bytes);
   file.read("serve.max_request_samples", service.max_request_samples);
@@ -63,7 +66,8 @@ Status AgentConfig::validate_for_serving(bool models_only) const {
     return make_error(ErrorCode::invalid_argument, "agent config: agent.state_dir is required to serve its models");
   }
   if (!serve.enabled && !models_only) {
-    return make_error(ErrorCode::invalid_argument, "agent config: serve.port is required to serve (0: any free port)");
+    return make_error(ErrorCode::invalid_argument,
+                      "agent config: serve.port (0: any free port) or serve.unix_socket is required to serve");
   }
   auto service = serve.service;
   service.listen = serve.enabled;  // without a port, no HTTP

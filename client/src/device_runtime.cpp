@@ -58,7 +58,7 @@ Result<std::unique_ptr<DeviceRuntime>> DeviceRuntime::start(RuntimeOptions optio
     if (!service) return make_error(service.error().code, "serve: " + service.error().message);
     runtime->service_ = std::move(service).value();
     if (serve.enabled && runtime->options_.log) {
-      runtime->options_.log("serving apps at " + runtime->service_->url() + " (Open Inference Protocol v2) from " +
+      runtime->options_.log("serving apps at " + runtime->service_->addresses() + " (Open Inference Protocol v2) from " +
                             (serve.source == ServeSource::release ? "the active release" : "the latest global model"));
     }
   }

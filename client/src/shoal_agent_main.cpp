@@ -238,6 +238,8 @@ struct ServeOptions {
   CommonOptions common;
   fs::path weights;
   std::string listen = "127.0.0.1:8500";
+  bool listen_given = false;  // with a Unix socket, the port is served only when --listen is given
+  fs::path unix_socket;
   fs::path token_file;
   bool allow_remote = false;
   serving::BatcherOptions batching;
@@ -256,6 +258,8 @@ int serve_model(ServeOptions options) {
   } catch (const std::exception&) {
     return fail(make_error(ErrorCode::invalid_argument, "--listen '" + options.listen + "' is not HOST:PORT"));
   }
+  service.unix_socket = options.unix_socket;
+  service.tcp = options.unix_socket.empty() || options.listen_given;
   service.allow_remote = options.allow_remote;
   service.batching = options.batching;
   if (!options.token_file.empty()) {
@@ -277,7 +281,7 @@ int serve_model(ServeOptions options) {
   if (!started) return fail(started.error());
   (*started)->serve(*served, serving::SwapCause::load);
   std::cout << "serving " << name << " version " << initial.version() << " on " << device->name() << " at "
-            << (*started)->url() << " (Open Inference Protocol v2)" << std::endl;
+            << (*started)->addresses() << " (Open Inference Protocol v2)" << std::endl;
   stop_on_signals();
   while (!stop_requested.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return 0;
@@ -467,6 +471,8 @@ int main(int argc, char** argv) {
   serve_command->add_option("--listen", serve_options.listen, "HOST:PORT (loopback unless --allow-remote)")
       ->capture_default_str();
   serve_command->add_flag("--allow-remote", serve_options.allow_remote, "listen on an address beyond this device");
+  serve_command->add_option("--unix-socket", serve_options.unix_socket,
+                            "serve on this Unix socket too (mode 0600); with it, the port only with --listen");
   serve_command->add_option("--token-file", serve_options.token_file, "bearer token apps must send (mode 0600)");
   serve_command->add_option("--max-batch", serve_options.batching.max_batch, "samples per batch")->capture_default_str();
   std::int64_t max_delay_us = 0;
@@ -481,6 +487,7 @@ int main(int argc, char** argv) {
       return fail(make_error(ErrorCode::invalid_argument, "serve needs --config FILE or --model NAME_OR_FILE"));
     }
     serve_options.batching.max_delay = std::chrono::microseconds(max_delay_us);
+    serve_options.listen_given = serve_command->count("--listen") > 0;
     return serve_model(serve_options);
   }
   if (*status_command) {

@@ -12,6 +12,7 @@
 
 #include "shoal/crypto/secret.h"
 #include "shoal/serving/open_inference.h"
+#include "unix_socket_server.h"
 
 namespace shoal::serving {
 namespace {
@@ -47,15 +48,30 @@ std::string endpoint_of(const std::string& path) {
 
 class InferenceService::Http {
  public:
-  httplib::Server server;
-  std::thread listener;
-  std::atomic<bool> listen_returned{false};
+  // One cpp-httplib server for each place served: the TCP port, the Unix socket.
+  struct Listener {
+    std::unique_ptr<httplib::Server> server;
+    std::thread thread;
+    std::atomic<bool> returned{false};
+  };
+  std::vector<std::unique_ptr<Listener>> listeners;
+
+  // The settings and routes every listener shares.
+  static void configure(httplib::Server& server, InferenceService& self);
 };
 
 Status validate(const ServiceOptions& options) {
   if (options.listen && !options.allow_remote && !is_loopback(options.host)) {
     return make_error(ErrorCode::invalid_argument,
                       "serve.host '" + options.host + "' is not a loopback address; set allow_remote to serve beyond this device");
+  }
+  if (options.listen && !options.tcp && options.unix_socket.empty()) {
+    return make_error(ErrorCode::invalid_argument, "serve: neither serve.port nor serve.unix_socket is set");
+  }
+  if (!options.unix_socket.empty()) {
+    if (auto problem = unix_socket_path_problem(options.unix_socket)) {
+      return make_error(ErrorCode::invalid_argument, "serve.unix_socket '" + options.unix_socket.string() + "': " + *problem);
+    }
   }
   if (options.port < 0 || options.port > 65535) {
     return make_error(ErrorCode::invalid_argument, "serve.port " + std::to_string(options.port) + " is not 0 to 65535");
@@ -109,12 +125,13 @@ InferenceService::InferenceService(ServiceOptions options)
       http_(std::make_unique<Http>()) {}
 
 InferenceService::~InferenceService() {
-  if (http_->listener.joinable()) {
+  for (auto& listener : http_->listeners) {
+    if (!listener->thread.joinable()) continue;
     // stop() does nothing until the listener thread has begun listening; a stop before that would be lost
     // and the join would never return.
-    while (!http_->server.is_running() && !http_->listen_returned.load()) std::this_thread::yield();
-    http_->server.stop();
-    http_->listener.join();
+    while (!listener->server->is_running() && !listener->returned.load()) std::this_thread::yield();
+    listener->server->stop();
+    listener->thread.join();
   }
 }
 
@@ -125,8 +142,15 @@ void InferenceService::serve(std::shared_ptr<ServedModel> model, SwapCause cause
 }
 
 std::string InferenceService::url() const {
+  if (port_ == 0) return "";
   const bool v6 = options_.host.find(':') != std::string::npos;
   return "http://" + (v6 ? "[" + options_.host + "]" : options_.host) + ":" + std::to_string(port_);
+}
+
+std::string InferenceService::addresses() const {
+  std::string socket = options_.unix_socket.empty() ? "" : "unix socket " + options_.unix_socket.string();
+  if (port_ == 0) return socket;
+  return socket.empty() ? url() : url() + " and " + socket;
 }
 
 std::optional<PredictError> InferenceService::check_request(std::size_t values, std::size_t samples) const {
@@ -164,14 +188,8 @@ Result<BatchAnswer, PredictError> InferenceService::predict(std::vector<float> i
   return std::move(answer).value();
 }
 
-Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions options) {
-  if (auto status = validate(options); !status) return status.error();
-  std::unique_ptr<InferenceService> service(new InferenceService(std::move(options)));
-  if (!service->options_.listen) return service;
-  InferenceService& self = *service;
-  httplib::Server& server = self.http_->server;
+void InferenceService::Http::configure(httplib::Server& server, InferenceService& self) {
   const ServiceOptions& config = self.options_;
-
   const int threads = config.http_threads;
   server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
   // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, which would let a second process of the same
@@ -333,20 +351,44 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
     response.set_content(self.metrics_.prometheus_text(self.batcher_.queued_samples()),
                          "text/plain; version=0.0.4; charset=utf-8");
   });
+}
 
-  if (config.port == 0) {
-    self.port_ = server.bind_to_any_port(config.host);
-  } else {
-    self.port_ = server.bind_to_port(config.host, config.port) ? config.port : -1;
+Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions options) {
+  if (auto status = validate(options); !status) return status.error();
+  std::unique_ptr<InferenceService> service(new InferenceService(std::move(options)));
+  if (!service->options_.listen) return service;
+  InferenceService& self = *service;
+  const ServiceOptions& config = self.options_;
+  auto& listeners = self.http_->listeners;
+
+  // The Unix socket first: should the port then fail, its server, bound but never run, closes and removes the
+  // socket as it goes, which cpp-httplib's own server would not do for a port.
+  if (!config.unix_socket.empty()) {
+    auto server = std::make_unique<UnixSocketServer>();
+    Http::configure(*server, self);
+    if (auto status = server->bind_unix(config.unix_socket); !status) return status.error();
+    listeners.push_back(std::make_unique<Http::Listener>());
+    listeners.back()->server = std::move(server);
   }
-  if (self.port_ <= 0) {
-    return make_error(ErrorCode::io, "cannot listen on " + config.host + ":" + std::to_string(config.port) +
-                                         " (in use, or not an address of this device)");
+  if (config.tcp) {
+    auto server = std::make_unique<httplib::Server>();
+    Http::configure(*server, self);
+    self.port_ = config.port == 0 ? server->bind_to_any_port(config.host)
+                                  : (server->bind_to_port(config.host, config.port) ? config.port : -1);
+    if (self.port_ <= 0) {
+      self.port_ = 0;
+      return make_error(ErrorCode::io, "cannot listen on " + config.host + ":" + std::to_string(config.port) +
+                                           " (in use, or not an address of this device)");
+    }
+    listeners.push_back(std::make_unique<Http::Listener>());
+    listeners.back()->server = std::move(server);
   }
-  self.http_->listener = std::thread([&server, &returned = self.http_->listen_returned] {
-    server.listen_after_bind();
-    returned = true;
-  });
+  for (auto& listener : listeners) {
+    listener->thread = std::thread([&server = *listener->server, &returned = listener->returned] {
+      server.listen_after_bind();
+      returned = true;
+    });
+  }
   return service;
 }
 

@@ -139,7 +139,19 @@ TEST_CASE("serve settings: on with a port, what is served by name, bad values by
   REQUIRE(base::write_file_durably(path, "[agent]\nstate_dir = \"device\"\n"));
   auto portless = load_agent_config(path, AgentUse::serve);
   REQUIRE_FALSE(portless);
-  CHECK_THAT(portless.error().message, Catch::Contains("serve.port is required"));
+  CHECK_THAT(portless.error().message, Catch::Contains("serve.port (0: any free port) or serve.unix_socket is required"));
   REQUIRE(base::write_file_durably(path, "[agent]\nstate_dir = \"device\"\n[serve]\nport = 0\n"));
   CHECK(load_agent_config(path, AgentUse::serve));
+  // A Unix socket alone: no port, the path relative to the config file.
+  REQUIRE(base::write_file_durably(path, "[agent]\nstate_dir = \"device\"\n[serve]\nunix_socket = \"run/serve.sock\"\n"));
+  auto socket_only = load_agent_config(path, AgentUse::serve);
+  REQUIRE(socket_only);
+  CHECK(socket_only->serve.enabled);
+  CHECK_FALSE(socket_only->serve.service.tcp);
+  CHECK(socket_only->serve.service.unix_socket == dir / "run" / "serve.sock");
+  REQUIRE(base::write_file_durably(path, "[agent]\nstate_dir = \"device\"\n[serve]\nunix_socket = \"" +
+                                             std::string(120, 's') + "\"\n"));
+  auto long_path = load_agent_config(path, AgentUse::serve);
+  REQUIRE_FALSE(long_path);
+  CHECK_THAT(long_path.error().message, Catch::Contains("serve.unix_socket") && Catch::Contains("at most 107"));
 }

@@ -19,10 +19,11 @@
 // open_inference.h), 503 with Retry-After when the queue is full or no
 // model is loaded yet. The service keeps serving after each.
 //
-// It binds to loopback unless `allow_remote` is set. HTTP is served by
-// cpp-httplib, one thread per open connection up to `http_threads`. With
-// `listen` off it serves no HTTP at all, only predict() in this process
-// (an app that links the agent, shoal/shoal.h).
+// It binds to loopback unless `allow_remote` is set, and may serve a Unix
+// socket (mode 0600) beside the port or instead of it. HTTP is served by
+// cpp-httplib, one thread per open connection up to `http_threads` on each.
+// With `listen` off it serves no HTTP at all, only predict() in this
+// process (an app that links the agent, shoal/shoal.h).
 #pragma once
 
 #include <chrono>
@@ -42,13 +43,15 @@ namespace shoal::serving {
 
 struct ServiceOptions {
   bool listen = true;                   // false: no HTTP, predict() only
+  bool tcp = true;                      // false: no TCP port, the Unix socket only
   std::string host = "127.0.0.1";
   int port = 0;                         // 0: a free port, see InferenceService::port()
+  std::filesystem::path unix_socket;    // empty: none
   bool allow_remote = false;            // a host other than loopback is refused without it
   std::string bearer_token;             // empty: none needed
   std::size_t max_body_bytes = 4u << 20;   // 256 mlp samples written out in full fit in 2.4 MB
   std::size_t max_request_samples = 256;
-  int http_threads = 64;                // connections served at once
+  int http_threads = 64;                // connections served at once, on the port and on the socket each
   std::chrono::seconds retry_after{1};  // what a 503 asks the client to wait
   BatcherOptions batching;
 };
@@ -92,10 +95,14 @@ class InferenceService {
   // The same, copying the inputs only once they are checked.
   Result<BatchAnswer, PredictError> predict(std::span<const float> inputs, std::size_t samples);
 
-  // 0 without `listen`.
+  // 0 without `listen` or `tcp`.
   int port() const { return port_; }
-  // "http://127.0.0.1:PORT"
+  // Empty without one.
+  const std::filesystem::path& unix_socket() const { return options_.unix_socket; }
+  // "http://127.0.0.1:PORT"; empty without a port.
   std::string url() const;
+  // Where apps reach it, for a log: the URL, the Unix socket, or both.
+  std::string addresses() const;
   const ServiceMetrics& metrics() const { return metrics_; }
 
  private:
