@@ -135,13 +135,28 @@ Status DeviceRuntime::refresh() {
   if (!service_) return ok_status();
   std::lock_guard lock(swap_mutex_);
   if (options_.serve.source == ServeSource::release) return serve_active_release();
+  const auto cause = served_key_.empty() ? serving::SwapCause::load : serving::SwapCause::global_model;
+  std::optional<weights::Weights> handed_over;
+  std::string handed_key;
+  {
+    std::lock_guard pending(pending_mutex_);
+    handed_over.swap(pending_global_);
+    handed_key = std::move(pending_key_);
+  }
+  if (handed_over) {
+    auto status = serve_weights(*handed_over, cause, handed_key);
+    if (!status) {
+      return make_error(status.error().code, "the global model version " + std::to_string(handed_over->version()) +
+                                                 " was not served: " + status.error().message);
+    }
+    return status;
+  }
   const auto file = Agent::model_path(options_.state_dir);
   const std::string key = file_key(file);
   if (key.empty() || key == served_key_) return ok_status();
   auto weights = weights::read_weights_file(file);
   if (!weights) return weights.error();
-  return serve_weights(*weights, served_key_.empty() ? serving::SwapCause::load : serving::SwapCause::global_model,
-                       key);
+  return serve_weights(*weights, cause, key);
 }
 
 Result<updater::InstallOutcome> DeviceRuntime::install_release(const ReleaseUpdateOptions& options) {
@@ -161,13 +176,23 @@ Result<std::uint64_t> DeviceRuntime::roll_back() {
 
 void DeviceRuntime::on_global_model(const weights::Weights& model) {
   if (!service_ || options_.serve.source != ServeSource::latest_global) return;
-  std::lock_guard lock(swap_mutex_);
   const std::string key = file_key(Agent::model_path(options_.state_dir));
-  if (auto status = serve_weights(model, served_key_.empty() ? serving::SwapCause::load : serving::SwapCause::global_model,
-                                  key.empty() ? "global:v" + std::to_string(model.version()) : key);
-      !status && options_.log) {
-    options_.log("serving: the global model version " + std::to_string(model.version()) +
-                 " was not served: " + status.error().message);
+  {
+    std::lock_guard lock(pending_mutex_);
+    pending_global_ = model;
+    pending_key_ = key.empty() ? "global:v" + std::to_string(model.version()) : key;
+  }
+  pending_ready_.notify_one();
+}
+
+void DeviceRuntime::wait_for_global_model(const std::atomic<bool>& stop, std::chrono::milliseconds duration) {
+  const auto until = std::chrono::steady_clock::now() + duration;
+  std::unique_lock lock(pending_mutex_);
+  // `stop` is set without a notification, so the wait looks at it every 100 ms.
+  while (!stop.load() && !pending_global_) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) return;
+    pending_ready_.wait_for(lock, std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(100)));
   }
 }
 
@@ -223,7 +248,8 @@ void DeviceRuntime::run(const std::atomic<bool>& stop, Agent* agent) {
     watcher = std::thread([this, &stop] {
       std::string last_error;
       while (!stop.load()) {
-        sleep_unless_stopped(stop, std::chrono::seconds(1));
+        wait_for_global_model(stop, std::chrono::seconds(1));
+        if (stop.load()) break;
         auto status = refresh();
         const std::string error = status ? "" : status.error().describe();
         if (!error.empty() && error != last_error && options_.log) options_.log("serving: " + error);

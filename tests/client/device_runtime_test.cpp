@@ -157,12 +157,21 @@ TEST_CASE("with latest-global the runtime serves each new global model, and neve
   auto runtime = releases.runtime(client::ServeSource::latest_global);
   CHECK_FALSE(runtime->served_version());  // no global model yet; the release is not served
   runtime->on_global_model(releases.version(7));
+  CHECK_FALSE(runtime->served_version());  // handed over, loaded by the next refresh (run() makes it at once)
+  REQUIRE(runtime->refresh().ok());
   CHECK(runtime->served_version() == 7);
   httplib::Client client("127.0.0.1", runtime->service()->port());
   auto answer = client.Post("/v2/models/logreg/infer", infer_body(), "application/json");
   REQUIRE(answer->status == 200);
   CHECK(json::parse(answer->body)["model_version"] == "7");
   CHECK(runtime->service()->metrics().swaps(serving::SwapCause::load) == 1);
+
+  // Two rounds end before the serving thread looks: only the later model is loaded.
+  runtime->on_global_model(releases.version(8));
+  runtime->on_global_model(releases.version(9));
+  REQUIRE(runtime->refresh().ok());
+  CHECK(runtime->served_version() == 9);
+  CHECK(runtime->service()->metrics().swaps(serving::SwapCause::global_model) == 1);
 }
 
 TEST_CASE("with latest-global a FedBN device serves its own values of the tensors kept local") {
@@ -176,6 +185,7 @@ TEST_CASE("with latest-global a FedBN device serves its own values of the tensor
   REQUIRE(client::write_local_values(client::Agent::local_tensors_path(releases.dir / "device"), global.layout(), local)
               .ok());
   runtime->on_global_model(global);
+  REQUIRE(runtime->refresh().ok());
   REQUIRE(runtime->served_version() == 7);
 
   auto personal = global;

@@ -14,10 +14,14 @@
 //
 // Each event that changes the model served loads it into a fresh model
 // instance, probes it, and only then swaps it into the service, so a
-// failed load leaves the previous version serving.
+// failed load leaves the previous version serving. A new global model is
+// loaded on run()'s serving thread, not on the agent's: the agent only
+// hands it over, and a later one replaces one not loaded yet.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -60,9 +64,11 @@ class DeviceRuntime {
   Result<updater::InstallOutcome> install_release(const ReleaseUpdateOptions& options);
   // Makes the previous release active again and serves it; returns its version.
   Result<std::uint64_t> roll_back();
-  // A new global model from a round (the Agent's on_global_model).
+  // A new global model from a round (the Agent's on_global_model). Keeps
+  // it for the next refresh(), which run() makes at once, and returns.
   void on_global_model(const weights::Weights& model);
-  // Serves what the state directory names now, if it changed since the last look.
+  // Serves the global model handed over since the last look, or what the
+  // state directory names now, if it changed since the last look.
   Status refresh();
 
   // Runs until `stop`: the agent's rounds on this thread (when `agent` is
@@ -84,6 +90,8 @@ class DeviceRuntime {
   // Serves the active release if it is not the one served already.
   Status serve_active_release();
   Status serve_weights(const weights::Weights& weights, serving::SwapCause cause, const std::string& key);
+  // Waits up to `duration` for a global model to be handed over, or for `stop`.
+  void wait_for_global_model(const std::atomic<bool>& stop, std::chrono::milliseconds duration);
 
   RuntimeOptions options_;
   std::unique_ptr<serving::InferenceService> service_;
@@ -91,6 +99,12 @@ class DeviceRuntime {
   std::string served_key_;    // the file (and version) served, to tell a change
   std::optional<std::uint64_t> served_version_;
   std::optional<std::string> previous_release_;  // what the store named as previous when it was last served
+
+  // The global model handed over and not served yet, with the key of its file then.
+  std::mutex pending_mutex_;
+  std::condition_variable pending_ready_;
+  std::optional<weights::Weights> pending_global_;
+  std::string pending_key_;
 };
 
 }  // namespace shoal::client
