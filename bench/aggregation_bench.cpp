@@ -1,6 +1,7 @@
 // aggregation_bench: folding updates into the round's running sum, against a
 // plain `sum[i] += w * x[i]` loop over the same buffers in the same run
-// (target: fold >= 0.9x the plain loop's GB/s). The fold also refuses NaN and
+// (target: fold >= 0.95x the plain loop's GB/s at 10M parameters and more,
+// where both are bound by memory; exits 1 below it, except with --quick). The fold also refuses NaN and
 // infinite values, so it does strictly more work than the plain loop. It
 // folds each update part by part (protocol::kUpdatePartValues values), as
 // the aggregator does when the parts arrive.
@@ -59,6 +60,11 @@ int main(int argc, char** argv) {
                                  fold_in_parts});
   std::printf("fold of %zu-parameter updates (%.0f MB each)\n", parameters, bytes / 1e6);
   std::printf("%14s %14s %8s\n", "plain GB/s", "shoal GB/s", "ratio");
-  std::printf("%14.2f %14.2f %7.3fx (shoal/plain, target >= 0.9x)\n", rates[0], rates[1], rates[1] / rates[0]);
-  return 0;
+  constexpr double kTarget = 0.95;
+  const double ratio = rates[1] / rates[0];
+  std::printf("%14.2f %14.2f %7.3fx (shoal/plain, target >= %.2fx)\n", rates[0], rates[1], ratio, kTarget);
+  // A quick run is too short to time reliably; it only shows that the bench still runs. A model that fits in
+  // cache has no memory traffic to hide the fold's checks behind, so the target is for large ones.
+  const bool judged = !quick && parameters >= 10'000'000;
+  return !judged || ratio >= kTarget ? 0 : 1;
 }
