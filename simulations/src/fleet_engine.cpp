@@ -562,8 +562,9 @@ Status FleetEngine::tick_server() {
   server_dirty_ = false;
   flush_server();
   if (!status) return status;
-  if (releases_) {
-    // What the server published (a halt) is there for the devices' next checks.
+  if (releases_ && server_now_ >= next_release_refresh_) {
+    // What the server published (a halt) is there for the devices' checks from the next virtual second on.
+    next_release_refresh_ = server_now_ + std::chrono::seconds(1);
     if (auto refreshed = releases_->refresh(); !refreshed) {
       return make_error(refreshed.error().code, "the simulated devices' release check: " + refreshed.error().message);
     }

@@ -46,6 +46,10 @@ Status FleetReleaseChannel::refresh() {
   auto rollout = updater::read_rollout(fetcher, client_, settings_.model, now);
   if (!rollout) return rollout.error();
   files_ = std::move(files).value();
+  full_hashes_.clear();
+  for (const auto& file : files_) {
+    if (file.kind == updater::ReleaseFileKind::full) full_hashes_[file.version] = file.values_hash;
+  }
   rollout_ = std::move(rollout).value();
   if (timestamp) timestamp_ = std::move(timestamp).value();
   return ok_status();
@@ -58,11 +62,8 @@ Result<ReleaseCheck> FleetReleaseChannel::check(const DeviceRelease& device, con
   if (!decision) return decision.error();
   ReleaseCheck check{*decision, std::nullopt};
   if (decision->action != updater::ReleaseAction::install) return check;
-  // The active version's values hash, from its full file, finds the delta from it.
   std::optional<crypto::Blake2b256Digest> active_hash;
-  for (const auto& file : files_) {
-    if (file.version == device.active && file.kind == updater::ReleaseFileKind::full) active_hash = file.values_hash;
-  }
+  if (const auto found = full_hashes_.find(device.active); found != full_hashes_.end()) active_hash = found->second;
   auto file = updater::choose_file(files_, decision->version, active_hash);
   if (!file) return file.error();
   check.file = std::move(file).value();

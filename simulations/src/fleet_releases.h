@@ -7,12 +7,14 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "shoal/base/result.h"
+#include "shoal/crypto/hash.h"
 #include "shoal/protocol/release_messages.h"
 #include "shoal/simulations/fleet_engine.h"
 #include "shoal/updater/release_installer.h"
@@ -54,6 +56,8 @@ class FleetReleaseChannel {
   updater::TufClient client_;
   std::string timestamp_;  // the timestamp.json last read
   std::vector<updater::ReleaseFile> files_;
+  // Each version's values hash, from its full file: what finds the delta from the version a device runs.
+  std::map<std::uint64_t, crypto::Blake2b256Digest> full_hashes_;
   std::optional<updater::Rollout> rollout_;
 };
 

@@ -147,6 +147,17 @@ TEST_CASE("a fleet that checks releases needs run_for_s, and a release check's s
   REQUIRE_FALSE(share);
   CHECK_THAT(share.error().message, Catch::Contains("releases.smoke_failure_share"));
   settings.releases->smoke_failure_share = 0;
+  settings.releases->check_every_s = 0;
+  auto period = create();
+  REQUIRE_FALSE(period);
+  CHECK_THAT(period.error().message, Catch::Contains("releases.check_every_s must be above 0"));
+  settings.releases->check_every_s = 600;
+  const auto model = settings.releases->model;
+  settings.releases->model.clear();
+  auto unnamed = create();
+  REQUIRE_FALSE(unnamed);
+  CHECK_THAT(unnamed.error().message, Catch::Contains("releases.model is empty"));
+  settings.releases->model = model;
   settings.releases->trusted_root = dir / "missing.root.json";
   auto root = create();
   REQUIRE_FALSE(root);

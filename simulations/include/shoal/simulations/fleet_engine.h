@@ -172,6 +172,7 @@ class FleetEngine {
   std::unique_ptr<crypto::DeterministicRandom> server_random_;
   protocol::Limits server_limits_, device_limits_;
   VirtualTime server_now_{0};
+  VirtualTime next_release_refresh_{0};  // the release repository is read again at most once a virtual second
   bool server_dirty_ = true;
   std::uint64_t sequence_ = 0;
   std::uint64_t events_ = 0;
