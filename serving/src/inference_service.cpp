@@ -12,7 +12,8 @@
 
 #include "shoal/crypto/secret.h"
 #include "shoal/serving/open_inference.h"
-#include "unix_socket_server.h"
+#include "connection_pool.h"
+#include "http_listener.h"
 
 namespace shoal::serving {
 namespace {
@@ -191,7 +192,7 @@ Result<BatchAnswer, PredictError> InferenceService::predict(std::vector<float> i
 void InferenceService::Http::configure(httplib::Server& server, InferenceService& self) {
   const ServiceOptions& config = self.options_;
   const int threads = config.http_threads;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  server.new_task_queue = [threads] { return new ConnectionPool(static_cast<std::size_t>(threads)); };
   // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, which would let a second process of the same
   // user bind this port too and take a share of the apps' requests.
   server.set_socket_options([](int socket) {
@@ -362,21 +363,19 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
   auto& listeners = self.http_->listeners;
 
   // The Unix socket first: should the port then fail, its server, bound but never run, closes and removes the
-  // socket as it goes, which cpp-httplib's own server would not do for a port.
+  // socket as it goes.
   if (!config.unix_socket.empty()) {
-    auto server = std::make_unique<UnixSocketServer>();
+    auto server = std::make_unique<HttpListener>();
     Http::configure(*server, self);
     if (auto status = server->bind_unix(config.unix_socket); !status) return status.error();
     listeners.push_back(std::make_unique<Http::Listener>());
     listeners.back()->server = std::move(server);
   }
   if (config.tcp) {
-    auto server = std::make_unique<httplib::Server>();
+    auto server = std::make_unique<HttpListener>();
     Http::configure(*server, self);
-    self.port_ = config.port == 0 ? server->bind_to_any_port(config.host)
-                                  : (server->bind_to_port(config.host, config.port) ? config.port : -1);
-    if (self.port_ <= 0) {
-      self.port_ = 0;
+    self.port_ = server->bind_tcp(config.host, config.port);
+    if (self.port_ == 0) {
       return make_error(ErrorCode::io, "cannot listen on " + config.host + ":" + std::to_string(config.port) +
                                            " (in use, or not an address of this device)");
     }

@@ -1,8 +1,12 @@
-// UnixSocketServer: cpp-httplib serving HTTP on a Unix socket. Debian's
-// cpp-httplib 0.11 listens only on TCP, but its accept loop and request
-// handling work on any stream socket, so this binds the socket itself and
-// hands it to listen_after_bind(). The socket file is mode 0600: only this
-// user's processes may connect.
+// HttpListener: a cpp-httplib server bound the way the inference service
+// needs, then run with listen_after_bind().
+//  - On TCP, with a listen backlog of SOMAXCONN: cpp-httplib 0.11 listens
+//    with a backlog of 5, so a burst of apps connecting at once overflows
+//    it and waits a second for the kernel to retry.
+//  - On a Unix socket, which Debian's cpp-httplib 0.11 cannot listen on,
+//    though its accept loop and request handling work on any stream
+//    socket: this binds the socket and hands it over. The socket file is
+//    mode 0600, so only this user's processes may connect.
 #pragma once
 
 #include <sys/types.h>
@@ -17,9 +21,12 @@
 
 namespace shoal::serving {
 
-class UnixSocketServer : public httplib::Server {
+class HttpListener : public httplib::Server {
  public:
-  ~UnixSocketServer() override;
+  ~HttpListener() override;
+
+  // Binds `host`:`port` (0: a free port); returns the port, or 0 if it cannot.
+  int bind_tcp(const std::string& host, int port);
 
   // Binds and listens on `path`. A socket file left there by a process that
   // is gone is replaced; a socket in use, or a file that is not a socket, is

@@ -1,4 +1,4 @@
-#include "unix_socket_server.h"
+#include "http_listener.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,7 +43,7 @@ std::optional<std::string> unix_socket_path_problem(const std::filesystem::path&
   return std::nullopt;
 }
 
-UnixSocketServer::~UnixSocketServer() {
+HttpListener::~HttpListener() {
   // Bound but never served (another listener of the service failed to bind).
   if (const int left = svr_sock_.exchange(INVALID_SOCKET); left != INVALID_SOCKET) ::close(left);
   if (path_.empty()) return;
@@ -51,7 +51,14 @@ UnixSocketServer::~UnixSocketServer() {
   if (::lstat(path_.c_str(), &info) == 0 && info.st_dev == device_ && info.st_ino == inode_) ::unlink(path_.c_str());
 }
 
-Status UnixSocketServer::bind_unix(const std::filesystem::path& path) {
+int HttpListener::bind_tcp(const std::string& host, int port) {
+  const int bound = port == 0 ? bind_to_any_port(host) : (bind_to_port(host, port) ? port : 0);
+  // Listening again on a listening socket changes only its backlog.
+  if (bound > 0) ::listen(svr_sock_, SOMAXCONN);
+  return bound > 0 ? bound : 0;
+}
+
+Status HttpListener::bind_unix(const std::filesystem::path& path) {
   if (auto problem = unix_socket_path_problem(path)) return failed(path, *problem);
   struct stat existing {};
   if (::lstat(path.c_str(), &existing) == 0) {
