@@ -44,11 +44,19 @@ std::optional<std::string> unix_socket_path_problem(const std::filesystem::path&
 }
 
 HttpListener::~HttpListener() {
-  // Bound but never served (another listener of the service failed to bind).
-  if (const int left = svr_sock_.exchange(INVALID_SOCKET); left != INVALID_SOCKET) ::close(left);
+  // Bound but never served (another listener of the service failed to bind). Once served, cpp-httplib
+  // closes it, and may leave its number behind.
+  if (!served_.load()) {
+    if (const int left = svr_sock_.exchange(INVALID_SOCKET); left != INVALID_SOCKET) ::close(left);
+  }
   if (path_.empty()) return;
   struct stat info {};
   if (::lstat(path_.c_str(), &info) == 0 && info.st_dev == device_ && info.st_ino == inode_) ::unlink(path_.c_str());
+}
+
+bool HttpListener::serve() {
+  served_ = true;
+  return listen_after_bind();
 }
 
 int HttpListener::bind_tcp(const std::string& host, int port) {

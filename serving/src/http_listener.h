@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -33,7 +34,12 @@ class HttpListener : public httplib::Server {
   // refused and left alone. Errors name the path.
   Status bind_unix(const std::filesystem::path& path);
 
+  // Serves until stop(): listen_after_bind(), remembered so that the
+  // destructor closes the socket only if it was never served.
+  bool serve();
+
  private:
+  std::atomic<bool> served_{false};
   std::filesystem::path path_;
   // Which file this server made, so that it removes its own socket only.
   dev_t device_ = 0;

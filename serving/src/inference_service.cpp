@@ -51,7 +51,7 @@ class InferenceService::Http {
  public:
   // One cpp-httplib server for each place served: the TCP port, the Unix socket.
   struct Listener {
-    std::unique_ptr<httplib::Server> server;
+    std::unique_ptr<HttpListener> server;
     std::thread thread;
     std::atomic<bool> returned{false};
   };
@@ -384,7 +384,7 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
   }
   for (auto& listener : listeners) {
     listener->thread = std::thread([&server = *listener->server, &returned = listener->returned] {
-      server.listen_after_bind();
+      server.serve();
       returned = true;
     });
   }
