@@ -362,14 +362,17 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
   const ServiceOptions& config = self.options_;
   auto& listeners = self.http_->listeners;
 
-  // The Unix socket first: should the port then fail, its server, bound but never run, closes and removes the
-  // socket as it goes.
+  auto add = [&](std::unique_ptr<HttpListener> server) {
+    listeners.push_back(std::make_unique<Http::Listener>());
+    listeners.back()->server = std::move(server);
+  };
+  // A listener bound but never served closes its socket (and removes a Unix socket's file) as it goes, so a
+  // failure here leaves nothing bound.
   if (!config.unix_socket.empty()) {
     auto server = std::make_unique<HttpListener>();
     Http::configure(*server, self);
     if (auto status = server->bind_unix(config.unix_socket); !status) return status.error();
-    listeners.push_back(std::make_unique<Http::Listener>());
-    listeners.back()->server = std::move(server);
+    add(std::move(server));
   }
   if (config.tcp) {
     auto server = std::make_unique<HttpListener>();
@@ -379,8 +382,7 @@ Result<std::unique_ptr<InferenceService>> InferenceService::start(ServiceOptions
       return make_error(ErrorCode::io, "cannot listen on " + config.host + ":" + std::to_string(config.port) +
                                            " (in use, or not an address of this device)");
     }
-    listeners.push_back(std::make_unique<Http::Listener>());
-    listeners.back()->server = std::move(server);
+    add(std::move(server));
   }
   for (auto& listener : listeners) {
     listener->thread = std::thread([&server = *listener->server, &returned = listener->returned] {
